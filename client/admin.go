@@ -1,0 +1,191 @@
+package client
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/clover-kv/clover/api/cloverv1"
+)
+
+// Policy says where a keyspace's replicas may live and how many there are.
+type Policy struct {
+	// AllowJurisdictions (e.g. "EEA", "EU") and AllowCountries (ISO 3166-1
+	// alpha-2) permit locations; both empty means anywhere.
+	AllowJurisdictions []string
+	AllowCountries     []string
+	// DenyCountries wins over the allow lists.
+	DenyCountries []string
+	// Replicas per shard. Default 3.
+	Replicas int
+	// LeaderPreference ranks regions to lead from.
+	LeaderPreference []string
+	// Class is "personal" (default) or "public".
+	Class string
+}
+
+// Shard is one hash range of a keyspace and where it lives.
+type Shard struct {
+	ID                 uint64
+	HashStart, HashEnd uint64
+	Replicas           []string // node IDs
+	Leader             string   // node ID, "" when unknown
+}
+
+// Keyspace is a named set of keys under one policy.
+type Keyspace struct {
+	Name    string
+	Policy  Policy
+	Shards  []Shard
+	Created time.Time
+}
+
+// Locality is where a node runs.
+type Locality struct{ Country, Region, Zone string }
+
+// ReplicaStatus is one shard replica on one node.
+type ReplicaStatus struct {
+	ShardID      uint64
+	Keyspace     string
+	Leader       bool
+	State        string
+	AppliedIndex uint64
+	CommitIndex  uint64
+	LastIndex    uint64
+	// Lag is how many entries the replica is behind its leader.
+	Lag uint64
+}
+
+// NodeStatus is one node as the cluster sees it.
+type NodeStatus struct {
+	ID            string
+	Locality      Locality
+	Jurisdictions []string
+	GRPCAddr      string
+	Live          bool
+	Reachable     bool
+	Error         string
+	ShardsHeld    int
+	ShardsLed     int
+	Replicas      []ReplicaStatus
+}
+
+// ClusterStatus is every node with its replicas.
+type ClusterStatus struct {
+	MetaLeader string
+	Nodes      []NodeStatus
+}
+
+func (c *Client) admin(ctx context.Context, idempotent bool, f func(ctx context.Context, a pb.AdminClient) error) error {
+	return c.do(ctx, request{idempotent: idempotent, call: func(ctx context.Context, cc *grpc.ClientConn) error {
+		return f(ctx, pb.NewAdminClient(cc))
+	}})
+}
+
+// CreateKeyspace creates a keyspace with the given number of shards (0 = 8)
+// and placement policy. It fails with ErrCannotPlace when too few live nodes
+// inside the policy exist: replicas are never placed outside it.
+func (c *Client) CreateKeyspace(ctx context.Context, name string, shards int, p Policy) (Keyspace, error) {
+	req := &pb.CreateKeyspaceRequest{Name: name, Shards: uint32(shards), Policy: &pb.Policy{
+		AllowJurisdictions: p.AllowJurisdictions, AllowCountries: p.AllowCountries, DenyCountries: p.DenyCountries,
+		Replicas: uint32(p.Replicas), LeaderPreference: p.LeaderPreference, DataClass: p.Class,
+	}}
+	var resp *pb.CreateKeyspaceResponse
+	err := c.admin(ctx, false, func(ctx context.Context, a pb.AdminClient) error {
+		var err error
+		resp, err = a.CreateKeyspace(ctx, req)
+		return err
+	})
+	if err != nil {
+		return Keyspace{}, err
+	}
+	if !c.cfg.Direct {
+		_ = c.refreshRoutes(ctx, 0)
+	}
+	return keyspaceFromPB(resp.Keyspace), nil
+}
+
+// DropKeyspace deletes a keyspace and all its data.
+func (c *Client) DropKeyspace(ctx context.Context, name string) error {
+	err := c.admin(ctx, false, func(ctx context.Context, a pb.AdminClient) error {
+		_, err := a.DropKeyspace(ctx, &pb.DropKeyspaceRequest{Name: name})
+		return err
+	})
+	if err == nil && !c.cfg.Direct {
+		_ = c.refreshRoutes(ctx, 0)
+	}
+	return err
+}
+
+// Keyspaces lists every keyspace.
+func (c *Client) Keyspaces(ctx context.Context) ([]Keyspace, error) {
+	var resp *pb.ListKeyspacesResponse
+	err := c.admin(ctx, true, func(ctx context.Context, a pb.AdminClient) error {
+		var err error
+		resp, err = a.ListKeyspaces(ctx, &pb.ListKeyspacesRequest{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Keyspace, len(resp.Keyspaces))
+	for i, k := range resp.Keyspaces {
+		out[i] = keyspaceFromPB(k)
+	}
+	return out, nil
+}
+
+// Keyspace describes one keyspace, with its shards' replicas and leaders.
+func (c *Client) Keyspace(ctx context.Context, name string) (Keyspace, error) {
+	var resp *pb.GetKeyspaceResponse
+	err := c.admin(ctx, true, func(ctx context.Context, a pb.AdminClient) error {
+		var err error
+		resp, err = a.GetKeyspace(ctx, &pb.GetKeyspaceRequest{Name: name})
+		return err
+	})
+	if err != nil {
+		return Keyspace{}, err
+	}
+	return keyspaceFromPB(resp.Keyspace), nil
+}
+
+// ClusterStatus reports every node: locality, jurisdictions, liveness, and
+// the replicas it holds and leads with their Raft lag.
+func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
+	var resp *pb.ClusterStatusResponse
+	err := c.admin(ctx, true, func(ctx context.Context, a pb.AdminClient) error {
+		var err error
+		resp, err = a.ClusterStatus(ctx, &pb.ClusterStatusRequest{})
+		return err
+	})
+	if err != nil {
+		return ClusterStatus{}, err
+	}
+	out := ClusterStatus{MetaLeader: resp.MetaLeader}
+	for _, n := range resp.Nodes {
+		ns := NodeStatus{Reachable: n.Reachable, Error: n.Error, ShardsHeld: int(n.ShardsHeld), ShardsLed: int(n.ShardsLed)}
+		if ni := n.Node; ni != nil {
+			ns.ID, ns.GRPCAddr, ns.Live, ns.Jurisdictions = ni.Id, ni.GrpcAddr, ni.Live, ni.Jurisdictions
+			ns.Locality = Locality{Country: ni.Locality.GetCountry(), Region: ni.Locality.GetRegion(), Zone: ni.Locality.GetZone()}
+		}
+		for _, r := range n.Shards {
+			ns.Replicas = append(ns.Replicas, ReplicaStatus{ShardID: r.ShardId, Keyspace: r.Keyspace, Leader: r.Leader, State: r.State,
+				AppliedIndex: r.AppliedIndex, CommitIndex: r.CommitIndex, LastIndex: r.LastIndex, Lag: r.Lag})
+		}
+		out.Nodes = append(out.Nodes, ns)
+	}
+	return out, nil
+}
+
+func keyspaceFromPB(k *pb.Keyspace) Keyspace {
+	out := Keyspace{Name: k.Name, Created: time.UnixMilli(k.CreatedUnixMs)}
+	if p := k.Policy; p != nil {
+		out.Policy = Policy{AllowJurisdictions: p.AllowJurisdictions, AllowCountries: p.AllowCountries, DenyCountries: p.DenyCountries,
+			Replicas: int(p.Replicas), LeaderPreference: p.LeaderPreference, Class: p.DataClass}
+	}
+	for _, s := range k.Shards {
+		out.Shards = append(out.Shards, Shard{ID: s.Id, HashStart: s.HashStart, HashEnd: s.HashEnd, Replicas: s.Replicas, Leader: s.Leader})
+	}
+	return out
+}

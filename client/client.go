@@ -1,0 +1,239 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	pb "github.com/clover-kv/clover/api/cloverv1"
+	"github.com/clover-kv/clover/internal/keys"
+)
+
+// Config configures a Client. Only Endpoints is required.
+type Config struct {
+	// Endpoints are gRPC addresses (host:port) of cluster nodes. The client
+	// learns the rest of the cluster from them.
+	Endpoints []string
+	// DialTimeout bounds New's first contact with the cluster. Default 5s.
+	DialTimeout time.Duration
+	// TLS, if set, secures every connection. Nil means plaintext.
+	TLS *tls.Config
+	// Retry says how requests are retried. Zero value: DefaultRetryPolicy().
+	Retry RetryPolicy
+	// Direct sends every request to Endpoints[0] as it is, without routing to
+	// shard leaders: useful to see how one node answers (for example, that a
+	// node outside a keyspace's jurisdiction refuses it).
+	Direct bool
+}
+
+// RetryPolicy says how a request that failed for a transient reason (no
+// leader, leader moved, node unreachable) is retried. Requests whose outcome
+// may be unknown after a failure (compare-and-swap, conditional batches) are
+// retried only when the node certainly did not apply them.
+type RetryPolicy struct {
+	// MaxAttempts per request, the first included. Default 10.
+	MaxAttempts int
+	// InitialBackoff before the second attempt, doubled up to MaxBackoff,
+	// with jitter. Defaults 10ms and 500ms.
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+}
+
+// DefaultRetryPolicy is the policy used when Config.Retry is zero.
+func DefaultRetryPolicy() RetryPolicy {
+	return RetryPolicy{MaxAttempts: 10, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
+}
+
+// Client talks to a Clover cluster. It caches the routing table and sends each
+// request to its shard's leader, following leader hints. It is safe for
+// concurrent use.
+type Client struct {
+	cfg Config
+
+	connMu sync.Mutex
+	conns  map[string]*grpc.ClientConn
+
+	routeMu sync.RWMutex
+	routes  *routingTable
+	// refresh coalesces concurrent routing-table refreshes.
+	refreshMu sync.Mutex
+}
+
+// New connects to the cluster and loads its routing table.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, ErrNoEndpoints
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.Retry.MaxAttempts == 0 {
+		cfg.Retry = DefaultRetryPolicy()
+	}
+	c := &Client{cfg: cfg, conns: map[string]*grpc.ClientConn{}, routes: emptyRoutes()}
+	if cfg.Direct {
+		return c, nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	if err := c.refreshRoutes(dctx, 0); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("clover: reach cluster at %v: %w", cfg.Endpoints, err)
+	}
+	return c, nil
+}
+
+// Close closes every connection.
+func (c *Client) Close() error {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	var first error
+	for addr, cc := range c.conns {
+		if err := cc.Close(); err != nil && first == nil {
+			first = err
+		}
+		delete(c.conns, addr)
+	}
+	return first
+}
+
+func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	if cc, ok := c.conns[addr]; ok {
+		return cc, nil
+	}
+	creds := insecure.NewCredentials()
+	if c.cfg.TLS != nil {
+		creds = credentials.NewTLS(c.cfg.TLS)
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(32<<20), grpc.MaxCallSendMsgSize(8<<20)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	c.conns[addr] = cc
+	return cc, nil
+}
+
+// request describes one call for the retry loop.
+type request struct {
+	keyspace string
+	key      []byte // routes the call; nil = any permitted node
+	// idempotent requests may be retried when the outcome is unknown.
+	idempotent bool
+	// follower reads may go to any replica.
+	anyReplica bool
+	call       func(ctx context.Context, cc *grpc.ClientConn) error
+}
+
+// do runs a request with routing and retries.
+func (c *Client) do(ctx context.Context, req request) error {
+	var err error
+	backoff := c.cfg.Retry.InitialBackoff
+	refreshed := false
+	var avoid string
+	for attempt := 0; attempt < c.cfg.Retry.MaxAttempts; attempt++ {
+		if attempt > 0 {
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
+			}
+		}
+		addr := c.target(req, avoid, attempt)
+		var cc *grpc.ClientConn
+		if cc, err = c.conn(addr); err != nil {
+			return err
+		}
+		err = fromStatus(req.call(ctx, cc))
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var e *Error
+		if !errors.As(err, &e) {
+			return err
+		}
+		switch {
+		case e.kind == pb.ErrorDetail_KIND_NOT_LEADER:
+			// Certainly not applied: safe to retry anything.
+			if e.LeaderHint != "" && e.LeaderHint != addr {
+				c.learnLeader(req.keyspace, req.key, e.LeaderHint)
+				continue
+			}
+			avoid = addr
+		case e.kind == pb.ErrorDetail_KIND_RESIDENCY, e.kind == pb.ErrorDetail_KIND_UNKNOWN_KEYSPACE:
+			// The routing table may be stale (policy or keyspaces changed).
+			if refreshed || c.cfg.Direct {
+				return err
+			}
+			refreshed = true
+			if rerr := c.refreshRoutes(ctx, 0); rerr != nil {
+				return err
+			}
+			continue
+		case errors.Is(err, ErrUnavailable) && (req.idempotent || e.Code == codes.Unavailable && e.kind == pb.ErrorDetail_KIND_UNSPECIFIED && req.idempotent):
+			avoid = addr
+			c.forgetLeader(req.keyspace, req.key)
+		case errors.Is(err, ErrConflict):
+		default:
+			return err
+		}
+		if !c.cfg.Direct && attempt%3 == 2 {
+			_ = c.refreshRoutes(ctx, 0)
+		}
+		if err := sleepCtx(ctx, jitter(backoff)); err != nil {
+			return err
+		}
+		backoff = min(backoff*2, c.cfg.Retry.MaxBackoff)
+	}
+	return err
+}
+
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// target picks the node for a request: the shard leader when known, else a
+// replica, else a configured endpoint; avoid is a node that just failed.
+func (c *Client) target(req request, avoid string, attempt int) string {
+	if c.cfg.Direct {
+		return c.cfg.Endpoints[0]
+	}
+	c.routeMu.RLock()
+	rt := c.routes
+	c.routeMu.RUnlock()
+	if req.key != nil {
+		if addr := rt.addrFor(req.keyspace, keys.Hash(req.key), req.anyReplica, avoid, attempt); addr != "" {
+			return addr
+		}
+	} else if addr := rt.anyPermitted(req.keyspace, avoid, attempt); addr != "" {
+		return addr
+	}
+	eps := c.cfg.Endpoints
+	return eps[attempt%len(eps)]
+}

@@ -1,0 +1,23 @@
+// Package client is the Go client of Clover, a key-value store that keeps
+// each keyspace's data inside the jurisdictions its policy permits.
+//
+//	c, err := client.New(ctx, client.Config{Endpoints: []string{"127.0.0.1:7401"}})
+//	if err != nil { ... }
+//	defer c.Close()
+//	v, err := c.Put(ctx, "users", []byte("user/42"), []byte(`{"name":"Aoife"}`))
+//	kv, err := c.Get(ctx, "users", []byte("user/42"))                    // linearizable
+//	kv, err = c.Get(ctx, "users", []byte("user/42"), client.Follower(time.Second)) // bounded staleness
+//	_, err = c.CompareAndSwap(ctx, "users", []byte("user/42"), kv.Version, newValue)
+//	if errors.Is(err, client.ErrVersionMismatch) { ... }
+//
+// The client caches the cluster's routing table and sends each request to
+// its shard's leader, following leader hints and retrying transient failures
+// under Config.Retry. Requests whose outcome can be unknown after a failure
+// (CompareAndSwap, CompareAndDelete, conditional batches) are retried only
+// when the node certainly did not apply them.
+//
+// Errors are sentinels tested with errors.Is (ErrNotFound,
+// ErrVersionMismatch, ErrResidency, ErrUnavailable, ErrUnknownKeyspace,
+// ErrInvalidArgument, ...); errors.As with *Error gives details such as the
+// endpoints permitted to serve a keyspace after a residency refusal.
+package client

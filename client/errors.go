@@ -1,0 +1,125 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/clover-kv/clover/api/cloverv1"
+)
+
+// Sentinel errors. Test with errors.Is; use errors.As with *Error for details
+// (the permitted endpoints of a residency error, the current version of a
+// version mismatch).
+var (
+	ErrNotFound          = errors.New("clover: key not found")
+	ErrVersionMismatch   = errors.New("clover: version mismatch")
+	ErrResidency         = errors.New("clover: keyspace not permitted on this node's jurisdiction")
+	ErrUnavailable       = errors.New("clover: unavailable")
+	ErrUnknownKeyspace   = errors.New("clover: unknown keyspace")
+	ErrInvalidArgument   = errors.New("clover: invalid argument")
+	ErrKeyspaceExists    = errors.New("clover: keyspace exists")
+	ErrCannotPlace       = errors.New("clover: policy cannot be met with the live permitted nodes")
+	ErrConflict          = errors.New("clover: conflicting write, retry")
+	ErrNoEndpoints       = errors.New("clover: no endpoints configured")
+	ErrPermissionDenied  = errors.New("clover: permission denied")
+	ErrInternal          = errors.New("clover: internal error")
+)
+
+// Error is an error a node returned, with the details Clover attaches.
+type Error struct {
+	// Message is the node's message.
+	Message string
+	// PermittedEndpoints, for a residency error, lists the gRPC addresses of
+	// nodes that may serve the keyspace.
+	PermittedEndpoints []string
+	// CurrentVersion, for a version mismatch, is the key's version (0 = absent).
+	CurrentVersion uint64
+	// LeaderHint is the shard leader's address when the node knew it.
+	LeaderHint string
+	// Code is the gRPC status code.
+	Code codes.Code
+
+	sentinel error
+	kind     pb.ErrorDetail_Kind
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Is makes errors.Is(err, ErrResidency) and the other sentinels work.
+func (e *Error) Is(target error) bool { return target == e.sentinel }
+
+// Unwrap returns the sentinel.
+func (e *Error) Unwrap() error { return e.sentinel }
+
+// fromStatus converts a gRPC error into a client error. Context errors come
+// back as themselves.
+func fromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	e := &Error{Message: st.Message(), Code: st.Code()}
+	for _, d := range st.Details() {
+		if ed, ok := d.(*pb.ErrorDetail); ok {
+			e.kind = ed.Kind
+			e.PermittedEndpoints = ed.PermittedEndpoints
+			e.CurrentVersion = ed.CurrentVersion
+			e.LeaderHint = ed.LeaderHint
+		}
+	}
+	switch e.kind {
+	case pb.ErrorDetail_KIND_RESIDENCY:
+		e.sentinel = ErrResidency
+	case pb.ErrorDetail_KIND_VERSION_MISMATCH:
+		e.sentinel = ErrVersionMismatch
+	case pb.ErrorDetail_KIND_UNKNOWN_KEYSPACE:
+		e.sentinel = ErrUnknownKeyspace
+	case pb.ErrorDetail_KIND_INVALID:
+		e.sentinel = ErrInvalidArgument
+	case pb.ErrorDetail_KIND_EXISTS:
+		e.sentinel = ErrKeyspaceExists
+	case pb.ErrorDetail_KIND_CANNOT_PLACE:
+		e.sentinel = ErrCannotPlace
+	case pb.ErrorDetail_KIND_CONFLICT:
+		e.sentinel = ErrConflict
+	case pb.ErrorDetail_KIND_NOT_LEADER, pb.ErrorDetail_KIND_UNAVAILABLE:
+		e.sentinel = ErrUnavailable
+	default:
+		switch st.Code() {
+		case codes.Canceled:
+			return context.Canceled
+		case codes.DeadlineExceeded:
+			return context.DeadlineExceeded
+		case codes.InvalidArgument:
+			e.sentinel = ErrInvalidArgument
+		case codes.NotFound:
+			e.sentinel = ErrNotFound
+		case codes.PermissionDenied, codes.Unauthenticated:
+			e.sentinel = ErrPermissionDenied
+		case codes.Unavailable, codes.ResourceExhausted, codes.Aborted:
+			e.sentinel = ErrUnavailable
+		default:
+			e.sentinel = ErrInternal
+		}
+	}
+	return e
+}
+
+// kindOf returns the Clover error kind of an error returned by fromStatus.
+func kindOf(err error) pb.ErrorDetail_Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.kind
+	}
+	return pb.ErrorDetail_KIND_UNSPECIFIED
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+func newClusterCmd(g *globals) *cobra.Command {
+	cl := &cobra.Command{Use: "cluster", Short: "Cluster status"}
+	cl.AddCommand(&cobra.Command{
+		Use: "status", Short: "Every node: locality, jurisdictions, liveness, shards held and led, Raft lag", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, c, done, err := g.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			st, err := c.ClusterStatus(ctx)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return g.printJSON(st)
+			}
+			var rows [][]string
+			for _, n := range st.Nodes {
+				live := "down"
+				if n.Live && n.Reachable {
+					live = "live"
+				} else if n.Live {
+					live = "unreachable"
+				}
+				var maxLag uint64
+				for _, r := range n.Replicas {
+					maxLag = max(maxLag, r.Lag)
+				}
+				node := n.ID
+				if n.ID == st.MetaLeader {
+					node += "*"
+				}
+				rows = append(rows, []string{node,
+					fmt.Sprintf("%s/%s/%s", n.Locality.Country, n.Locality.Region, n.Locality.Zone),
+					strings.Join(n.Jurisdictions, ","), live, n.GRPCAddr,
+					strconv.Itoa(n.ShardsHeld), strconv.Itoa(n.ShardsLed), strconv.FormatUint(maxLag, 10)})
+			}
+			if err := g.table("NODE\tLOCALITY\tJURISDICTIONS\tSTATE\tGRPC\tHELD\tLED\tMAX LAG", rows); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.out, "* meta-group leader")
+			return nil
+		},
+	})
+	return cl
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/clover-kv/clover/client"
+)
+
+func newKVCmd(g *globals) *cobra.Command {
+	kv := &cobra.Command{Use: "kv", Short: "Read and write keys"}
+	kv.AddCommand(kvPut(g), kvGet(g), kvDel(g), kvCAS(g), kvScan(g))
+	return kv
+}
+
+// valueArg reads a value argument; "-" reads standard input.
+func valueArg(cmd *cobra.Command, v string) ([]byte, error) {
+	if v == "-" {
+		return io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20+1))
+	}
+	return []byte(v), nil
+}
+
+func showValue(v []byte) string {
+	if utf8.Valid(v) {
+		return string(v)
+	}
+	return fmt.Sprintf("%q", v)
+}
+
+func kvPut(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "put KEYSPACE KEY VALUE", Short: "Write a value (VALUE - reads standard input)", Args: cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			val, err := valueArg(cmd, args[2])
+			if err != nil {
+				return err
+			}
+			ctx, c, done, err := g.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			v, err := c.Put(ctx, args[0], []byte(args[1]), val)
+			if err != nil {
+				return describeError(err)
+			}
+			if g.output == "json" {
+				return g.printJSON(map[string]any{"version": v})
+			}
+			fmt.Fprintf(g.out, "OK version %d\n", v)
+			return nil
+		},
+	}
+}
+
+func kvGet(g *globals) *cobra.Command {
+	var follower time.Duration
+	cmd := &cobra.Command{
+		Use: "get KEYSPACE KEY", Short: "Read a key (linearizable unless --follower)", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, c, done, err := g.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			var opts []client.ReadOption
+			if follower > 0 {
+				opts = append(opts, client.Follower(follower))
+			}
+			kv, err := c.Get(ctx, args[0], []byte(args[1]), opts...)
+			if err != nil {
+				return describeError(err)
+			}
+			if g.output == "json" {
+				return g.printJSON(map[string]any{"key": args[1], "value": string(kv.Value), "version": kv.Version})
+			}
+			return g.table("KEY\tVALUE\tVERSION", [][]string{{args[1], showValue(kv.Value), strconv.FormatUint(kv.Version, 10)}})
+		},
+	}
+	cmd.Flags().DurationVar(&follower, "follower", 0, "serve from any permitted replica no staler than this (e.g. 1s)")
+	return cmd
+}
+
+func kvDel(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "del KEYSPACE KEY", Short: "Delete a key", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, c, done, err := g.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			v, err := c.Delete(ctx, args[0], []byte(args[1]))
+			if err != nil {
+				return describeError(err)
+			}
+			if g.output == "json" {
+				return g.printJSON(map[string]any{"version": v})
+			}
+			fmt.Fprintf(g.out, "OK version %d\n", v)
+			return nil
+		},
+	}
+}
+
+func kvCAS(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "cas KEYSPACE KEY EXPECTED_VERSION VALUE", Short: "Write only if the key's version matches (0: key must not exist)", Args: cobra.ExactArgs(4),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			expected, err := strconv.ParseUint(args[2], 10, 64)
+			if err != nil {
+				return fmt.Errorf("%w: EXPECTED_VERSION %q is not a number", client.ErrInvalidArgument, args[2])
+			}
+			val, err := valueArg(cmd, args[3])
+			if err != nil {
+				return err
+			}
+			ctx, c, done, err := g.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			v, err := c.CompareAndSwap(ctx, args[0], []byte(args[1]), expected, val)
+			if err != nil {
+				return describeError(err)
+			}
+			fmt.Fprintf(g.out, "OK version %d\n", v)
+			return nil
+		},
+	}
+}
+
+func kvScan(g *globals) *cobra.Command {
+	var prefix, start, end string
+	var limit int
+	var keysOnly bool
+	var follower time.Duration
+	cmd := &cobra.Command{
+		Use: "scan KEYSPACE", Short: "List keys in order (by prefix or range)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, c, done, err := g.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			opts := []client.ScanOption{client.WithLimit(min(limit, 1000))}
+			if prefix != "" {
+				opts = append(opts, client.WithPrefix([]byte(prefix)))
+			} else if start != "" || end != "" {
+				var e []byte
+				if end != "" {
+					e = []byte(end)
+				}
+				opts = append(opts, client.WithRange([]byte(start), e))
+			}
+			if keysOnly {
+				opts = append(opts, client.KeysOnly())
+			}
+			if follower > 0 {
+				opts = append(opts, client.WithRead(client.Follower(follower)))
+			}
+			var rows [][]string
+			var out []map[string]any
+			for kv, err := range c.ScanAll(ctx, args[0], opts...) {
+				if err != nil {
+					return describeError(err)
+				}
+				rows = append(rows, []string{string(kv.Key), showValue(kv.Value), strconv.FormatUint(kv.Version, 10)})
+				out = append(out, map[string]any{"key": string(kv.Key), "value": string(kv.Value), "version": kv.Version})
+				if len(rows) >= limit {
+					break
+				}
+			}
+			if g.output == "json" {
+				return g.printJSON(out)
+			}
+			return g.table("KEY\tVALUE\tVERSION", rows)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&prefix, "prefix", "", "keys starting with this prefix")
+	f.StringVar(&start, "start", "", "first key of the range (inclusive)")
+	f.StringVar(&end, "end", "", "end of the range (exclusive)")
+	f.IntVar(&limit, "limit", 100, "at most this many keys")
+	f.BoolVar(&keysOnly, "keys-only", false, "leave values out")
+	f.DurationVar(&follower, "follower", 0, "serve from any permitted replica no staler than this")
+	_ = os.Stdout
+	return cmd
+}

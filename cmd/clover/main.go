@@ -1,0 +1,19 @@
+// Command clover is Clover's command-line tool: key-value operations,
+// keyspaces and cluster status.
+//
+//	clover --endpoints 127.0.0.1:7401 keyspace create users --residency EEA --replicas 3 --shards 8 --class personal
+//	clover kv put users user/42 '{"name":"Aoife"}'
+//	clover cluster status -w json
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "clover: %v\n", err)
+		os.Exit(exitCode(err))
+	}
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/clover-kv/clover/client"
+)
+
+type globals struct {
+	endpoints []string
+	direct    bool
+	output    string
+	timeout   time.Duration
+	out       io.Writer
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{out: os.Stdout}
+	root := &cobra.Command{
+		Use:           "clover",
+		Short:         "Clover: a key-value store that keeps each keyspace inside its jurisdictions",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if g.output != "table" && g.output != "json" {
+				return fmt.Errorf("--output %q: want table or json", g.output)
+			}
+			return nil
+		},
+	}
+	def := []string{"127.0.0.1:7401"}
+	if v := os.Getenv("CLOVER_ENDPOINTS"); v != "" {
+		def = strings.Split(v, ",")
+	}
+	pf := root.PersistentFlags()
+	pf.StringSliceVar(&g.endpoints, "endpoints", def, "node gRPC addresses (env CLOVER_ENDPOINTS)")
+	pf.BoolVar(&g.direct, "direct", false, "send requests to the first endpoint as they are, without routing to shard leaders")
+	pf.StringVarP(&g.output, "output", "w", "table", "output format: table or json")
+	pf.DurationVar(&g.timeout, "timeout", 10*time.Second, "timeout of the whole command")
+	root.AddCommand(newKVCmd(g), newKeyspaceCmd(g), newClusterCmd(g))
+	return root
+}
+
+// connect returns a client and a context bounded by --timeout.
+func (g *globals) connect(cmd *cobra.Command) (context.Context, *client.Client, func(), error) {
+	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+	c, err := client.New(ctx, client.Config{Endpoints: g.endpoints, Direct: g.direct})
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, c, func() { c.Close(); cancel() }, nil
+}
+
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (g *globals) table(header string, rows [][]string) error {
+	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// exitCode: 1 for errors from the cluster, 2 for usage errors, 3 for
+// residency refusals, 4 for a missing key.
+func exitCode(err error) int {
+	switch {
+	case errors.Is(err, client.ErrResidency):
+		return 3
+	case errors.Is(err, client.ErrNotFound):
+		return 4
+	case errors.Is(err, client.ErrInvalidArgument):
+		return 2
+	}
+	return 1
+}
+
+// describeError adds what a user can do about some errors.
+func describeError(err error) error {
+	var e *client.Error
+	if errors.As(err, &e) && errors.Is(err, client.ErrResidency) && len(e.PermittedEndpoints) > 0 {
+		return fmt.Errorf("%w\npermitted endpoints: %s", err, strings.Join(e.PermittedEndpoints, ", "))
+	}
+	return err
+}

@@ -1,0 +1,70 @@
+// Command cloverd runs one Clover node.
+//
+//	cloverd --node-id ie-1 --locality country=IE,region=ie-dublin,zone=a \
+//	        --data-dir /var/lib/clover --bootstrap
+//
+// Settings come from flags, CLOVER_* environment variables and a YAML file
+// (--config), in that order of precedence. See docs/OPERATIONS.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/clover-kv/clover/internal/nodeconfig"
+	"github.com/clover-kv/clover/server"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	cfg, opts, err := nodeconfig.Load(os.Args[1:], os.LookupEnv)
+	if opts.Help {
+		fmt.Fprintf(os.Stderr, "Usage: cloverd [flags]\n\n%s", nodeconfig.FlagSet().FlagUsages())
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cloverd: %v\n", err)
+		return 2
+	}
+	cfg.Logger = newLogger(opts)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := server.New(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cloverd: %v\n", err)
+		return 1
+	}
+	if err := s.Start(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "cloverd: %v\n", err)
+		return 1
+	}
+	select {
+	case <-s.Ready():
+		cfg.Logger.Info("node ready", "node", cfg.NodeID, "grpc", s.GRPCAddr(), "gossip", s.GossipAddr())
+	case <-ctx.Done():
+	}
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down", "node", cfg.NodeID)
+	if err := s.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "cloverd: close: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(o nodeconfig.Options) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(o.LogLevel))
+	ho := &slog.HandlerOptions{Level: lvl}
+	if o.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, ho))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, ho))
+}

@@ -1,0 +1,80 @@
+package raftmux
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// DefaultHandshakeTimeout bounds a handshake when Config.HandshakeTimeout is
+// zero.
+const DefaultHandshakeTimeout = 5 * time.Second
+
+// Config configures a Mux. The zero value works: plaintext, net.Dialer,
+// the listener's own address, a 5s handshake timeout, no logs.
+type Config struct {
+	// ServerTLS, if set, wraps every accepted connection (tls.Server) before
+	// the handshake header is read.
+	ServerTLS *tls.Config
+	// ClientTLS, if set, wraps every dialed connection (tls.Client). When its
+	// ServerName is empty, the host of the dialed address is used.
+	// ServerTLS and ClientTLS both nil is plaintext (development mode).
+	ClientTLS *tls.Config
+	// Dial, if set, opens outbound TCP connections instead of net.Dialer
+	// (tests inject faults here). It must honour ctx.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Advertise, if set, is the address other nodes use to reach this node,
+	// and what the stream layers report as their Addr. Default: the
+	// listener's address.
+	Advertise net.Addr
+	// HandshakeTimeout bounds the TLS handshake plus the raftmux header
+	// exchange of one connection, on both sides. Default 5s.
+	HandshakeTimeout time.Duration
+	// Logger receives the Mux's logs. Default: discarded.
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Dial == nil {
+		var d net.Dialer
+		c.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	return c
+}
+
+// Guard decides residency for one shard.
+//
+// AllowDial is consulted before every outbound connection of the shard and
+// before every Write on one, so a shard's entries and snapshots never reach a
+// node its policy does not permit, even over a connection opened while it
+// still did. AllowAccept is consulted for every inbound connection of the
+// shard: a node refuses to serve a shard it may not hold. A non-nil error
+// refuses; its text travels to the dialing peer, so it must not hold user
+// keys or values. Both methods may be called concurrently and should be cheap.
+type Guard interface {
+	AllowDial(target raft.ServerAddress) error
+	AllowAccept() error
+}
+
+// AllowAll is the Guard of a shard without residency limits, such as the
+// meta group, which holds no user data.
+type AllowAll struct{}
+
+// AllowDial permits every target.
+func (AllowAll) AllowDial(raft.ServerAddress) error { return nil }
+
+// AllowAccept permits every inbound connection.
+func (AllowAll) AllowAccept() error { return nil }

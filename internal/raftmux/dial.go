@@ -1,0 +1,82 @@
+package raftmux
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+)
+
+// dial opens a connection to addr for shard and runs the handshake. timeout
+// bounds the TCP dial (HandshakeTimeout when zero); HandshakeTimeout bounds
+// the handshake that follows. Close of the Mux abandons it.
+func (m *Mux) dial(shard uint64, addr string, timeout time.Duration) (net.Conn, error) {
+	if timeout <= 0 {
+		timeout = m.cfg.HandshakeTimeout
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, timeout)
+	raw, err := m.cfg.Dial(ctx, addr)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("raftmux: dial shard %d at %s: %w", shard, addr, err)
+	}
+	conn, err := m.clientHandshake(raw, shard, addr)
+	if err != nil {
+		_ = raw.Close()
+		return nil, fmt.Errorf("raftmux: dial shard %d at %s: %w", shard, addr, err)
+	}
+	return conn, nil
+}
+
+func (m *Mux) clientHandshake(raw net.Conn, shard uint64, addr string) (net.Conn, error) {
+	deadline := time.Now().Add(m.cfg.HandshakeTimeout)
+	if err := raw.SetDeadline(deadline); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	// Close of the Mux interrupts the handshake's reads and writes.
+	stop := context.AfterFunc(m.ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	conn := raw
+	if m.cfg.ClientTLS != nil {
+		tc := tls.Client(raw, m.clientTLS(addr))
+		ctx, cancel := context.WithDeadline(m.ctx, deadline)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("%w: tls: %w", ErrHandshake, err)
+		}
+		conn = tc
+	}
+	h := encodeHeader(shard)
+	if _, err := conn.Write(h[:]); err != nil {
+		return nil, fmt.Errorf("%w: write header: %w", ErrHandshake, err)
+	}
+	if err := readReply(conn); err != nil {
+		return nil, err
+	}
+	if !stop() {
+		return nil, fmt.Errorf("%w: %w", ErrClosed, net.ErrClosed)
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	return conn, nil
+}
+
+// clientTLS returns ClientTLS, with ServerName set to the host of addr when
+// the configuration leaves it empty.
+func (m *Mux) clientTLS(addr string) *tls.Config {
+	cfg := m.cfg.ClientTLS
+	if cfg.ServerName != "" {
+		return cfg
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return cfg
+	}
+	cfg = cfg.Clone()
+	cfg.ServerName = host
+	return cfg
+}

@@ -1,0 +1,190 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"time"
+
+	"github.com/clover-kv/clover/placement"
+)
+
+// Config is everything a node needs. Build it with DefaultConfig and override
+// fields; Validate checks fields against each other without changing them.
+type Config struct {
+	// NodeID names the node in the cluster; stable across restarts.
+	// 1-64 characters of [a-z0-9-_.]. Required.
+	NodeID string
+	// Locality of the node. Its country decides which keyspaces it may hold.
+	// Required.
+	Locality placement.Locality
+	// DataDir holds the node's Pebble store and Raft snapshots. Required.
+	DataDir string
+
+	// ListenGRPC, ListenRaft and ListenGossip are host:port listen addresses.
+	// Port 0 picks a free port (tests). Defaults: 127.0.0.1:7400, :7500, :7600.
+	ListenGRPC   string
+	ListenRaft   string
+	ListenGossip string
+	// Advertise* are the addresses other nodes and clients use; empty = the
+	// listener's actual address.
+	AdvertiseGRPC   string
+	AdvertiseRaft   string
+	AdvertiseGossip string
+
+	// Join lists gossip addresses of existing nodes. A node with no Raft state
+	// and no Bootstrap needs at least one. Retried in the background.
+	Join []string
+	// Bootstrap makes this node found a new cluster (the meta group) when it
+	// has no state yet. Give it to exactly one node, the first time.
+	Bootstrap bool
+
+	// Jurisdictions are operator-defined sets of countries, added to the
+	// built-in catalogue (EU, EEA). Name -> ISO 3166-1 alpha-2 codes.
+	Jurisdictions map[string][]string
+
+	// MetaVoters is how many nodes vote in the meta group (the rest follow as
+	// non-voters). Default 3.
+	MetaVoters int
+
+	// Raft tunes every Raft group of the node.
+	Raft RaftConfig
+
+	// TLS for the gRPC, Raft and gossip listeners and dialers. Nil means
+	// plaintext (development mode).
+	ServerTLS *tls.Config
+	ClientTLS *tls.Config
+
+	// RaftDial, if set, replaces the TCP dialer of Raft traffic (fault injection).
+	RaftDial func(ctx context.Context, addr string) (net.Conn, error)
+
+	// Logger receives the node's logs, including hashicorp/raft's and
+	// memberlist's. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// RaftConfig tunes the node's Raft groups.
+type RaftConfig struct {
+	// HeartbeatTimeout: a follower without contact for this long starts an
+	// election. Default 500ms.
+	HeartbeatTimeout time.Duration
+	// ElectionTimeout: a candidate without a result for this long retries. Default 500ms.
+	ElectionTimeout time.Duration
+	// LeaderLeaseTimeout: a leader without quorum contact for this long steps down. Default 250ms.
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout: how long a leader waits before sending an empty append so
+	// followers learn the commit index; bounds follower-read freshness. Default 20ms.
+	CommitTimeout time.Duration
+	// MaxAppendEntries per replication RPC (1..1024). Default 256.
+	MaxAppendEntries int
+	// SnapshotThreshold: log entries since the last snapshot before a new one. Default 16384.
+	SnapshotThreshold uint64
+	// SnapshotInterval: how often the threshold is checked. Default 30s.
+	SnapshotInterval time.Duration
+	// TrailingLogs kept after a snapshot, so slow followers catch up from the log. Default 10240.
+	TrailingLogs uint64
+	// ApplyTimeout bounds how long a proposal waits to enter the Raft log. Default 5s.
+	ApplyTimeout time.Duration
+}
+
+// DefaultConfig returns a Config with every optional field at its default.
+func DefaultConfig() Config {
+	return Config{
+		ListenGRPC:   "127.0.0.1:7400",
+		ListenRaft:   "127.0.0.1:7500",
+		ListenGossip: "127.0.0.1:7600",
+		MetaVoters:   3,
+		Raft:         DefaultRaftConfig(),
+	}
+}
+
+// DefaultRaftConfig returns the Raft tuning defaults.
+func DefaultRaftConfig() RaftConfig {
+	return RaftConfig{
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		CommitTimeout:      20 * time.Millisecond,
+		MaxAppendEntries:   256,
+		SnapshotThreshold:  16384,
+		SnapshotInterval:   30 * time.Second,
+		TrailingLogs:       10240,
+		ApplyTimeout:       5 * time.Second,
+	}
+}
+
+var nodeIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// ErrInvalidConfig is wrapped by every Validate error.
+var ErrInvalidConfig = errors.New("invalid config")
+
+// Validate reports the first problem with the config, naming the field and its value.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	if !nodeIDPattern.MatchString(c.NodeID) {
+		return bad("node id %q: want 1-64 characters of a-z, 0-9, '.', '_', '-' starting with a letter or digit", c.NodeID)
+	}
+	if err := c.Locality.Validate(); err != nil {
+		return bad("locality: %v", err)
+	}
+	if c.DataDir == "" {
+		return bad("data dir is empty")
+	}
+	for name, addr := range map[string]string{"listen-grpc": c.ListenGRPC, "listen-raft": c.ListenRaft, "listen-gossip": c.ListenGossip} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return bad("%s %q: %v", name, addr, err)
+		}
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return bad("join address %q: %v", j, err)
+		}
+	}
+	if _, err := c.catalogue(); err != nil {
+		return bad("jurisdictions: %v", err)
+	}
+	if c.MetaVoters < 1 || c.MetaVoters > 7 {
+		return bad("meta voters %d: want 1..7", c.MetaVoters)
+	}
+	r := c.Raft
+	if r.HeartbeatTimeout < 5*time.Millisecond || r.ElectionTimeout < 5*time.Millisecond {
+		return bad("raft heartbeat timeout %v / election timeout %v: want at least 5ms", r.HeartbeatTimeout, r.ElectionTimeout)
+	}
+	if r.LeaderLeaseTimeout <= 0 || r.LeaderLeaseTimeout > r.HeartbeatTimeout {
+		return bad("raft leader lease timeout %v: want >0 and <= heartbeat timeout %v", r.LeaderLeaseTimeout, r.HeartbeatTimeout)
+	}
+	if r.CommitTimeout <= 0 {
+		return bad("raft commit timeout %v: want > 0", r.CommitTimeout)
+	}
+	if r.MaxAppendEntries < 1 || r.MaxAppendEntries > 1024 {
+		return bad("raft max append entries %d: want 1..1024", r.MaxAppendEntries)
+	}
+	if r.SnapshotThreshold == 0 || r.SnapshotInterval <= 0 || r.ApplyTimeout <= 0 {
+		return bad("raft snapshot threshold %d, snapshot interval %v, apply timeout %v: all must be positive",
+			r.SnapshotThreshold, r.SnapshotInterval, r.ApplyTimeout)
+	}
+	return nil
+}
+
+// catalogue is the built-in jurisdiction catalogue plus the operator's sets.
+func (c Config) catalogue() (*placement.Catalogue, error) {
+	cat := placement.DefaultCatalogue()
+	names := make([]string, 0, len(c.Jurisdictions))
+	for n := range c.Jurisdictions {
+		names = append(names, n)
+	}
+	sortStrings(names)
+	for _, n := range names {
+		var err error
+		if cat, err = cat.With(n, c.Jurisdictions[n]); err != nil {
+			return nil, err
+		}
+	}
+	return cat, nil
+}

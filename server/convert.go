@@ -1,0 +1,52 @@
+package server
+
+import (
+	pb "github.com/clover-kv/clover/api/cloverv1"
+	"github.com/clover-kv/clover/placement"
+)
+
+func policyFromPB(p *pb.Policy) placement.Policy {
+	return placement.Policy{
+		AllowJurisdictions: p.GetAllowJurisdictions(),
+		AllowCountries:     p.GetAllowCountries(),
+		DenyCountries:      p.GetDenyCountries(),
+		Replicas:           int(p.GetReplicas()),
+		LeaderPreference:   p.GetLeaderPreference(),
+		Class:              placement.DataClass(p.GetDataClass()),
+	}
+}
+
+func policyToPB(p placement.Policy) *pb.Policy {
+	return &pb.Policy{
+		AllowJurisdictions: p.AllowJurisdictions,
+		AllowCountries:     p.AllowCountries,
+		DenyCountries:      p.DenyCountries,
+		Replicas:           uint32(p.Replicas),
+		LeaderPreference:   p.LeaderPreference,
+		DataClass:          string(p.Class),
+	}
+}
+
+func localityToPB(l placement.Locality) *pb.Locality {
+	return &pb.Locality{Country: l.Country, Region: l.Region, Zone: l.Zone}
+}
+
+func (s *Server) nodeToPB(n *nodeRecord) *pb.NodeInfo {
+	return &pb.NodeInfo{
+		Id: n.ID, Locality: localityToPB(n.Locality), GrpcAddr: n.GRPCAddr, RaftAddr: n.RaftAddr,
+		GossipAddr: n.GossipAddr, Live: n.Live, Jurisdictions: s.jurisdict.JurisdictionsOf(n.Locality.Country),
+	}
+}
+
+// keyspaceToPB converts a keyspace record; leaders maps shard ID to the
+// leader's node ID where known.
+func keyspaceToPB(k *keyspaceRecord, leaders map[uint64]string) *pb.Keyspace {
+	out := &pb.Keyspace{Name: k.Name, Policy: policyToPB(k.Policy), CreatedUnixMs: k.CreatedUnixMs}
+	for _, sh := range k.Shards {
+		out.Shards = append(out.Shards, &pb.ShardInfo{
+			Id: sh.ID, HashStart: sh.HashStart, HashEnd: sh.HashEnd,
+			Replicas: append([]string(nil), sh.Replicas...), Leader: leaders[sh.ID],
+		})
+	}
+	return out
+}

@@ -1,0 +1,80 @@
+package server
+
+import (
+	"context"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/raft"
+
+	pb "github.com/clover-kv/clover/api/cloverv1"
+)
+
+// internalService is spoken between nodes.
+type internalService struct {
+	pb.UnimplementedInternalServer
+	s *Server
+}
+
+func (i *internalService) NodeStatus(ctx context.Context, _ *pb.NodeStatusRequest) (*pb.NodeStatusResponse, error) {
+	return &pb.NodeStatusResponse{Status: i.s.localStatus()}, nil
+}
+
+func (i *internalService) ShardScan(ctx context.Context, req *pb.ShardScanRequest) (*pb.ShardScanResponse, error) {
+	ks, err := i.s.keyspaceHere(req.Keyspace)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	var sh *shardRecord
+	for j := range ks.Shards {
+		if ks.Shards[j].ID == req.ShardId {
+			sh = &ks.Shards[j]
+		}
+	}
+	if sh == nil {
+		return nil, toStatus(invalidf("shard %d is not part of keyspace %q", req.ShardId, req.Keyspace))
+	}
+	kvs, more, err := i.s.shardScan(ctx, sh, req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.ShardScanResponse{Kvs: kvs, More: more}, nil
+}
+
+// localStatus reports this node's replicas.
+func (s *Server) localStatus() *pb.NodeStatus {
+	c := s.catalog()
+	st := &pb.NodeStatus{Reachable: true}
+	if n, ok := c.nodes[s.cfg.NodeID]; ok {
+		st.Node = s.nodeToPB(n)
+	} else {
+		self := &nodeRecord{ID: s.cfg.NodeID, Locality: s.cfg.Locality, GRPCAddr: s.selfRec.GRPC, RaftAddr: s.selfRec.Raft, GossipAddr: s.selfRec.Gossip}
+		st.Node = s.nodeToPB(self)
+	}
+	s.mu.RLock()
+	reps := make([]*replica, 0, len(s.replicas))
+	for _, r := range s.replicas {
+		reps = append(reps, r)
+	}
+	s.mu.RUnlock()
+	sort.Slice(reps, func(i, j int) bool { return reps[i].id < reps[j].id })
+	for _, r := range reps {
+		rs := &pb.ShardReplicaStatus{
+			ShardId: r.id, Leader: r.isLeader(), AppliedIndex: r.fsm.AppliedIndex(),
+			CommitIndex: r.raft.CommitIndex(), LastIndex: r.raft.LastIndex(),
+			State: strings.ToLower(r.raft.State().String()),
+		}
+		if ref, ok := c.shards[r.id]; ok {
+			rs.Keyspace = ref.ks.Name
+		}
+		if rs.CommitIndex > rs.AppliedIndex {
+			rs.Lag = rs.CommitIndex - rs.AppliedIndex
+		}
+		st.Shards = append(st.Shards, rs)
+		st.ShardsHeld++
+		if r.raft.State() == raft.Leader {
+			st.ShardsLed++
+		}
+	}
+	return st
+}

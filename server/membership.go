@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/clover-kv/clover/placement"
+)
+
+// gossipMeta is what a node tells others about itself through memberlist. In
+// development mode the locality comes from the node's configuration; the meta
+// group records it, and gossip never changes a recorded jurisdiction of a node
+// with replicas.
+type gossipMeta struct {
+	ID       string             `json:"id"`
+	Locality placement.Locality `json:"loc"`
+	GRPC     string             `json:"grpc"`
+	Raft     string             `json:"raft"`
+	Gossip   string             `json:"gossip"`
+}
+
+// membership runs memberlist and turns its events into a coalesced signal.
+type membership struct {
+	ml      *memberlist.Memberlist
+	changed chan struct{}
+	logger  *slog.Logger
+	meta    atomic.Pointer[[]byte]
+	self    string // advertised gossip address
+}
+
+func startMembership(cfg *Config, self gossipMeta) (*membership, error) {
+	host, portStr, _ := net.SplitHostPort(cfg.ListenGossip)
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("gossip port %q: %w", portStr, err)
+	}
+	m := &membership{changed: make(chan struct{}, 1), logger: cfg.Logger.With("component", "gossip")}
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = cfg.NodeID
+	mc.BindAddr = host
+	mc.BindPort = port
+	if cfg.AdvertiseGossip != "" {
+		ah, ap, err := net.SplitHostPort(cfg.AdvertiseGossip)
+		if err != nil {
+			return nil, fmt.Errorf("advertise gossip %q: %w", cfg.AdvertiseGossip, err)
+		}
+		mc.AdvertiseAddr = ah
+		mc.AdvertisePort, _ = strconv.Atoi(ap)
+	}
+	// Faster failure detection than the LAN defaults: clusters span a few sites.
+	mc.ProbeInterval = 500 * time.Millisecond
+	mc.ProbeTimeout = 250 * time.Millisecond
+	mc.SuspicionMult = 3
+	mc.GossipInterval = 100 * time.Millisecond
+	mc.Logger = stdlogFor(m.logger)
+	mc.Delegate = m
+	mc.Events = m
+	self.Gossip = "" // filled once the listener is bound
+	m.setMeta(self)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", cfg.ListenGossip, err)
+	}
+	m.ml = ml
+	ln := ml.LocalNode()
+	self.Gossip = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
+	m.self = self.Gossip
+	m.setMeta(self)
+	if err := ml.UpdateNode(time.Second); err != nil {
+		m.logger.Warn("gossip metadata update", "err", err)
+	}
+	return m, nil
+}
+
+// joinLoop joins the given peers, retrying with backoff until one answers or
+// ctx ends.
+func (m *membership) joinLoop(ctx context.Context, peers []string) {
+	backoff := 100 * time.Millisecond
+	for {
+		n, err := m.ml.Join(peers)
+		if n > 0 {
+			m.logger.Info("joined cluster", "contacted", n)
+			return
+		}
+		m.logger.Warn("join failed; retrying", "peers", peers, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// members returns the live members' metadata, keyed by node ID.
+func (m *membership) members() map[string]gossipMeta {
+	out := map[string]gossipMeta{}
+	for _, n := range m.ml.Members() {
+		var gm gossipMeta
+		if err := json.Unmarshal(n.Meta, &gm); err != nil || gm.ID != n.Name {
+			m.logger.Warn("ignoring member with bad metadata", "member", n.Name)
+			continue
+		}
+		if err := gm.Locality.Validate(); err != nil {
+			m.logger.Warn("ignoring member with bad locality", "member", n.Name, "err", err)
+			continue
+		}
+		out[gm.ID] = gm
+	}
+	return out
+}
+
+func (m *membership) close() {
+	_ = m.ml.Leave(500 * time.Millisecond)
+	_ = m.ml.Shutdown()
+}
+
+func (m *membership) notify() {
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+// memberlist.Delegate
+func (m *membership) NodeMeta(limit int) []byte {
+	if b := m.meta.Load(); b != nil {
+		return *b
+	}
+	return nil
+}
+
+func (m *membership) setMeta(g gossipMeta) {
+	b := mustJSON(g)
+	m.meta.Store(&b)
+}
+
+func (m *membership) selfGossipAddr() string                     { return m.self }
+func (m *membership) NotifyMsg([]byte)                           {}
+func (m *membership) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (m *membership) LocalState(join bool) []byte                { return nil }
+func (m *membership) MergeRemoteState(buf []byte, join bool)     {}
+
+// memberlist.EventDelegate
+func (m *membership) NotifyJoin(*memberlist.Node)   { m.notify() }
+func (m *membership) NotifyLeave(*memberlist.Node)  { m.notify() }
+func (m *membership) NotifyUpdate(*memberlist.Node) { m.notify() }

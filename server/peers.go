@@ -1,0 +1,119 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/clover-kv/clover/api/cloverv1"
+)
+
+// maxMessageBytes bounds gRPC messages: a full batch (4 MiB of keys and
+// values) plus framing.
+const maxMessageBytes = 8 << 20
+
+// peerConns caches one gRPC client connection per peer address.
+type peerConns struct {
+	tls   *tls.Config
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newPeerConns(t *tls.Config) *peerConns {
+	return &peerConns{tls: t, conns: map[string]*grpc.ClientConn{}}
+}
+
+func (p *peerConns) get(addr string) (*grpc.ClientConn, error) {
+	if addr == "" {
+		return nil, unavailablef("no address known for the target node")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cc, ok := p.conns[addr]; ok {
+		return cc, nil
+	}
+	creds := insecure.NewCredentials()
+	if p.tls != nil {
+		creds = credentials.NewTLS(p.tls)
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)))
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = cc
+	return cc, nil
+}
+
+func (p *peerConns) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for a, cc := range p.conns {
+		_ = cc.Close()
+		delete(p.conns, a)
+	}
+}
+
+// A request forwarded by one node to another carries this metadata key, so
+// it is never forwarded again (no loops, at most one hop per attempt).
+const forwardedKey = "clover-forwarded"
+
+func markForwarded(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, forwardedKey, "1")
+}
+
+func isForwarded(ctx context.Context) bool {
+	md, ok := metadata.FromIncomingContext(ctx)
+	return ok && len(md.Get(forwardedKey)) > 0
+}
+
+// errorDetail extracts Clover's ErrorDetail from a gRPC status error.
+func errorDetail(err error) *pb.ErrorDetail {
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil
+	}
+	for _, d := range st.Details() {
+		if ed, ok := d.(*pb.ErrorDetail); ok {
+			return ed
+		}
+	}
+	return nil
+}
+
+// forward sends a request for a shard to its leader on another node. Only a
+// node the keyspace permits forwards (callers check residency first), and
+// only to the shard's replicas, which the policy permits too. It follows one
+// leader hint.
+func (s *Server) forward(ctx context.Context, shardID uint64, hint string, call func(ctx context.Context, cc *grpc.ClientConn) error) error {
+	if isForwarded(ctx) {
+		return notLeaderError(shardID, hint)
+	}
+	if hint == "" || hint == s.selfRec.GRPC {
+		return notLeaderError(shardID, "")
+	}
+	fctx := markForwarded(ctx)
+	var err error
+	for hop := 0; hop < 2; hop++ {
+		var cc *grpc.ClientConn
+		if cc, err = s.peers.get(hint); err != nil {
+			return err
+		}
+		err = call(fctx, cc)
+		d := errorDetail(err)
+		if d == nil || d.Kind != pb.ErrorDetail_KIND_NOT_LEADER || d.LeaderHint == "" || d.LeaderHint == hint || d.LeaderHint == s.selfRec.GRPC {
+			return err
+		}
+		hint = d.LeaderHint
+	}
+	return err
+}
+
+var errNoHint = errors.New("no leader hint")

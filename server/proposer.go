@@ -1,0 +1,205 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/clover-kv/clover/raftfsm"
+)
+
+// Proposal batching: concurrent commands for one shard are packed into one
+// Raft entry (up to maxEntryCommands or maxEntryBytes). Two commands that
+// write the same key never share an entry (the state machine would refuse the
+// second to keep a key's version equal to the Raft index of its last write),
+// so a colliding command waits for the next entry.
+const (
+	maxEntryCommands = 512
+	maxEntryBytes    = 4 << 20
+	proposalQueue    = 4096
+)
+
+type proposal struct {
+	cmd  raftfsm.Command
+	size int
+	done chan proposalResult
+}
+
+type proposalResult struct {
+	res raftfsm.Result
+	err error
+}
+
+type proposer struct {
+	r    *replica
+	ch   chan *proposal
+	quit chan struct{}
+	done chan struct{}
+}
+
+func newProposer(r *replica) *proposer {
+	p := &proposer{r: r, ch: make(chan *proposal, proposalQueue), quit: make(chan struct{}), done: make(chan struct{})}
+	go p.loop()
+	return p
+}
+
+func (p *proposer) stop() {
+	close(p.quit)
+	<-p.done
+}
+
+// propose replicates cmd and returns its result. An error wrapping
+// ErrNotLeader means the command was certainly not applied; ErrUnavailable
+// means the outcome is unknown.
+func (p *proposer) propose(ctx context.Context, cmd raftfsm.Command) (raftfsm.Result, error) {
+	if !p.r.isLeader() {
+		return raftfsm.Result{}, notLeaderError(p.r.id, p.r.node.grpcAddrOf(p.r.leaderID()))
+	}
+	pr := &proposal{cmd: cmd, size: commandSize(cmd), done: make(chan proposalResult, 1)}
+	select {
+	case p.ch <- pr:
+	case <-ctx.Done():
+		return raftfsm.Result{}, ctx.Err()
+	case <-p.quit:
+		return raftfsm.Result{}, unavailablef("shard %d is closing", p.r.id)
+	}
+	select {
+	case out := <-pr.done:
+		return out.res, out.err
+	case <-ctx.Done():
+		return raftfsm.Result{}, ctx.Err()
+	}
+}
+
+func commandSize(cmd raftfsm.Command) int {
+	n := 0
+	for _, op := range cmd.Ops {
+		n += len(op.Key) + len(op.Value) + 16
+	}
+	return n
+}
+
+func (p *proposer) loop() {
+	defer close(p.done)
+	var carry []*proposal
+	var buf []byte
+	for {
+		if len(carry) == 0 {
+			select {
+			case pr := <-p.ch:
+				carry = append(carry, pr)
+			case <-p.quit:
+				p.failQueued()
+				return
+			}
+		}
+		batch, rest := p.collect(carry)
+		carry = rest
+		cmds := make([]raftfsm.Command, len(batch))
+		for i, pr := range batch {
+			cmds[i] = pr.cmd
+		}
+		buf = raftfsm.EncodeEntry(buf[:0], cmds)
+		data := make([]byte, len(buf))
+		copy(data, buf)
+		fut := p.r.raft.Apply(data, p.r.node.cfg.Raft.ApplyTimeout)
+		go p.finish(fut, batch)
+	}
+}
+
+// collect builds one entry's worth of proposals from carry and the queue.
+// Proposals that collide on a key with one already in the entry are returned
+// in rest for the next entry.
+func (p *proposer) collect(carry []*proposal) (batch, rest []*proposal) {
+	written := make(map[string]struct{})
+	size := 0
+	add := func(pr *proposal) bool {
+		if len(batch) >= maxEntryCommands || (len(batch) > 0 && size+pr.size > maxEntryBytes) {
+			return false
+		}
+		for _, op := range pr.cmd.Ops {
+			if _, dup := written[string(op.Key)]; dup {
+				return false
+			}
+		}
+		for _, op := range pr.cmd.Ops {
+			written[string(op.Key)] = struct{}{}
+		}
+		batch = append(batch, pr)
+		size += pr.size
+		return true
+	}
+	for _, pr := range carry {
+		if !add(pr) {
+			rest = append(rest, pr)
+		}
+	}
+	for len(rest) == 0 {
+		select {
+		case pr := <-p.ch:
+			if !add(pr) {
+				rest = append(rest, pr)
+			}
+		default:
+			return batch, rest
+		}
+	}
+	return batch, rest
+}
+
+func (p *proposer) finish(fut raft.ApplyFuture, batch []*proposal) {
+	err := fut.Error()
+	if err != nil {
+		mapped := p.mapApplyError(err)
+		for _, pr := range batch {
+			pr.done <- proposalResult{err: mapped}
+		}
+		return
+	}
+	results := raftfsm.EntryResults(fut.Response(), len(batch))
+	for i, pr := range batch {
+		pr.done <- proposalResult{res: results[i], err: resultError(results[i])}
+	}
+}
+
+func (p *proposer) mapApplyError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
+		// The entry never entered the log: certainly not applied.
+		return notLeaderError(p.r.id, p.r.node.grpcAddrOf(p.r.leaderID()))
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return unavailablef("shard %d is shutting down; outcome unknown", p.r.id)
+	default:
+		return unavailablef("shard %d: outcome unknown: %v", p.r.id, err)
+	}
+}
+
+func (p *proposer) failQueued() {
+	for {
+		select {
+		case pr := <-p.ch:
+			pr.done <- proposalResult{err: unavailablef("shard %d is closing", p.r.id)}
+		default:
+			return
+		}
+	}
+}
+
+// resultError maps a state machine result to a domain error.
+func resultError(res raftfsm.Result) error {
+	if res.Err == nil {
+		return nil
+	}
+	var mm *raftfsm.MismatchError
+	switch {
+	case errors.As(res.Err, &mm):
+		return mismatchError(mm.Current)
+	case errors.Is(res.Err, raftfsm.ErrVersionMismatch):
+		return mismatchError(0)
+	case errors.Is(res.Err, raftfsm.ErrConflict):
+		return ErrConflict
+	default:
+		return unavailablef("apply: %v", res.Err)
+	}
+}

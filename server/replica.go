@@ -1,0 +1,311 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/clover-kv/clover/internal/raftmux"
+	"github.com/clover-kv/clover/raftfsm"
+)
+
+// replica is this node's member of one shard's Raft group (the meta group is
+// shard 0).
+type replica struct {
+	id      uint64
+	node    *Server
+	raft    *raft.Raft
+	fsm     *raftfsm.FSM
+	logs    *raftfsm.LogStore
+	trans   *raft.NetworkTransport
+	snapDir string
+	prop    *proposer
+	logger  *slog.Logger
+
+	applied appliedNotifier
+	// readyTerm is the term in which this leader has committed and applied an
+	// entry of its own (a barrier); read-index needs it.
+	readyTerm atomic.Uint64
+	readyMu   sync.Mutex
+
+	closeOnce sync.Once
+	stopped   chan struct{}
+}
+
+// replicaGuard decides residency for one shard at the transport: entries and
+// snapshots go only to permitted nodes; inbound connections are accepted only
+// while this node may hold the shard.
+type replicaGuard struct {
+	s     *Server
+	shard uint64
+}
+
+func (g replicaGuard) AllowDial(target raft.ServerAddress) error {
+	return g.s.permitShardOnRaftAddr(g.shard, string(target))
+}
+
+func (g replicaGuard) AllowAccept() error {
+	return g.s.permitShardHere(g.shard)
+}
+
+// openReplica opens (and, for a new group, bootstraps) this node's replica of a
+// shard. initial lists the bootstrap configuration when this node is one of
+// the shard's initial replicas and has no state yet.
+func (s *Server) openReplica(id uint64, initial []raft.Server, onApply func(uint64, []raftfsm.Command)) (*replica, error) {
+	r := &replica{id: id, node: s, logger: s.logger.With("shard", id), stopped: make(chan struct{})}
+	r.applied.init()
+	var err error
+	r.fsm, err = raftfsm.New(s.db, id, raftfsm.Options{
+		Guard: func() error { return s.permitShardHere(id) },
+		OnApply: func(index uint64, cmds []raftfsm.Command) {
+			r.applied.advance(index)
+			if onApply != nil {
+				onApply(index, cmds)
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("shard %d: open state machine: %w", id, err)
+	}
+	r.applied.advance(r.fsm.AppliedIndex())
+	r.logs, err = raftfsm.NewLogStore(s.db, id)
+	if err != nil {
+		return nil, fmt.Errorf("shard %d: open log store: %w", id, err)
+	}
+	cache, err := raft.NewLogCache(1024, r.logs)
+	if err != nil {
+		return nil, err
+	}
+	r.snapDir = filepath.Join(s.cfg.DataDir, "snapshots", fmt.Sprint(id))
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(r.snapDir, 2, hclogFor(r.logger, "snapshot"))
+	if err != nil {
+		return nil, fmt.Errorf("shard %d: open snapshot store: %w", id, err)
+	}
+	stream, err := s.mux.Register(id, replicaGuard{s: s, shard: id})
+	if err != nil {
+		return nil, fmt.Errorf("shard %d: register transport: %w", id, err)
+	}
+	r.trans = raftmux.NewTransport(stream, raftmux.TransportConfig{Logger: hclogFor(r.logger, "transport")})
+
+	conf := s.raftConfig(r.logger)
+	// The FSM persists its own state with its applied index, so a restart
+	// need not restore the last snapshot, unless the snapshot is ahead of the
+	// state the FSM has on disk.
+	needsRestore, err := r.fsm.NeedsRestore(snaps)
+	if err != nil {
+		s.mux.Unregister(id)
+		return nil, fmt.Errorf("shard %d: %w", id, err)
+	}
+	conf.NoSnapshotRestoreOnStart = !needsRestore
+	hasState, err := raft.HasExistingState(cache, r.logs, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("shard %d: read raft state: %w", id, err)
+	}
+	r.raft, err = raft.NewRaft(conf, r.fsm, cache, r.logs, snaps, r.trans)
+	if err != nil {
+		s.mux.Unregister(id)
+		return nil, fmt.Errorf("shard %d: start raft: %w", id, err)
+	}
+	if !hasState && len(initial) > 0 {
+		if err := r.raft.BootstrapCluster(raft.Configuration{Servers: initial}).Error(); err != nil &&
+			!errors.Is(err, raft.ErrCantBootstrap) {
+			r.close()
+			return nil, fmt.Errorf("shard %d: bootstrap: %w", id, err)
+		}
+	}
+	r.prop = newProposer(r)
+	go r.watchLeadership()
+	return r, nil
+}
+
+func (s *Server) raftConfig(logger *slog.Logger) *raft.Config {
+	rc := s.cfg.Raft
+	c := raft.DefaultConfig()
+	c.LocalID = raft.ServerID(s.cfg.NodeID)
+	c.HeartbeatTimeout = rc.HeartbeatTimeout
+	c.ElectionTimeout = rc.ElectionTimeout
+	c.LeaderLeaseTimeout = rc.LeaderLeaseTimeout
+	c.CommitTimeout = rc.CommitTimeout
+	c.MaxAppendEntries = rc.MaxAppendEntries
+	c.SnapshotThreshold = rc.SnapshotThreshold
+	c.SnapshotInterval = rc.SnapshotInterval
+	c.TrailingLogs = rc.TrailingLogs
+	c.BatchApplyCh = true
+	c.Logger = hclogFor(logger, "raft")
+	return c
+}
+
+// close stops the replica's Raft instance and transport; its data stays.
+func (r *replica) close() {
+	r.closeOnce.Do(func() {
+		close(r.stopped)
+		if r.prop != nil {
+			r.prop.stop()
+		}
+		if err := r.raft.Shutdown().Error(); err != nil {
+			r.logger.Warn("raft shutdown", "err", err)
+		}
+		r.node.mux.Unregister(r.id)
+		_ = r.trans.Close()
+	})
+}
+
+// destroy closes the replica and deletes its data: log, state, snapshots.
+// Deleting the key range is followed by a compaction of it, so no live
+// sstable still holds the shard's data.
+func (r *replica) destroy() error {
+	r.close()
+	if err := raftfsm.DeleteShard(r.node.db, r.id); err != nil {
+		return fmt.Errorf("shard %d: delete data: %w", r.id, err)
+	}
+	if err := os.RemoveAll(r.snapDir); err != nil {
+		return fmt.Errorf("shard %d: delete snapshots: %w", r.id, err)
+	}
+	return nil
+}
+
+func (r *replica) isLeader() bool { return r.raft.State() == raft.Leader }
+
+// leaderID is the node ID of the leader this replica knows, or "".
+func (r *replica) leaderID() string {
+	_, id := r.raft.LeaderWithID()
+	return string(id)
+}
+
+// readIndex implements a linearizable read barrier on the leader: take the
+// commit index, confirm leadership with one heartbeat round (hashicorp/raft
+// shares a round among concurrent callers), and wait until that index is
+// applied. A new leader first commits an entry of its own term (a barrier) so
+// its commit index is current.
+func (r *replica) readIndex(ctx context.Context) error {
+	if !r.isLeader() {
+		return notLeaderError(r.id, r.node.grpcAddrOf(r.leaderID()))
+	}
+	term := r.raft.CurrentTerm()
+	if r.readyTerm.Load() != term {
+		if err := r.barrier(ctx, term); err != nil {
+			return err
+		}
+	}
+	ci := r.raft.CommitIndex()
+	if err := r.raft.VerifyLeader().Error(); err != nil {
+		return notLeaderError(r.id, r.node.grpcAddrOf(r.leaderID()))
+	}
+	return r.applied.wait(ctx, ci)
+}
+
+func (r *replica) barrier(ctx context.Context, term uint64) error {
+	r.readyMu.Lock()
+	defer r.readyMu.Unlock()
+	if r.readyTerm.Load() == term {
+		return nil
+	}
+	timeout := r.node.cfg.Raft.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	// An empty entry rather than raft.Barrier: barrier entries never reach
+	// the state machine, so its applied index could stay below the commit
+	// index that readers wait for.
+	if err := r.raft.Apply(emptyEntry, timeout).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return notLeaderError(r.id, r.node.grpcAddrOf(r.leaderID()))
+		}
+		return unavailablef("shard %d: leader barrier: %v", r.id, err)
+	}
+	if r.raft.CurrentTerm() == term {
+		r.readyTerm.Store(term)
+	}
+	return nil
+}
+
+// followerRead checks that this replica's state is no older than maxStale:
+// a leader is current once its read barrier passes; a follower must have
+// heard from the leader within maxStale and applied what it knows committed.
+func (r *replica) followerRead(ctx context.Context, maxStale time.Duration) error {
+	if r.isLeader() {
+		return r.readIndex(ctx)
+	}
+	last := r.raft.LastContact()
+	if last.IsZero() || time.Since(last) > maxStale {
+		return notLeaderError(r.id, r.node.grpcAddrOf(r.leaderID()))
+	}
+	ci := r.raft.CommitIndex()
+	wctx, cancel := context.WithTimeout(ctx, maxStale)
+	defer cancel()
+	if err := r.applied.wait(wctx, ci); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return notLeaderError(r.id, r.node.grpcAddrOf(r.leaderID()))
+	}
+	return nil
+}
+
+// emptyEntry is a Raft entry with no commands: it commits and applies,
+// changing nothing.
+var emptyEntry = raftfsm.EncodeEntry(nil, nil)
+
+// watchLeadership commits an entry of its own as soon as this replica
+// becomes leader, so reads at the new leader (and follower reads, whose
+// commit index would otherwise point at raft's no-op entry, which the state
+// machine never sees) need not wait for a write.
+func (r *replica) watchLeadership() {
+	for {
+		select {
+		case isLeader := <-r.raft.LeaderCh():
+			if isLeader {
+				ctx, cancel := context.WithTimeout(context.Background(), r.node.cfg.Raft.ApplyTimeout)
+				if err := r.barrier(ctx, r.raft.CurrentTerm()); err != nil {
+					r.logger.Debug("leader barrier", "err", err)
+				}
+				cancel()
+			}
+		case <-r.stopped:
+			return
+		}
+	}
+}
+
+// appliedNotifier lets readers wait until the state machine reaches an index.
+type appliedNotifier struct {
+	mu    sync.Mutex
+	index uint64
+	ch    chan struct{} // closed and replaced on every advance
+}
+
+func (a *appliedNotifier) init() { a.ch = make(chan struct{}) }
+
+func (a *appliedNotifier) advance(i uint64) {
+	a.mu.Lock()
+	if i > a.index {
+		a.index = i
+		close(a.ch)
+		a.ch = make(chan struct{})
+	}
+	a.mu.Unlock()
+}
+
+func (a *appliedNotifier) wait(ctx context.Context, i uint64) error {
+	for {
+		a.mu.Lock()
+		idx, ch := a.index, a.ch
+		a.mu.Unlock()
+		if idx >= i {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

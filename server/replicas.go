@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// replicaLoop keeps the node's running replicas in step with the catalogue:
+// it opens replicas of shards assigned to this node (only where the
+// keyspace's policy permits this node's locality) and destroys replicas of
+// shards no longer assigned to it.
+func (s *Server) replicaLoop(ctx context.Context) {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		s.reconcileReplicas()
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.catCh:
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Server) reconcileReplicas() {
+	c := s.catalog()
+	if c.index == 0 {
+		return // the catalogue has not been read from the meta group yet
+	}
+	want := map[uint64]shardRef{}
+	for id, ref := range c.shards {
+		if slices.Contains(ref.shard.Replicas, s.cfg.NodeID) {
+			want[id] = ref
+		}
+	}
+	s.mu.RLock()
+	var stale []*replica
+	for id, r := range s.replicas {
+		if _, ok := want[id]; !ok {
+			stale = append(stale, r)
+		}
+	}
+	s.mu.RUnlock()
+	for _, r := range stale {
+		s.mu.Lock()
+		delete(s.replicas, r.id)
+		s.mu.Unlock()
+		if err := r.destroy(); err != nil {
+			s.logger.Error("destroy replica", "shard", r.id, "err", err)
+			continue
+		}
+		s.logger.Info("replica removed and its data deleted", "shard", r.id)
+	}
+	for id, ref := range want {
+		if s.replica(id) != nil {
+			continue
+		}
+		if !ref.ks.permits(s.cfg.Locality) {
+			// Invariant 1 at the node: never create a replica the policy forbids here.
+			s.logger.Error("refusing a replica this node's jurisdiction may not hold",
+				"shard", id, "keyspace", ref.ks.Name, "locality", s.cfg.Locality.String())
+			continue
+		}
+		var initial []raft.Server
+		if slices.Contains(ref.shard.Initial, s.cfg.NodeID) {
+			for _, nid := range ref.shard.Initial {
+				n, ok := c.nodes[nid]
+				if !ok {
+					initial = nil
+					break
+				}
+				initial = append(initial, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(nid), Address: raft.ServerAddress(n.RaftAddr)})
+			}
+		}
+		r, err := s.openReplica(id, initial, nil)
+		if err != nil {
+			s.logger.Error("open replica", "shard", id, "err", err)
+			continue
+		}
+		s.mu.Lock()
+		s.replicas[id] = r
+		s.mu.Unlock()
+		s.logger.Info("replica opened", "shard", id, "keyspace", ref.ks.Name)
+	}
+}

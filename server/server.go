@@ -1,0 +1,350 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	pb "github.com/clover-kv/clover/api/cloverv1"
+	"github.com/clover-kv/clover/internal/raftmux"
+	"github.com/clover-kv/clover/placement"
+	"github.com/clover-kv/clover/raftfsm"
+)
+
+// Server is one Clover node. Create it with New, run it with Start, wait for
+// Ready, stop it with Close.
+type Server struct {
+	cfg       Config
+	logger    *slog.Logger
+	jurisdict *placement.Catalogue
+
+	db     *pebble.DB
+	mux    *raftmux.Mux
+	grpc   *grpc.Server
+	grpcLn net.Listener
+	gossip *membership
+	peers  *peerConns
+
+	meta    *replica
+	cat     atomic.Pointer[catalog]
+	catCh   chan struct{} // signalled on every catalogue change
+	selfRec gossipMeta
+
+	mu       sync.RWMutex
+	replicas map[uint64]*replica
+
+	ready     chan struct{}
+	readyOnce sync.Once
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// identityFile records the node's ID and locality at first start: a node
+// that holds replicas must not silently change its jurisdiction.
+const identityFile = "identity.json"
+
+// New validates cfg and opens the node's storage. It starts nothing.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cat, _ := cfg.catalogue()
+	s := &Server{
+		cfg:       cfg,
+		logger:    cfg.Logger.With("node", cfg.NodeID),
+		jurisdict: cat,
+		catCh:     make(chan struct{}, 1),
+		replicas:  map[uint64]*replica{},
+		ready:     make(chan struct{}),
+	}
+	s.cat.Store(emptyCatalog())
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := checkIdentity(cfg); err != nil {
+		return nil, err
+	}
+	db, err := raftfsm.OpenDB(filepath.Join(cfg.DataDir, "pebble"), raftfsm.DBOptions{Logger: s.logger.With("component", "pebble")})
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
+	}
+	s.db = db
+	return s, nil
+}
+
+func checkIdentity(cfg Config) error {
+	path := filepath.Join(cfg.DataDir, identityFile)
+	want := gossipMeta{ID: cfg.NodeID, Locality: cfg.Locality}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return os.WriteFile(path, mustJSON(want), 0o640)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	var have gossipMeta
+	if err := json.Unmarshal(b, &have); err != nil {
+		return fmt.Errorf("%s is corrupt: %w", path, err)
+	}
+	if have.ID != want.ID || have.Locality != want.Locality {
+		return fmt.Errorf("%w: data dir %s belongs to node %q at %s; this node is %q at %s "+
+			"(a node's identity and locality cannot change: use a new data dir)",
+			ErrInvalidConfig, cfg.DataDir, have.ID, have.Locality, want.ID, want.Locality)
+	}
+	return nil
+}
+
+// Start opens the listeners, joins or founds the cluster and starts serving.
+// It returns once the node is listening; Ready tells when it has joined.
+func (s *Server) Start(ctx context.Context) error {
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.start(); err != nil {
+		s.Close()
+		return err
+	}
+	return nil
+}
+
+func (s *Server) start() error {
+	cfg := &s.cfg
+	raftLn, err := net.Listen("tcp", cfg.ListenRaft)
+	if err != nil {
+		return fmt.Errorf("listen raft %s: %w", cfg.ListenRaft, err)
+	}
+	var adv net.Addr
+	if cfg.AdvertiseRaft != "" {
+		if adv, err = net.ResolveTCPAddr("tcp", cfg.AdvertiseRaft); err != nil {
+			return fmt.Errorf("advertise raft %q: %w", cfg.AdvertiseRaft, err)
+		}
+	}
+	s.mux = raftmux.New(raftLn, raftmux.Config{
+		ServerTLS: cfg.ServerTLS, ClientTLS: cfg.ClientTLS, Dial: cfg.RaftDial,
+		Advertise: adv, Logger: s.logger.With("component", "raftmux"),
+	})
+	s.grpcLn, err = net.Listen("tcp", cfg.ListenGRPC)
+	if err != nil {
+		return fmt.Errorf("listen grpc %s: %w", cfg.ListenGRPC, err)
+	}
+	s.selfRec = gossipMeta{
+		ID: cfg.NodeID, Locality: cfg.Locality,
+		GRPC: orAddr(cfg.AdvertiseGRPC, s.grpcLn.Addr()),
+		Raft: s.mux.Addr().String(),
+	}
+	s.peers = newPeerConns(cfg.ClientTLS)
+
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessageBytes), grpc.MaxSendMsgSize(maxMessageBytes)}
+	if cfg.ServerTLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.ServerTLS)))
+	}
+	s.grpc = grpc.NewServer(opts...)
+	pb.RegisterKVServer(s.grpc, &kvService{s: s})
+	pb.RegisterAdminServer(s.grpc, &adminService{s: s})
+	pb.RegisterInternalServer(s.grpc, &internalService{s: s})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.logger.Error("grpc serve", "err", err)
+		}
+	}()
+
+	if err := s.openMeta(); err != nil {
+		return err
+	}
+	s.gossip, err = startMembership(cfg, s.selfRec)
+	if err != nil {
+		return err
+	}
+	s.selfRec.Gossip = s.gossip.selfGossipAddr()
+	if len(cfg.Join) > 0 {
+		s.goLoop(func(ctx context.Context) { s.gossip.joinLoop(ctx, cfg.Join) })
+	}
+	s.goLoop(s.metaLoop)
+	s.goLoop(s.replicaLoop)
+	s.logger.Info("node started", "locality", cfg.Locality.String(), "grpc", s.selfRec.GRPC,
+		"raft", s.selfRec.Raft, "gossip", s.selfRec.Gossip)
+	return nil
+}
+
+func orAddr(s string, a net.Addr) string {
+	if s != "" {
+		return s
+	}
+	return a.String()
+}
+
+func (s *Server) goLoop(f func(ctx context.Context)) {
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); f(s.ctx) }()
+}
+
+// openMeta opens this node's member of the meta group, bootstrapping a new
+// cluster when asked to and there is no state yet.
+func (s *Server) openMeta() error {
+	var initial []raft.Server
+	if s.cfg.Bootstrap {
+		initial = []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(s.cfg.NodeID), Address: raft.ServerAddress(s.selfRec.Raft)}}
+	}
+	m, err := s.openReplica(metaShardID, initial, func(uint64, []raftfsm.Command) { s.reloadCatalog() })
+	if err != nil {
+		return fmt.Errorf("open meta group: %w", err)
+	}
+	s.meta = m
+	if !s.cfg.Bootstrap && len(s.cfg.Join) == 0 {
+		if m.raft.LastIndex() == 0 {
+			return fmt.Errorf("%w: node has no state and nothing to join: give --join with a peer's gossip address, "+
+				"or --bootstrap to found a new cluster", ErrInvalidConfig)
+		}
+	}
+	s.reloadCatalog()
+	return nil
+}
+
+// reloadCatalog rebuilds the in-memory catalogue from the meta group's state.
+func (s *Server) reloadCatalog() {
+	c, err := loadCatalog(s.meta.fsm)
+	if err != nil {
+		s.logger.Error("catalogue unreadable", "err", err)
+		return
+	}
+	s.cat.Store(c)
+	if n, ok := c.nodes[s.cfg.NodeID]; ok && n.Live {
+		s.readyOnce.Do(func() { close(s.ready) })
+	}
+	select {
+	case s.catCh <- struct{}{}:
+	default:
+	}
+}
+
+// catalog returns the latest catalogue view.
+func (s *Server) catalog() *catalog { return s.cat.Load() }
+
+// Ready is closed once the node is a recorded, live member of the cluster.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// NodeID returns the node's ID.
+func (s *Server) NodeID() string { return s.cfg.NodeID }
+
+// GRPCAddr is the address clients use to reach this node.
+func (s *Server) GRPCAddr() string { return s.selfRec.GRPC }
+
+// GossipAddr is the address other nodes join through.
+func (s *Server) GossipAddr() string { return s.selfRec.Gossip }
+
+// RaftAddr is the node's Raft listener address.
+func (s *Server) RaftAddr() string { return s.selfRec.Raft }
+
+// Close stops serving, leaves the cluster and closes storage. Data stays.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if s.cancel != nil {
+			s.cancel()
+		}
+		if s.grpc != nil {
+			stopped := make(chan struct{})
+			go func() { s.grpc.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(2 * time.Second):
+				s.grpc.Stop()
+			}
+		}
+		if s.gossip != nil {
+			s.gossip.close()
+		}
+		s.wg.Wait()
+		s.mu.Lock()
+		for id, r := range s.replicas {
+			r.close()
+			delete(s.replicas, id)
+		}
+		s.mu.Unlock()
+		if s.meta != nil {
+			s.meta.close()
+		}
+		if s.mux != nil {
+			_ = s.mux.Close()
+		}
+		if s.peers != nil {
+			s.peers.close()
+		}
+		if s.db != nil {
+			s.closeErr = s.db.Close()
+		}
+	})
+	return s.closeErr
+}
+
+// replica returns this node's running replica of a shard, or nil.
+func (s *Server) replica(id uint64) *replica {
+	if id == metaShardID {
+		return s.meta
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.replicas[id]
+}
+
+// grpcAddrOf returns a node's gRPC address from the catalogue, or "".
+func (s *Server) grpcAddrOf(nodeID string) string {
+	if n, ok := s.catalog().nodes[nodeID]; ok {
+		return n.GRPCAddr
+	}
+	return ""
+}
+
+// permitShardHere reports whether this node may hold the shard now.
+func (s *Server) permitShardHere(shard uint64) error {
+	if shard == metaShardID {
+		return nil
+	}
+	ref, ok := s.catalog().shards[shard]
+	if !ok {
+		return fmt.Errorf("%w: shard %d is not in this node's catalogue", ErrResidency, shard)
+	}
+	if !ref.ks.permits(s.cfg.Locality) {
+		return fmt.Errorf("%w: keyspace %q may not be held at %s", ErrResidency, ref.ks.Name, s.cfg.Locality)
+	}
+	return nil
+}
+
+// permitShardOnRaftAddr reports whether the node at a Raft address may hold
+// the shard: the transport asks before it ships entries or snapshots.
+func (s *Server) permitShardOnRaftAddr(shard uint64, addr string) error {
+	if shard == metaShardID {
+		return nil
+	}
+	c := s.catalog()
+	n, ok := c.byRaftAddr[addr]
+	if !ok {
+		return fmt.Errorf("%w: no node is recorded at %s", ErrResidency, addr)
+	}
+	ref, ok := c.shards[shard]
+	if !ok {
+		return fmt.Errorf("%w: shard %d is not in the catalogue", ErrResidency, shard)
+	}
+	if !ref.ks.permits(n.Locality) {
+		return fmt.Errorf("%w: keyspace %q may not be held by node %q at %s", ErrResidency, ref.ks.Name, n.ID, n.Locality)
+	}
+	return nil
+}
