@@ -15,18 +15,18 @@ import (
 // (the permitted endpoints of a residency error, the current version of a
 // version mismatch).
 var (
-	ErrNotFound          = errors.New("clover: key not found")
-	ErrVersionMismatch   = errors.New("clover: version mismatch")
-	ErrResidency         = errors.New("clover: keyspace not permitted on this node's jurisdiction")
-	ErrUnavailable       = errors.New("clover: unavailable")
-	ErrUnknownKeyspace   = errors.New("clover: unknown keyspace")
-	ErrInvalidArgument   = errors.New("clover: invalid argument")
-	ErrKeyspaceExists    = errors.New("clover: keyspace exists")
-	ErrCannotPlace       = errors.New("clover: policy cannot be met with the live permitted nodes")
-	ErrConflict          = errors.New("clover: conflicting write, retry")
-	ErrNoEndpoints       = errors.New("clover: no endpoints configured")
-	ErrPermissionDenied  = errors.New("clover: permission denied")
-	ErrInternal          = errors.New("clover: internal error")
+	ErrNotFound         = errors.New("clover: key not found")
+	ErrVersionMismatch  = errors.New("clover: version mismatch")
+	ErrResidency        = errors.New("clover: keyspace not permitted on this node's jurisdiction")
+	ErrUnavailable      = errors.New("clover: unavailable")
+	ErrUnknownKeyspace  = errors.New("clover: unknown keyspace")
+	ErrInvalidArgument  = errors.New("clover: invalid argument")
+	ErrKeyspaceExists   = errors.New("clover: keyspace exists")
+	ErrCannotPlace      = errors.New("clover: policy cannot be met with the live permitted nodes")
+	ErrConflict         = errors.New("clover: conflicting write, retry")
+	ErrNoEndpoints      = errors.New("clover: no endpoints configured")
+	ErrPermissionDenied = errors.New("clover: permission denied")
+	ErrInternal         = errors.New("clover: internal error")
 )
 
 // Error is an error a node returned, with the details Clover attaches.

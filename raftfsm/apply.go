@@ -130,10 +130,13 @@ func fillHalted(resps []any, err error) {
 
 // applyEntry adds the writes of one entry's successful commands to b. It
 // returns one Result per command and, if OnApply is set, the commands that
-// succeeded. An error means storage failed and b must be discarded.
+// succeeded (non-nil). An error means storage failed and b must be discarded.
 func (f *FSM) applyEntry(b *pebble.Batch, index uint64, cmds []Command) ([]Result, []Command, error) {
 	results := make([]Result, len(cmds))
 	var ok []Command
+	if f.opts.OnApply != nil {
+		ok = make([]Command, 0, len(cmds))
+	}
 	for ci := range cmds {
 		c := &cmds[ci]
 		err, serr := f.check(index, c)

@@ -188,11 +188,12 @@ func TestOnApply(t *testing.T) {
 	db, _ := openMem(t, nil)
 	type call struct {
 		index uint64
+		isNil bool
 		keys  []string
 	}
 	var calls []call
 	f := mustFSM(t, db, 1, Options{OnApply: func(index uint64, cmds []Command) {
-		c := call{index: index}
+		c := call{index: index, isNil: cmds == nil}
 		for _, cm := range cmds {
 			for _, op := range cm.Ops {
 				c.keys = append(c.keys, string(op.Key))
@@ -206,7 +207,7 @@ func TestOnApply(t *testing.T) {
 		entry(3, cmd(putIf("b", "1", 9))),
 	})
 	applyOne(t, f, entry(3, cmd(put("z", "skipped"))))
-	want := []call{{1, []string{"a", "c"}}, {3, nil}}
+	want := []call{{1, false, []string{"a", "c"}}, {2, true, nil}, {3, false, nil}}
 	if fmt.Sprint(calls) != fmt.Sprint(want) {
 		t.Fatalf("calls %v, want %v", calls, want)
 	}

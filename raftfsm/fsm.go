@@ -22,12 +22,16 @@ type Options struct {
 	Guard func() error
 
 	// OnApply, if set, is called on the apply goroutine after each newly
-	// applied LogCommand entry is committed to Pebble, in index order, with
-	// the entry's index and the commands of that entry that succeeded (nil
-	// if none did). It is also called, with cmds == nil, for each newly
-	// applied configuration entry, so readers waiting on an index see it.
-	// It is not called for skipped entries. After a successful Restore it is called once with the
-	// restored applied index and cmds == nil, meaning "reload everything".
+	// applied entry is committed to Pebble, in index order, with the
+	// entry's index:
+	//   - for a LogCommand entry, cmds holds the commands of that entry that
+	//     succeeded; it is non-nil, and empty if none did;
+	//   - for a configuration entry, cmds is nil (no data changed, but
+	//     readers waiting on an index see it advance);
+	//   - after a successful Restore, it is called once with the restored
+	//     applied index and cmds == nil.
+	// So a consumer that caches state reloads it when cmds is nil (rare)
+	// and otherwise updates it from cmds. Skipped entries are not reported.
 	// The commands alias the Raft log's data: copy what you keep, modify
 	// nothing. OnApply must not call back into Apply or Restore.
 	OnApply func(index uint64, cmds []Command)

@@ -19,10 +19,10 @@ const shard = 42
 
 // node is one single-voter raft group over raftfsm.
 type node struct {
-	r           *raft.Raft
-	fsm         *raftfsm.FSM
-	store       *raftfsm.LogStore
-	snaps       *raft.FileSnapshotStore
+	r              *raft.Raft
+	fsm            *raftfsm.FSM
+	store          *raftfsm.LogStore
+	snaps          *raft.FileSnapshotStore
 	restoreAtStart bool // raft restored the latest snapshot at start
 }
 
@@ -216,9 +216,16 @@ func TestRaftEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
 	n = startNode(t, db, dir, false)
-	defer n.r.Shutdown()
+	t.Cleanup(func() {
+		// Raft must be fully stopped before its DB closes.
+		if err := n.r.Shutdown().Error(); err != nil {
+			t.Error(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	if !n.restoreAtStart || n.fsm.AppliedIndex() == 0 {
 		t.Fatalf("snapshot not restored: need=%v applied=%d", n.restoreAtStart, n.fsm.AppliedIndex())
 	}

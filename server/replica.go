@@ -36,8 +36,9 @@ type replica struct {
 	readyTerm atomic.Uint64
 	readyMu   sync.Mutex
 
-	closeOnce sync.Once
-	stopped   chan struct{}
+	closeOnce  sync.Once
+	stopped    chan struct{}
+	handedOver bool // only touched by watchLeadership
 }
 
 // replicaGuard decides residency for one shard at the transport: entries and
@@ -268,10 +269,34 @@ func (r *replica) watchLeadership() {
 					r.logger.Debug("leader barrier", "err", err)
 				}
 				cancel()
+				r.handOverToIntendedLeader()
 			}
 		case <-r.stopped:
 			return
 		}
+	}
+}
+
+// handOverToIntendedLeader moves leadership of a newly created group to its
+// intended first leader (the placement spreads those across nodes), once:
+// the first election of a group is won by whichever replica times out first.
+func (r *replica) handOverToIntendedLeader() {
+	if r.id == metaShardID || r.handedOver || r.fsm.AppliedIndex() > 8 {
+		return
+	}
+	r.handedOver = true
+	c := r.node.catalog()
+	ref, ok := c.shards[r.id]
+	if !ok || len(ref.shard.Initial) == 0 {
+		return
+	}
+	want := ref.shard.Initial[0]
+	n, ok := c.nodes[want]
+	if want == r.node.cfg.NodeID || !ok || !n.Live {
+		return
+	}
+	if err := r.raft.LeadershipTransferToServer(raft.ServerID(want), raft.ServerAddress(n.RaftAddr)).Error(); err != nil {
+		r.logger.Debug("leadership hand-over", "to", want, "err", err)
 	}
 }
 

@@ -91,11 +91,7 @@ func exitCode(err error) int {
 	return 1
 }
 
-// describeError adds what a user can do about some errors.
-func describeError(err error) error {
-	var e *client.Error
-	if errors.As(err, &e) && errors.Is(err, client.ErrResidency) && len(e.PermittedEndpoints) > 0 {
-		return fmt.Errorf("%w\npermitted endpoints: %s", err, strings.Join(e.PermittedEndpoints, ", "))
-	}
-	return err
-}
+// describeError is where user-facing hints for errors go; the node's
+// messages already name what to do (a residency refusal lists the permitted
+// endpoints).
+func describeError(err error) error { return err }
