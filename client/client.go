@@ -140,7 +140,7 @@ type request struct {
 func (c *Client) do(ctx context.Context, req request) error {
 	var err error
 	backoff := c.cfg.Retry.InitialBackoff
-	refreshed := false
+	refreshed, followedHint := false, false
 	var avoid string
 	for attempt := 0; attempt < c.cfg.Retry.MaxAttempts; attempt++ {
 		if attempt > 0 {
@@ -166,12 +166,18 @@ func (c *Client) do(ctx context.Context, req request) error {
 		}
 		switch {
 		case e.kind == pb.ErrorDetail_KIND_NOT_LEADER:
-			// Certainly not applied: safe to retry anything.
+			// Certainly not applied: safe to retry anything. Follow a new
+			// hint at once the first time; while leadership moves, hints
+			// can point back and forth, so later ones wait a backoff.
 			if e.LeaderHint != "" && e.LeaderHint != addr {
 				c.learnLeader(req.keyspace, req.key, e.LeaderHint)
-				continue
+				if !followedHint {
+					followedHint = true
+					continue
+				}
+			} else {
+				avoid = addr
 			}
-			avoid = addr
 		case e.kind == pb.ErrorDetail_KIND_RESIDENCY, e.kind == pb.ErrorDetail_KIND_UNKNOWN_KEYSPACE:
 			// The routing table may be stale (policy or keyspaces changed).
 			if refreshed || c.cfg.Direct {

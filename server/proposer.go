@@ -165,7 +165,8 @@ func (p *proposer) finish(fut raft.ApplyFuture, batch []*proposal) {
 
 func (p *proposer) mapApplyError(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		// The entry never entered the log: certainly not applied.
 		return notLeaderError(p.r.id, p.r.node.grpcAddrOf(p.r.leaderID()))
 	case errors.Is(err, raft.ErrRaftShutdown):

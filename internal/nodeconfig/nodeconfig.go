@@ -33,7 +33,10 @@ type Options struct {
 	Help      bool
 }
 
-// ErrUsage wraps every error about the command line, environment or file.
+// ErrUsage wraps every error about the command line, environment or file,
+// together with its cause where there is one (for example
+// placement.ErrUnknownCountry, placement.ErrInvalidLocality,
+// placement.ErrInvalidJurisdiction or server.ErrInvalidConfig).
 var ErrUsage = errors.New("configuration")
 
 type setting struct {
@@ -82,13 +85,21 @@ func settings() []setting {
 		}},
 		{"jurisdiction", "operator-defined jurisdiction NAME=CC,CC,... (repeatable; in the file a map)", "map", func(c *server.Config, _ *Options, v string) error {
 			name, list, ok := strings.Cut(v, "=")
+			name = strings.TrimSpace(name)
 			if !ok || name == "" {
 				return fmt.Errorf("want NAME=CC,CC,... got %q", v)
+			}
+			if _, dup := c.Jurisdictions[name]; dup {
+				return fmt.Errorf("jurisdiction %q is defined twice", name)
+			}
+			countries := splitList(list)
+			if _, err := placement.DefaultCatalogue().With(name, countries); err != nil {
+				return err
 			}
 			if c.Jurisdictions == nil {
 				c.Jurisdictions = map[string][]string{}
 			}
-			c.Jurisdictions[strings.TrimSpace(name)] = splitList(list)
+			c.Jurisdictions[name] = countries
 			return nil
 		}},
 		{"meta-voters", "nodes voting in the meta group", "int", func(c *server.Config, _ *Options, v string) error {
@@ -167,6 +178,7 @@ func Load(args []string, lookup func(string) (string, bool)) (server.Config, Opt
 			return cfg, opts, err
 		}
 	}
+	set := map[string]bool{}
 	for _, s := range settings() {
 		var vals []string
 		var from string
@@ -187,7 +199,7 @@ func Load(args []string, lookup func(string) (string, bool)) (server.Config, Opt
 			v, _ := lookup(envName(s.name))
 			vals = []string{v}
 			if s.kind == "map" {
-				vals = strings.Split(v, ";")
+				vals = splitMapEnv(v)
 			}
 		case fileVals[s.name] != nil:
 			from = "file " + path + " key " + s.name
@@ -197,14 +209,33 @@ func Load(args []string, lookup func(string) (string, bool)) (server.Config, Opt
 		}
 		for _, v := range vals {
 			if err := s.apply(&cfg, &opts, strings.TrimSpace(v)); err != nil {
-				return cfg, opts, fmt.Errorf("%w: %s: %v", ErrUsage, from, err)
+				return cfg, opts, fmt.Errorf("%w: %s: %w", ErrUsage, from, err)
 			}
+		}
+		set[s.name] = true
+	}
+	for _, name := range []string{"node-id", "locality", "data-dir"} {
+		if !set[name] {
+			return cfg, opts, fmt.Errorf("%w: %s is required: give flag --%s, environment %s or file key %s",
+				ErrUsage, name, name, envName(name), name)
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, opts, err
+		return cfg, opts, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	return cfg, opts, nil
+}
+
+// splitMapEnv splits a map setting's environment value, NAME=CC,CC;NAME2=CC,
+// into its entries; empty entries (a trailing ';') are skipped.
+func splitMapEnv(v string) []string {
+	var out []string
+	for _, e := range strings.Split(v, ";") {
+		if strings.TrimSpace(e) != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func hasEnv(lookup func(string) (string, bool), name string) bool {
