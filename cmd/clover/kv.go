@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -131,6 +130,9 @@ func kvCAS(g *globals) *cobra.Command {
 			if err != nil {
 				return describeError(err)
 			}
+			if g.output == "json" {
+				return g.printJSON(map[string]any{"version": v})
+			}
 			fmt.Fprintf(g.out, "OK version %d\n", v)
 			return nil
 		},
@@ -145,6 +147,9 @@ func kvScan(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "scan KEYSPACE", Short: "List keys in order (by prefix or range)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 {
+				return fmt.Errorf("%w: --limit %d: want at least 1", errUsage, limit)
+			}
 			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
@@ -191,6 +196,5 @@ func kvScan(g *globals) *cobra.Command {
 	f.IntVar(&limit, "limit", 100, "at most this many keys")
 	f.BoolVar(&keysOnly, "keys-only", false, "leave values out")
 	f.DurationVar(&follower, "follower", 0, "serve from any permitted replica no staler than this")
-	_ = os.Stdout
 	return cmd
 }

@@ -32,8 +32,16 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			g.out = cmd.OutOrStdout()
 			if g.output != "table" && g.output != "json" {
-				return fmt.Errorf("--output %q: want table or json", g.output)
+				return fmt.Errorf("%w: --output %q: want table or json", errUsage, g.output)
+			}
+			// Checked here, ahead of cobra, so that they count as usage errors.
+			if err := cmd.ValidateRequiredFlags(); err != nil {
+				return fmt.Errorf("%w: %w", errUsage, err)
+			}
+			if err := cmd.ValidateFlagGroups(); err != nil {
+				return fmt.Errorf("%w: %w", errUsage, err)
 			}
 			return nil
 		},
@@ -48,7 +56,42 @@ func newRootCmd() *cobra.Command {
 	pf.StringVarP(&g.output, "output", "w", "table", "output format: table or json")
 	pf.DurationVar(&g.timeout, "timeout", 10*time.Second, "timeout of the whole command")
 	root.AddCommand(newKVCmd(g), newKeyspaceCmd(g), newClusterCmd(g))
+	markUsageErrors(root)
 	return root
+}
+
+// errUsage marks errors in how the command was called: unknown commands and
+// flags, wrong arguments, bad flag values.
+var errUsage = errors.New("usage")
+
+// markUsageErrors makes argument and flag errors of cmd and its subcommands,
+// and unknown subcommands, wrap errUsage, so that they exit with code 2.
+func markUsageErrors(cmd *cobra.Command) {
+	if cmd.HasSubCommands() && cmd.RunE == nil && cmd.Run == nil {
+		// A command group: without arguments it shows its help, with an
+		// unknown subcommand it fails.
+		cmd.Args = cobra.ArbitraryArgs
+		cmd.RunE = func(c *cobra.Command, a []string) error {
+			if len(a) > 0 {
+				return fmt.Errorf("%w: unknown command %q for %q", errUsage, a[0], c.CommandPath())
+			}
+			return c.Help()
+		}
+	}
+	if args := cmd.Args; args != nil {
+		cmd.Args = func(c *cobra.Command, a []string) error {
+			if err := args(c, a); err != nil {
+				return fmt.Errorf("%w: %w", errUsage, err)
+			}
+			return nil
+		}
+	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	})
+	for _, sub := range cmd.Commands() {
+		markUsageErrors(sub)
+	}
 }
 
 // connect returns a client and a context bounded by --timeout.
@@ -85,7 +128,7 @@ func exitCode(err error) int {
 		return 3
 	case errors.Is(err, client.ErrNotFound):
 		return 4
-	case errors.Is(err, client.ErrInvalidArgument):
+	case errors.Is(err, errUsage), errors.Is(err, client.ErrInvalidArgument):
 		return 2
 	}
 	return 1

@@ -394,6 +394,7 @@ func TestErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("Load succeeded, want an error")
 			}
+			t.Log(err)
 			if !errors.Is(err, nodeconfig.ErrUsage) {
 				t.Errorf("error %v does not wrap ErrUsage", err)
 			}

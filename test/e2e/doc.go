@@ -8,7 +8,8 @@
 // TestMain builds cloverd and clover once into a temporary directory; with
 // -short every test is skipped. Each node's stderr goes to a log file in the
 // test's temporary directory, and the tail of every log is printed when a
-// test fails.
+// test fails; set CLOVER_E2E_LOGS to a directory to keep the whole logs of
+// a failed test there.
 //
 // A test starts a cluster with startCluster, reaches it with cluster.client
 // and changes it with node.crash, node.stop and node.start:

@@ -1,0 +1,111 @@
+package client
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/clover-kv/clover/api/cloverv1"
+)
+
+// fakeNode is a gRPC server standing in for a Clover node: it serves a fixed
+// routing table, answers Put with put (or version 1), and counts KV calls.
+type fakeNode struct {
+	pb.UnimplementedKVServer
+	pb.UnimplementedAdminServer
+	addr string
+
+	mu     sync.Mutex
+	calls  int // KV calls
+	routes *pb.RoutingTableResponse
+	put    func(*pb.PutRequest) (*pb.PutResponse, error)
+}
+
+// startFake starts a fake node on a loopback port; it stops at test end.
+func startFake(t *testing.T) *fakeNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeNode{addr: ln.Addr().String(), routes: &pb.RoutingTableResponse{}}
+	s := grpc.NewServer()
+	pb.RegisterKVServer(s, f)
+	pb.RegisterAdminServer(s, f)
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(s.Stop)
+	return f
+}
+
+func (f *fakeNode) count() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+}
+
+func (f *fakeNode) kvCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+func (f *fakeNode) setRoutes(r *pb.RoutingTableResponse) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.routes = r
+}
+
+func (f *fakeNode) RoutingTable(context.Context, *pb.RoutingTableRequest) (*pb.RoutingTableResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.routes, nil
+}
+
+func (f *fakeNode) Put(_ context.Context, req *pb.PutRequest) (*pb.PutResponse, error) {
+	f.count()
+	f.mu.Lock()
+	put := f.put
+	f.mu.Unlock()
+	if put != nil {
+		return put(req)
+	}
+	return &pb.PutResponse{Version: 1}, nil
+}
+
+func (f *fakeNode) Get(_ context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
+	f.count()
+	return &pb.GetResponse{}, nil
+}
+
+func (f *fakeNode) Delete(_ context.Context, req *pb.DeleteRequest) (*pb.DeleteResponse, error) {
+	f.count()
+	return &pb.DeleteResponse{Version: 1}, nil
+}
+
+func (f *fakeNode) CompareAndSwap(_ context.Context, req *pb.CompareAndSwapRequest) (*pb.CompareAndSwapResponse, error) {
+	f.count()
+	return &pb.CompareAndSwapResponse{Version: 1}, nil
+}
+
+func (f *fakeNode) Batch(context.Context, *pb.BatchRequest) (*pb.BatchResponse, error) {
+	f.count()
+	return &pb.BatchResponse{Version: 1}, nil
+}
+
+func (f *fakeNode) Scan(context.Context, *pb.ScanRequest) (*pb.ScanResponse, error) {
+	f.count()
+	return &pb.ScanResponse{}, nil
+}
+
+// notLeader is the error a follower returns, naming the leader.
+func notLeader(hint string) error {
+	st, _ := status.New(codes.Unavailable, "not the shard leader").WithDetails(&pb.ErrorDetail{
+		Kind: pb.ErrorDetail_KIND_NOT_LEADER, LeaderHint: hint,
+	})
+	return st.Err()
+}

@@ -1,0 +1,503 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clover-kv/clover/client"
+	"github.com/clover-kv/clover/internal/keys"
+	"github.com/clover-kv/clover/internal/testcluster"
+)
+
+// cli runs the clover command against one cluster and captures its output.
+type cli struct {
+	t         *testing.T
+	endpoints string
+	stdin     io.Reader
+}
+
+// with returns c reporting failures to t (a subtest).
+func (c cli) with(t *testing.T) cli { c.t = t; return c }
+
+// run executes `clover --endpoints ... args...` and returns what it printed
+// to standard output and the error main would report.
+func (c cli) run(args ...string) (string, error) {
+	c.t.Helper()
+	var out, errOut bytes.Buffer
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	if c.stdin != nil {
+		root.SetIn(c.stdin)
+	}
+	root.SetArgs(append([]string{"--endpoints", c.endpoints, "--timeout", "30s"}, args...))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+// ok runs a command that must succeed.
+func (c cli) ok(args ...string) string {
+	c.t.Helper()
+	out, err := c.run(args...)
+	if err != nil {
+		c.t.Fatalf("clover %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// fail runs a command that must fail with the given exit code.
+func (c cli) fail(code int, args ...string) error {
+	c.t.Helper()
+	out, err := c.run(args...)
+	if err == nil {
+		c.t.Fatalf("clover %s succeeded, printing %q; want exit code %d", strings.Join(args, " "), out, code)
+	}
+	if got := exitCode(err); got != code {
+		c.t.Fatalf("clover %s: exit code %d for %v, want %d", strings.Join(args, " "), got, err, code)
+	}
+	return err
+}
+
+// okJSON runs a command with -w json and decodes its output into v.
+func (c cli) okJSON(v any, args ...string) {
+	c.t.Helper()
+	out := c.ok(append(args, "-w", "json")...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		c.t.Fatalf("clover %s -w json printed invalid JSON %q: %v", strings.Join(args, " "), out, err)
+	}
+}
+
+// TestCLI runs every command against one four-node demo cluster (two nodes in
+// Ireland, one in Norway, one in the US), shared by the subtests to stay fast.
+func TestCLI(t *testing.T) {
+	tc := testcluster.Start(t, testcluster.DemoNodes())
+	c := cli{t: t, endpoints: strings.Join(tc.Endpoints("ie-1", "no-1"), ",")}
+
+	// The keyspaces most subtests use.
+	var users client.Keyspace
+	c.okJSON(&users, "keyspace", "create", "users", "--residency", "EEA", "--replicas", "3", "--shards", "4", "--class", "personal")
+	out := c.ok("keyspace", "create", "videos", "--residency", "anywhere", "--replicas", "2", "--shards", "2", "--class", "public")
+	waitCatalogues(t, tc, "users", "videos")
+
+	t.Run("keyspace create", func(t *testing.T) {
+		c := c.with(t)
+		if users.Name != "users" || !slices.Equal(users.Policy.AllowJurisdictions, []string{"EEA"}) ||
+			users.Policy.Replicas != 3 || users.Policy.Class != "personal" || len(users.Shards) != 4 {
+			t.Fatalf("created keyspace %+v", users)
+		}
+		for _, sh := range users.Shards {
+			if len(sh.Replicas) != 3 || slices.Contains(sh.Replicas, "us-1") {
+				t.Errorf("users shard %d on %v: want 3 EEA nodes", sh.ID, sh.Replicas)
+			}
+		}
+		if !strings.HasPrefix(out, "keyspace videos: residency anywhere, class public, 2 replicas, 2 shards\n") ||
+			!strings.Contains(out, "SHARD") || !strings.Contains(out, "HASH RANGE") {
+			t.Errorf("create videos printed %q", out)
+		}
+		err := c.fail(1, "keyspace", "create", "users", "--residency", "EEA")
+		if !errors.Is(err, client.ErrKeyspaceExists) {
+			t.Errorf("second create: %v, want ErrKeyspaceExists", err)
+		}
+		err = c.fail(2, "keyspace", "create", "nowhere", "--residency", "ATLANTIS")
+		if !errors.Is(err, client.ErrInvalidArgument) {
+			t.Errorf("unknown jurisdiction: %v, want ErrInvalidArgument", err)
+		}
+		c.fail(2, "keyspace", "create", "missing-residency")
+	})
+
+	t.Run("keyspace list", func(t *testing.T) {
+		c := c.with(t)
+		var list []client.Keyspace
+		c.okJSON(&list, "keyspace", "list")
+		var names []string
+		for _, k := range list {
+			names = append(names, k.Name)
+		}
+		sort.Strings(names)
+		if !slices.Equal(names, []string{"users", "videos"}) {
+			t.Fatalf("keyspaces %v, want users and videos", names)
+		}
+		table := c.ok("keyspace", "list")
+		lines := strings.Split(strings.TrimSpace(table), "\n")
+		if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") {
+			t.Fatalf("keyspace list table:\n%s", table)
+		}
+		row := fieldsOf(lines, "users")
+		if row == nil || row[1] != "EEA" || row[2] != "personal" || row[3] != "3" || row[4] != "4" {
+			t.Errorf("users row %q in\n%s", row, table)
+		}
+		if row := fieldsOf(lines, "videos"); row == nil || row[1] != "anywhere" || row[2] != "public" {
+			t.Errorf("videos row %q in\n%s", row, table)
+		}
+	})
+
+	t.Run("keyspace show", func(t *testing.T) {
+		c := c.with(t)
+		var k client.Keyspace
+		c.okJSON(&k, "keyspace", "show", "users")
+		if k.Name != "users" || len(k.Shards) != 4 {
+			t.Fatalf("show users: %+v", k)
+		}
+		for i, sh := range k.Shards {
+			r := keys.Ranges(4)[i]
+			if sh.HashStart != r.Start || sh.HashEnd != r.End {
+				t.Errorf("shard %d covers %x-%x, want %x-%x", i, sh.HashStart, sh.HashEnd, r.Start, r.End)
+			}
+		}
+		table := c.ok("keyspace", "show", "users")
+		lines := strings.Split(strings.TrimSpace(table), "\n")
+		if len(lines) != 2+4 || !strings.HasPrefix(lines[0], "keyspace users: residency EEA, class personal, 3 replicas, 4 shards") ||
+			!strings.HasPrefix(lines[1], "SHARD") {
+			t.Fatalf("show users table:\n%s", table)
+		}
+		for _, l := range lines[2:] {
+			if strings.Contains(l, "us-1") {
+				t.Errorf("users shard row names us-1: %q", l)
+			}
+		}
+		err := c.fail(1, "keyspace", "show", "nope")
+		if !errors.Is(err, client.ErrUnknownKeyspace) {
+			t.Errorf("show unknown keyspace: %v", err)
+		}
+	})
+
+	t.Run("kv put get del", func(t *testing.T) {
+		c := c.with(t)
+		out := c.ok("kv", "put", "users", "user/1", "Aoife")
+		v1, err := parseOK(out)
+		if err != nil {
+			t.Fatalf("put printed %q: %v", out, err)
+		}
+		var got struct {
+			Key, Value string
+			Version    uint64
+		}
+		c.okJSON(&got, "kv", "get", "users", "user/1")
+		if got.Key != "user/1" || got.Value != "Aoife" || got.Version != v1 {
+			t.Fatalf("get: %+v, want user/1=Aoife at version %d", got, v1)
+		}
+		table := c.ok("kv", "get", "users", "user/1")
+		if f := fieldsOf(strings.Split(table, "\n"), "user/1"); f == nil || f[1] != "Aoife" || f[2] != strconv.FormatUint(v1, 10) {
+			t.Errorf("get table:\n%s", table)
+		}
+		if f := fieldsOf(strings.Split(c.ok("kv", "get", "users", "user/1", "--follower", "5s"), "\n"), "user/1"); f == nil || f[1] != "Aoife" {
+			t.Errorf("follower get: %q", f)
+		}
+
+		// A value from standard input.
+		in := c
+		in.stdin = strings.NewReader("Niamh from stdin")
+		var put struct{ Version uint64 }
+		if err := json.Unmarshal([]byte(in.ok("kv", "put", "users", "user/2", "-", "-w", "json")), &put); err != nil || put.Version == 0 {
+			t.Fatalf("put from stdin: version %d, %v", put.Version, err)
+		}
+		c.okJSON(&got, "kv", "get", "users", "user/2")
+		if got.Value != "Niamh from stdin" || got.Version != put.Version {
+			t.Errorf("value from stdin: %+v, want version %d", got, put.Version)
+		}
+
+		out = c.ok("kv", "del", "users", "user/2")
+		if _, err := parseOK(out); err != nil {
+			t.Errorf("del printed %q: %v", out, err)
+		}
+		err = c.fail(4, "kv", "get", "users", "user/2")
+		if !errors.Is(err, client.ErrNotFound) {
+			t.Errorf("get deleted key: %v, want ErrNotFound", err)
+		}
+		c.fail(4, "kv", "get", "users", "never-written")
+		c.fail(1, "kv", "get", "nope", "k")
+		c.fail(2, "kv", "get", "users")
+		c.fail(2, "kv", "put", "users", "", "v")
+	})
+
+	t.Run("kv cas", func(t *testing.T) {
+		c := c.with(t)
+		var got struct {
+			Value   string
+			Version uint64
+		}
+		v0, err := parseOK(c.ok("kv", "cas", "users", "cas/1", "0", "first"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The key exists now: a second create-if-absent fails.
+		err = c.fail(1, "kv", "cas", "users", "cas/1", "0", "again")
+		var ce *client.Error
+		if !errors.Is(err, client.ErrVersionMismatch) || !errors.As(err, &ce) || ce.CurrentVersion != v0 {
+			t.Fatalf("cas on an existing key: %v (%+v), want a mismatch naming version %d", err, ce, v0)
+		}
+		err = c.fail(1, "kv", "cas", "users", "cas/1", strconv.FormatUint(v0+1000, 10), "stale")
+		if !errors.Is(err, client.ErrVersionMismatch) {
+			t.Fatalf("cas with a wrong version: %v", err)
+		}
+		var cas struct{ Version uint64 }
+		c.okJSON(&cas, "kv", "cas", "users", "cas/1", strconv.FormatUint(v0, 10), "second")
+		c.okJSON(&got, "kv", "get", "users", "cas/1")
+		if got.Value != "second" || got.Version != cas.Version || cas.Version <= v0 {
+			t.Fatalf("after cas: %+v, cas version %d, first version %d", got, cas.Version, v0)
+		}
+		c.fail(2, "kv", "cas", "users", "cas/1", "latest", "x")
+	})
+
+	t.Run("kv scan", func(t *testing.T) {
+		c := c.with(t)
+		// Twenty keys under one prefix, spread over the four shards, plus
+		// keys that sort before and after them.
+		var want []string
+		shards := map[int]bool{}
+		for i := 19; i >= 0; i-- {
+			k := fmt.Sprintf("scan/%02d", i)
+			want = append(want, k)
+			shards[keys.ShardIndex(keys.Hash([]byte(k)), 4)] = true
+			c.ok("kv", "put", "users", k, "v"+k[5:])
+		}
+		c.ok("kv", "put", "users", "scam", "before")
+		c.ok("kv", "put", "users", "scan0", "after")
+		sort.Strings(want)
+		if len(shards) < 2 {
+			t.Fatalf("test keys fall in %d shard(s); want them spread", len(shards))
+		}
+
+		var kvs []struct {
+			Key, Value string
+			Version    uint64
+		}
+		c.okJSON(&kvs, "kv", "scan", "users", "--prefix", "scan/")
+		var gotKeys []string
+		for _, kv := range kvs {
+			gotKeys = append(gotKeys, kv.Key)
+			if kv.Value != "v"+kv.Key[5:] || kv.Version == 0 {
+				t.Errorf("scan: %+v", kv)
+			}
+		}
+		if !slices.Equal(gotKeys, want) {
+			t.Fatalf("scan --prefix scan/ keys %v, want %v", gotKeys, want)
+		}
+
+		c.okJSON(&kvs, "kv", "scan", "users", "--prefix", "scan/", "--limit", "5", "--keys-only")
+		if len(kvs) != 5 || kvs[0].Key != "scan/00" || kvs[4].Key != "scan/04" || kvs[0].Value != "" {
+			t.Errorf("scan --limit 5 --keys-only: %+v", kvs)
+		}
+		c.okJSON(&kvs, "kv", "scan", "users", "--start", "scan/05", "--end", "scan/10")
+		if len(kvs) != 5 || kvs[0].Key != "scan/05" || kvs[4].Key != "scan/09" {
+			t.Errorf("scan --start scan/05 --end scan/10: %+v", kvs)
+		}
+
+		table := c.ok("kv", "scan", "users", "--prefix", "scan/")
+		lines := strings.Split(strings.TrimSpace(table), "\n")
+		if len(lines) != 21 || !strings.HasPrefix(lines[0], "KEY") {
+			t.Fatalf("scan table:\n%s", table)
+		}
+		for i, l := range lines[1:] {
+			if f := strings.Fields(l); f[0] != want[i] {
+				t.Errorf("scan table row %d is %q, want key %s", i, l, want[i])
+			}
+		}
+		c.fail(2, "kv", "scan", "users", "--limit", "0")
+	})
+
+	t.Run("cluster status", func(t *testing.T) {
+		c := c.with(t)
+		var st client.ClusterStatus
+		tc.WaitFor(20*time.Second, "four live nodes in cluster status", func() bool {
+			c.okJSON(&st, "cluster", "status")
+			live := 0
+			for _, n := range st.Nodes {
+				if n.Live && n.Reachable {
+					live++
+				}
+			}
+			return len(st.Nodes) == 4 && live == 4
+		})
+		byID := map[string]client.NodeStatus{}
+		for _, n := range st.Nodes {
+			byID[n.ID] = n
+		}
+		has := func(id string, js ...string) bool {
+			got := slices.Clone(byID[id].Jurisdictions)
+			sort.Strings(got)
+			return slices.Equal(got, js)
+		}
+		if !has("ie-1", "EEA", "EU") || !has("ie-2", "EEA", "EU") || !has("no-1", "EEA") || !has("us-1") {
+			t.Errorf("jurisdictions: %+v", st.Nodes)
+		}
+		if l := byID["no-1"].Locality; l != (client.Locality{Country: "NO", Region: "no-hamar", Zone: "a"}) {
+			t.Errorf("no-1 locality %+v", l)
+		}
+		if _, ok := byID[st.MetaLeader]; !ok {
+			t.Errorf("meta leader %q is not a node", st.MetaLeader)
+		}
+		for _, r := range byID["us-1"].Replicas {
+			if r.Keyspace == "users" {
+				t.Errorf("us-1 holds users shard %d", r.ShardID)
+			}
+		}
+
+		table := c.ok("cluster", "status")
+		lines := strings.Split(strings.TrimSpace(table), "\n")
+		if len(lines) != 6 || !strings.HasPrefix(lines[0], "NODE") || lines[5] != "* meta-group leader" {
+			t.Fatalf("status table:\n%s", table)
+		}
+		if f := fieldsOf(lines, "us-1"); f == nil || f[1] != "US/us-east/a" || f[2] != "live" {
+			// us-1 has no jurisdiction, so its row has one column fewer.
+			t.Errorf("us-1 row %q", f)
+		}
+		if f := fieldsOf(lines, "ie-1"); f == nil || f[1] != "IE/ie-dublin/a" || f[2] != "EEA,EU" {
+			t.Errorf("ie-1 row %q", f)
+		}
+	})
+
+	t.Run("residency refusal", func(t *testing.T) {
+		us := c.with(t)
+		us.endpoints = tc.Node("us-1").GRPCAddr()
+		for _, args := range [][]string{
+			{"--direct", "kv", "get", "users", "user/1"},
+			{"--direct", "kv", "put", "users", "user/9", "x"},
+			{"--direct", "kv", "scan", "users"},
+		} {
+			err := us.fail(3, args...)
+			var ce *client.Error
+			if !errors.Is(err, client.ErrResidency) || !errors.As(err, &ce) {
+				t.Fatalf("%v: %v, want ErrResidency", args, err)
+			}
+			if len(ce.PermittedEndpoints) != 3 || slices.Contains(ce.PermittedEndpoints, tc.Node("us-1").GRPCAddr()) {
+				t.Errorf("%v: permitted endpoints %v, want the three EEA nodes", args, ce.PermittedEndpoints)
+			}
+			if strings.Contains(err.Error(), "user/") {
+				t.Errorf("%v: the error names the key: %v", args, err)
+			}
+		}
+		// The US node serves the public keyspace.
+		us.ok("--direct", "kv", "put", "videos", "video/1", "cat")
+		var got struct{ Value string }
+		us.okJSON(&got, "--direct", "kv", "get", "videos", "video/1")
+		if got.Value != "cat" {
+			t.Errorf("US read of videos: %q", got.Value)
+		}
+	})
+
+	t.Run("usage errors", func(t *testing.T) {
+		c := c.with(t)
+		err := c.fail(2, "keyspace", "list", "-w", "yaml")
+		if !strings.Contains(err.Error(), "--output") {
+			t.Errorf("bad --output: %v", err)
+		}
+		c.fail(2, "--output", "xml", "cluster", "status")
+		c.fail(2, "kv", "frobnicate")
+		c.fail(2, "frobnicate")
+		c.fail(2, "kv", "get", "--no-such-flag", "users", "k")
+		c.fail(2, "cluster", "status", "extra")
+		out := c.ok("kv")
+		if !strings.Contains(out, "Available Commands") {
+			t.Errorf("clover kv printed %q, want its help", out)
+		}
+	})
+
+	t.Run("keyspace drop", func(t *testing.T) {
+		c := c.with(t)
+		if out := c.ok("keyspace", "drop", "videos"); out != "dropped videos\n" {
+			t.Errorf("drop printed %q", out)
+		}
+		err := c.fail(1, "keyspace", "drop", "videos")
+		if !errors.Is(err, client.ErrUnknownKeyspace) {
+			t.Errorf("second drop: %v", err)
+		}
+		waitCatalogues(t, tc, "users")
+		err = c.fail(1, "kv", "get", "videos", "video/1")
+		if !errors.Is(err, client.ErrUnknownKeyspace) {
+			t.Errorf("get from a dropped keyspace: %v", err)
+		}
+	})
+}
+
+// waitCatalogues waits until every node lists exactly the given keyspaces
+// (asked directly, so each node answers from its own copy of the catalogue).
+func waitCatalogues(t *testing.T, tc *testcluster.Cluster, want ...string) {
+	t.Helper()
+	for _, n := range tc.Nodes {
+		direct := cli{t: t, endpoints: n.GRPCAddr()}
+		var names []string
+		tc.WaitFor(20*time.Second, n.Spec.ID+" listing keyspaces "+strings.Join(want, ","), func() bool {
+			var list []client.Keyspace
+			direct.okJSON(&list, "--direct", "keyspace", "list")
+			names = names[:0]
+			for _, k := range list {
+				names = append(names, k.Name)
+			}
+			sort.Strings(names)
+			return slices.Equal(names, want)
+		})
+	}
+}
+
+// TestCommandsWithoutCluster covers what fails before any contact with a node.
+func TestCommandsWithoutCluster(t *testing.T) {
+	c := cli{t: t, endpoints: "127.0.0.1:1"}
+	for _, args := range [][]string{
+		{"-w", "yaml", "kv", "get", "users", "k"},
+		{"kv", "cas", "users", "k", "latest", "v"},
+		{"kv", "put", "users", "k"},
+		{"keyspace", "create"},
+		{"nope"},
+	} {
+		c.fail(2, args...)
+	}
+	out := c.ok("--help")
+	if !strings.Contains(out, "keyspace") || !strings.Contains(out, "--endpoints") {
+		t.Errorf("--help printed %q", out)
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	cases := []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("get: %w", client.ErrResidency), 3},
+		{fmt.Errorf("get: %w", client.ErrNotFound), 4},
+		{fmt.Errorf("%w: bad", client.ErrInvalidArgument), 2},
+		{fmt.Errorf("%w: bad", errUsage), 2},
+		{client.ErrUnavailable, 1},
+		{client.ErrVersionMismatch, 1},
+		{context.DeadlineExceeded, 1},
+		{errors.New("anything else"), 1},
+	}
+	for _, tc := range cases {
+		if got := exitCode(tc.err); got != tc.want {
+			t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}
+
+// parseOK reads "OK version N".
+func parseOK(out string) (uint64, error) {
+	s, ok := strings.CutPrefix(strings.TrimSpace(out), "OK version ")
+	if !ok {
+		return 0, fmt.Errorf("not OK version N")
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// fieldsOf returns the whitespace-separated fields of the table line whose
+// first field is first, or nil.
+func fieldsOf(lines []string, first string) []string {
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) > 0 && strings.TrimSuffix(f[0], "*") == first {
+			return f
+		}
+	}
+	return nil
+}
