@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -188,7 +189,7 @@ func (c *Client) do(ctx context.Context, req request) error {
 				return err
 			}
 			continue
-		case errors.Is(err, ErrUnavailable) && (req.idempotent || e.Code == codes.Unavailable && e.kind == pb.ErrorDetail_KIND_UNSPECIFIED && req.idempotent):
+		case errors.Is(err, ErrUnavailable) && (req.idempotent || neverSent(e)):
 			avoid = addr
 			c.forgetLeader(req.keyspace, req.key)
 		case errors.Is(err, ErrConflict):
@@ -204,6 +205,14 @@ func (c *Client) do(ctx context.Context, req request) error {
 		backoff = min(backoff*2, c.cfg.Retry.MaxBackoff)
 	}
 	return err
+}
+
+// neverSent reports an error from a connection that could not be
+// established: the request never left the client, so even a request whose
+// outcome would otherwise be unknown may be retried.
+func neverSent(e *Error) bool {
+	return e.Code == codes.Unavailable && e.kind == pb.ErrorDetail_KIND_UNSPECIFIED &&
+		strings.Contains(e.Message, "while dialing")
 }
 
 func jitter(d time.Duration) time.Duration {

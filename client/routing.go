@@ -1,6 +1,8 @@
 package client
 
 import (
+	"cmp"
+	"slices"
 	"context"
 	"fmt"
 	"sync/atomic"
@@ -152,7 +154,9 @@ func buildRoutes(resp *pb.RoutingTableResponse) *routingTable {
 	}
 	for _, ks := range resp.Keyspaces {
 		r := &ksRoute{}
-		for _, sh := range ks.Shards {
+		shards := slices.Clone(ks.Shards)
+		slices.SortFunc(shards, func(a, b *pb.ShardInfo) int { return cmp.Compare(a.HashStart, b.HashStart) })
+		for _, sh := range shards {
 			s := &shardRoute{id: sh.Id, replicas: sh.Replicas}
 			if sh.Leader != "" {
 				if a := rt.addrs[sh.Leader]; a != "" {

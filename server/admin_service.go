@@ -78,8 +78,12 @@ func (a *adminService) DropKeyspace(ctx context.Context, req *pb.DropKeyspaceReq
 		if _, ok := c.keyspaces[req.Name]; !ok {
 			return fmt.Errorf("%w %q", ErrUnknownKeyspace, req.Name)
 		}
-		_, err := a.s.metaPropose(ctx, raftfsm.Command{Ops: []raftfsm.Op{{Kind: raftfsm.OpDelete, Key: metaKSKey(req.Name)}}})
-		return err
+		res, err := a.s.metaPropose(ctx, raftfsm.Command{Ops: []raftfsm.Op{{Kind: raftfsm.OpDelete, Key: metaKSKey(req.Name)}}})
+		if err != nil {
+			return err
+		}
+		a.s.waitCatalogApplied(ctx, res.Version)
+		return nil
 	}, func(ctx context.Context, c pb.AdminClient) error {
 		_, err := c.DropKeyspace(ctx, req)
 		return err
@@ -241,7 +245,7 @@ func (s *Server) createKeyspace(ctx context.Context, req *pb.CreateKeyspaceReque
 			{Kind: raftfsm.OpPut, Key: []byte(metaShardSeq), Value: fmt.Appendf(nil, "%d", c.nextShardID+uint64(shards)),
 				HasCond: true, CondVersion: c.seqVersion},
 		}}
-		_, err = s.metaPropose(ctx, cmd)
+		res, err := s.metaPropose(ctx, cmd)
 		if errors.Is(err, ErrVersionMismatch) && attempt < 3 {
 			continue // raced with another change; re-plan on the new catalogue
 		}
@@ -249,6 +253,7 @@ func (s *Server) createKeyspace(ctx context.Context, req *pb.CreateKeyspaceReque
 			return nil, err
 		}
 		s.logger.Info("keyspace created", "keyspace", req.Name, "policy", policy.String(), "shards", shards)
+		s.waitCatalogApplied(ctx, res.Version)
 		s.waitShardsLed(ctx, ks)
 		return ks, nil
 	}
@@ -285,6 +290,33 @@ func (s *Server) planKeyspace(c *catalog, name string, policy placement.Policy, 
 		}
 	}
 	return ks, nil
+}
+
+// waitCatalogApplied waits (bounded) until every live node's catalogue
+// reflects the meta-group entry at index, so that a keyspace change is seen
+// cluster-wide when the admin call returns.
+func (s *Server) waitCatalogApplied(ctx context.Context, index uint64) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		behind := 0
+		for _, st := range s.gatherStatus(ctx) {
+			if st.Node.GetLive() && st.Reachable && st.MetaAppliedIndex < index {
+				behind++
+			}
+		}
+		if behind == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			s.logger.Warn("catalogue change not yet applied on every live node", "index", index, "nodes_behind", behind)
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // waitShardsLed waits (bounded) until every shard of a new keyspace has a

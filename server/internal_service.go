@@ -44,7 +44,7 @@ func (i *internalService) ShardScan(ctx context.Context, req *pb.ShardScanReques
 // localStatus reports this node's replicas.
 func (s *Server) localStatus() *pb.NodeStatus {
 	c := s.catalog()
-	st := &pb.NodeStatus{Reachable: true}
+	st := &pb.NodeStatus{Reachable: true, MetaAppliedIndex: c.index}
 	if n, ok := c.nodes[s.cfg.NodeID]; ok {
 		st.Node = s.nodeToPB(n)
 	} else {

@@ -1723,15 +1723,17 @@ func (x *ShardReplicaStatus) GetState() string {
 }
 
 type NodeStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Node          *NodeInfo              `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	Reachable     bool                   `protobuf:"varint,2,opt,name=reachable,proto3" json:"reachable,omitempty"`
-	Shards        []*ShardReplicaStatus  `protobuf:"bytes,3,rep,name=shards,proto3" json:"shards,omitempty"`
-	ShardsHeld    uint32                 `protobuf:"varint,4,opt,name=shards_held,json=shardsHeld,proto3" json:"shards_held,omitempty"`
-	ShardsLed     uint32                 `protobuf:"varint,5,opt,name=shards_led,json=shardsLed,proto3" json:"shards_led,omitempty"`
-	Error         string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Node       *NodeInfo              `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Reachable  bool                   `protobuf:"varint,2,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	Shards     []*ShardReplicaStatus  `protobuf:"bytes,3,rep,name=shards,proto3" json:"shards,omitempty"`
+	ShardsHeld uint32                 `protobuf:"varint,4,opt,name=shards_held,json=shardsHeld,proto3" json:"shards_held,omitempty"`
+	ShardsLed  uint32                 `protobuf:"varint,5,opt,name=shards_led,json=shardsLed,proto3" json:"shards_led,omitempty"`
+	Error      string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	// The meta-group index this node's catalogue reflects.
+	MetaAppliedIndex uint64 `protobuf:"varint,7,opt,name=meta_applied_index,json=metaAppliedIndex,proto3" json:"meta_applied_index,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
@@ -1804,6 +1806,13 @@ func (x *NodeStatus) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *NodeStatus) GetMetaAppliedIndex() uint64 {
+	if x != nil {
+		return x.MetaAppliedIndex
+	}
+	return 0
 }
 
 type CreateKeyspaceRequest struct {
@@ -2621,7 +2630,7 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\n" +
 	"last_index\x18\x06 \x01(\x04R\tlastIndex\x12\x10\n" +
 	"\x03lag\x18\a \x01(\x04R\x03lag\x12\x14\n" +
-	"\x05state\x18\b \x01(\tR\x05state\"\xe0\x01\n" +
+	"\x05state\x18\b \x01(\tR\x05state\"\x8e\x02\n" +
 	"\n" +
 	"NodeStatus\x12'\n" +
 	"\x04node\x18\x01 \x01(\v2\x13.clover.v1.NodeInfoR\x04node\x12\x1c\n" +
@@ -2631,7 +2640,8 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"shardsHeld\x12\x1d\n" +
 	"\n" +
 	"shards_led\x18\x05 \x01(\rR\tshardsLed\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"n\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12,\n" +
+	"\x12meta_applied_index\x18\a \x01(\x04R\x10metaAppliedIndex\"n\n" +
 	"\x15CreateKeyspaceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x06policy\x18\x02 \x01(\v2\x11.clover.v1.PolicyR\x06policy\x12\x16\n" +

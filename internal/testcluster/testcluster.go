@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -81,15 +80,12 @@ func Start(t testing.TB, specs []NodeSpec, opts ...Option) *Cluster {
 		cfg.NodeID = sp.ID
 		cfg.Locality = loc
 		cfg.DataDir = filepath.Join(root, sp.ID)
-		cfg.ListenGRPC = freeAddr(t)
-		cfg.ListenRaft = freeAddr(t)
-		cfg.ListenGossip = freeAddr(t)
+		// Port 0 everywhere: StartNode records the bound addresses so a
+		// restart reuses them.
+		cfg.ListenGRPC = "127.0.0.1:0"
+		cfg.ListenRaft = "127.0.0.1:0"
+		cfg.ListenGossip = "127.0.0.1:0"
 		cfg.Bootstrap = i == 0
-		if i == 0 {
-			seed = cfg.ListenGossip
-		} else {
-			cfg.Join = []string{seed}
-		}
 		cfg.Raft.HeartbeatTimeout = 300 * time.Millisecond
 		cfg.Raft.ElectionTimeout = 300 * time.Millisecond
 		cfg.Raft.LeaderLeaseTimeout = 150 * time.Millisecond
@@ -99,15 +95,18 @@ func Start(t testing.TB, specs []NodeSpec, opts ...Option) *Cluster {
 		for _, o := range opts {
 			o(&cfg)
 		}
-		c.Net.Register(sp.ID, cfg.ListenRaft)
 		n := &Node{Spec: sp, Config: cfg, DataDir: cfg.DataDir}
 		c.Nodes = append(c.Nodes, n)
 		c.byID[sp.ID] = n
 	}
 	t.Cleanup(c.Close)
-	for _, n := range c.Nodes {
+	for i, n := range c.Nodes {
+		if i > 0 {
+			n.Config.Join = []string{seed}
+		}
 		c.StartNode(n.Spec.ID)
-		if n == c.Nodes[0] {
+		if i == 0 {
+			seed = n.Config.ListenGossip
 			c.WaitReady(n.Spec.ID)
 		}
 	}
@@ -126,16 +125,6 @@ func testLogger(t testing.TB, id string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(lvl))
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})).With("test_node", id)
-}
-
-// freeAddr reserves a loopback port by listening and closing.
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // Node returns a node by ID.
@@ -162,6 +151,8 @@ func (c *Cluster) StartNode(id string) {
 		c.t.Fatalf("node %s: start: %v", id, err)
 	}
 	n.Server = s
+	n.Config.ListenGRPC, n.Config.ListenRaft, n.Config.ListenGossip = s.GRPCAddr(), s.RaftAddr(), s.GossipAddr()
+	c.Net.Register(id, s.RaftAddr())
 }
 
 // StopNode closes a node; its data stays for a restart.

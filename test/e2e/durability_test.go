@@ -60,13 +60,12 @@ func (l *ledger) counts() []int {
 	return slices.Clone(l.perShard)
 }
 
-// waitProgress waits until every shard has at least step more acknowledged
-// writes than in base.
-func (c *cluster) waitProgress(t *testing.T, l *ledger, what string, base []int) []int {
+// waitProgress waits until every shard has at least progressStep more
+// acknowledged writes than in base.
+func (c *cluster) waitProgress(t *testing.T, l *ledger, what string, base []int) {
 	t.Helper()
-	var now []int
 	c.waitFor(t, readyTimeout, what, func(context.Context, *client.Client) (bool, string) {
-		now = l.counts()
+		now := l.counts()
 		for i := range now {
 			if now[i] < base[i]+progressStep {
 				return false, fmt.Sprintf("acknowledged writes per shard %v, started from %v", now, base)
@@ -74,7 +73,6 @@ func (c *cluster) waitProgress(t *testing.T, l *ledger, what string, base []int)
 		}
 		return true, ""
 	})
-	return now
 }
 
 // write puts unique keys until ctx ends, recording acknowledged ones. A put
@@ -134,7 +132,7 @@ func TestAcknowledgedWritesSurviveLeaderKillAndFullRestart(t *testing.T) {
 		go func() { defer wg.Done(); write(wctx, cl, l, w, run) }()
 	}
 	defer func() { stopWriters(); wg.Wait() }()
-	base := c.waitProgress(t, l, "writes to every shard", make([]int, usersShards))
+	c.waitProgress(t, l, "writes to every shard", make([]int, usersShards))
 
 	// SIGKILL the leader of shard 0; writes to every shard, shard 0
 	// included, must go on after a new leader is elected.
@@ -144,11 +142,11 @@ func TestAcknowledgedWritesSurviveLeaderKillAndFullRestart(t *testing.T) {
 	c.node(victim).crash()
 	afterKill := c.waitLeaders(t, "users", victim)
 	t.Logf("shard %d re-elected %s", afterKill.Shards[0].ID, afterKill.Shards[0].Leader)
-	base = c.waitProgress(t, l, "writes to every shard after "+victim+" was killed", base)
+	c.waitProgress(t, l, "writes to every shard after "+victim+" was killed", l.counts())
 
 	c.node(victim).start()
 	c.waitLive(t, c.ids()...)
-	c.waitProgress(t, l, "writes to every shard after "+victim+" restarted", base)
+	c.waitProgress(t, l, "writes to every shard after "+victim+" restarted", l.counts())
 	stopWriters()
 	wg.Wait()
 	if l.failed > 0 {
@@ -191,7 +189,7 @@ func checkAllReadable(ctx context.Context, t *testing.T, cl *client.Client, acke
 					missing++
 				case err != nil:
 					failed++
-					firstErr = cmp(firstErr, err)
+					firstErr = firstOf(firstErr, err)
 				case string(kv.Value) != acked[key]:
 					wrong++
 				}
@@ -210,7 +208,7 @@ func checkAllReadable(ctx context.Context, t *testing.T, cl *client.Client, acke
 	}
 }
 
-func cmp(first, err error) error {
+func firstOf(first, err error) error {
 	if first != nil {
 		return first
 	}
