@@ -2,9 +2,9 @@ package client
 
 import (
 	"cmp"
-	"slices"
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	pb "github.com/clover-kv/clover/api/cloverv1"
