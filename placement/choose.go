@@ -154,13 +154,17 @@ type candidate struct {
 type placer struct {
 	cands       []candidate // sorted by id
 	byID        map[string]int
-	regionCount []int // chosen replicas per region
-	zoneCount   []int // chosen replicas per zone
+	where       map[string]spot // every permitted node, live or not
+	regionCount []int           // chosen (or counted) replicas per region
+	zoneCount   []int           // chosen (or counted) replicas per zone
 	chosen      []bool
 	prefs       int // len(LeaderPreference)
 	down        int // permitted nodes that are not live
 	outside     int // live nodes the policy does not permit
 }
+
+// spot is a permitted node's region and zone as dense indices.
+type spot struct{ region, zone int }
 
 // newPlacer checks nodes and keeps the live, permitted ones.
 func (c *Catalogue) newPlacer(p Policy, nodes []Node) (*placer, error) {
@@ -169,8 +173,9 @@ func (c *Catalogue) newPlacer(p Policy, nodes []Node) (*placer, error) {
 	for i, r := range p.LeaderPreference {
 		rank[r] = i
 	}
-	pl := &placer{byID: make(map[string]int, len(nodes)), prefs: len(p.LeaderPreference)}
+	pl := &placer{byID: make(map[string]int, len(nodes)), where: make(map[string]spot, len(nodes)), prefs: len(p.LeaderPreference)}
 	seen := make(map[string]bool, len(nodes))
+	var permitted []*Node
 	for i := range nodes {
 		nd := &nodes[i]
 		switch {
@@ -182,15 +187,18 @@ func (c *Catalogue) newPlacer(p Policy, nodes []Node) (*placer, error) {
 			return nil, fmt.Errorf("%w: node %q has negative load %d", ErrInvalidInput, clip(nd.ID), nd.Replicas)
 		}
 		seen[nd.ID] = true
-		permitted := nd.Locality.Validate() == nil && perm.permits(nd.Locality.Country)
+		ok := nd.Locality.Validate() == nil && perm.permits(nd.Locality.Country)
+		if ok {
+			permitted = append(permitted, nd)
+		}
 		switch {
-		case permitted && nd.Live:
+		case ok && nd.Live:
 			r, ok := rank[nd.Locality.Region]
 			if !ok {
 				r = pl.prefs
 			}
 			pl.cands = append(pl.cands, candidate{id: nd.ID, rank: r, load: nd.Replicas})
-		case permitted:
+		case ok:
 			pl.down++
 		case nd.Live:
 			pl.outside++
@@ -198,18 +206,23 @@ func (c *Catalogue) newPlacer(p Policy, nodes []Node) (*placer, error) {
 	}
 	sort.Slice(pl.cands, func(i, j int) bool { return pl.cands[i].id < pl.cands[j].id })
 
-	// Spread coordinates, assigned in ID order.
-	byNode := make(map[string]*Locality, len(nodes))
-	for i := range nodes {
-		byNode[nodes[i].ID] = &nodes[i].Locality
-	}
+	// Spread coordinates of every permitted node, assigned in ID order, so
+	// that replicas on permitted nodes that are not candidates can count
+	// toward the spread too.
+	sort.Slice(permitted, func(i, j int) bool { return permitted[i].ID < permitted[j].ID })
 	regions := make(map[string]int)
 	zones := make(map[string]int)
+	for _, nd := range permitted {
+		l := &nd.Locality
+		pl.where[nd.ID] = spot{
+			region: denseIndex(regions, l.Country+"\x00"+l.Region),
+			zone:   denseIndex(zones, l.Country+"\x00"+l.Region+"\x00"+l.Zone),
+		}
+	}
 	for k := range pl.cands {
 		cd := &pl.cands[k]
-		l := byNode[cd.id]
-		cd.region = denseIndex(regions, l.Country+"\x00"+l.Region)
-		cd.zone = denseIndex(zones, l.Country+"\x00"+l.Region+"\x00"+l.Zone)
+		s := pl.where[cd.id]
+		cd.region, cd.zone = s.region, s.zone
 		pl.byID[cd.id] = k
 	}
 	pl.regionCount = make([]int, len(regions))
@@ -272,6 +285,17 @@ func (pl *placer) choose(picks []int, n int, kept []int) []int {
 		pl.zoneCount[pl.cands[k].zone]--
 	}
 	return picks
+}
+
+// count adds d replicas on node id to the spread without choosing the node;
+// it does nothing and reports false when id is not a permitted node.
+func (pl *placer) count(id string, d int) bool {
+	s, ok := pl.where[id]
+	if ok {
+		pl.regionCount[s.region] += d
+		pl.zoneCount[s.zone] += d
+	}
+	return ok
 }
 
 func (pl *placer) take(picks []int, k int) []int {

@@ -80,26 +80,6 @@ func startMembership(cfg *Config, self gossipMeta) (*membership, error) {
 	return m, nil
 }
 
-// joinLoop joins the given peers, retrying with backoff until one answers or
-// ctx ends.
-func (m *membership) joinLoop(ctx context.Context, peers []string) {
-	backoff := 100 * time.Millisecond
-	for {
-		n, err := m.ml.Join(peers)
-		if n > 0 {
-			m.logger.Info("joined cluster", "contacted", n)
-			return
-		}
-		m.logger.Warn("join failed; retrying", "peers", peers, "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
 // members returns the live members' metadata, keyed by node ID.
 func (m *membership) members() map[string]gossipMeta {
 	out := map[string]gossipMeta{}
@@ -153,3 +133,37 @@ func (m *membership) MergeRemoteState(buf []byte, join bool)     {}
 func (m *membership) NotifyJoin(*memberlist.Node)   { m.notify() }
 func (m *membership) NotifyLeave(*memberlist.Node)  { m.notify() }
 func (m *membership) NotifyUpdate(*memberlist.Node) { m.notify() }
+
+// gossipJoinLoop keeps this node in the gossip cluster: it joins the
+// configured peers and, whenever it sees no other member, the gossip
+// addresses recorded in the catalogue (so a restarted node that founded the
+// cluster, and has no --join, finds the others again).
+func (s *Server) gossipJoinLoop(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for {
+		if s.gossip.ml.NumMembers() <= 1 {
+			peers := append([]string(nil), s.cfg.Join...)
+			for _, n := range s.catalog().sortedNodes() {
+				if n.ID != s.cfg.NodeID && n.GossipAddr != "" {
+					peers = append(peers, n.GossipAddr)
+				}
+			}
+			if len(peers) > 0 {
+				if n, err := s.gossip.ml.Join(peers); n > 0 {
+					s.logger.Info("joined cluster", "contacted", n)
+					backoff = 100 * time.Millisecond
+				} else {
+					s.logger.Warn("join failed; retrying", "peers", len(peers), "err", err, "retry_in", backoff)
+					backoff = min(backoff*2, 5*time.Second)
+				}
+			}
+		} else {
+			backoff = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+}

@@ -28,19 +28,22 @@ func (s *Server) metaLoop(ctx context.Context) {
 		if !s.meta.isLeader() {
 			continue
 		}
-		if err := s.reconcileNodes(ctx); err != nil && ctx.Err() == nil {
-			s.logger.Warn("meta: reconcile nodes", "err", err)
-		}
-		if err := s.reconcileMetaMembers(); err != nil && ctx.Err() == nil {
+		members := s.gossip.members()
+		inMeta, err := s.reconcileMetaMembers(members)
+		if err != nil && ctx.Err() == nil {
 			s.logger.Warn("meta: reconcile meta group members", "err", err)
+		}
+		if err := s.reconcileNodes(ctx, members, inMeta); err != nil && ctx.Err() == nil {
+			s.logger.Warn("meta: reconcile nodes", "err", err)
 		}
 	}
 }
 
-// reconcileNodes records every gossip member with its addresses and marks
-// recorded nodes that gossip no longer sees as not live.
-func (s *Server) reconcileNodes(ctx context.Context) error {
-	members := s.gossip.members()
+// reconcileNodes records every gossip member that is in the meta group with
+// its addresses and marks recorded nodes that gossip no longer sees as not
+// live. A node is recorded live only once it replicates the catalogue, so
+// replicas are never placed on a node that cannot know about them yet.
+func (s *Server) reconcileNodes(ctx context.Context, members map[string]gossipMeta, inMeta map[string]bool) error {
 	c := s.catalog()
 	var ops []raftfsm.Op
 	ids := make([]string, 0, len(members))
@@ -49,6 +52,9 @@ func (s *Server) reconcileNodes(ctx context.Context) error {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
+		if !inMeta[id] {
+			continue
+		}
 		m := members[id]
 		want := nodeRecord{ID: m.ID, Locality: m.Locality, GRPCAddr: m.GRPC, RaftAddr: m.Raft, GossipAddr: m.Gossip, Live: true}
 		have, ok := c.nodes[id]
@@ -63,7 +69,7 @@ func (s *Server) reconcileNodes(ctx context.Context) error {
 		}
 	}
 	for _, n := range c.sortedNodes() {
-		if _, alive := members[n.ID]; !alive && n.Live {
+		if _, alive := members[n.ID]; (!alive || !inMeta[n.ID]) && n.Live {
 			down := *n
 			down.Live = false
 			ops = append(ops, putOp(metaNodeKey(n.ID), mustJSON(down)))
@@ -76,55 +82,66 @@ func (s *Server) reconcileNodes(ctx context.Context) error {
 	return err
 }
 
-// reconcileMetaMembers adds recorded live nodes to the meta group: voters
-// (spread across regions) up to MetaVoters, non-voters after that, one change
-// per pass.
-func (s *Server) reconcileMetaMembers() error {
+// reconcileMetaMembers adds every gossip member to the meta group: voters
+// (covering distinct regions first) up to MetaVoters, non-voters after that.
+// It returns the node IDs in the meta configuration.
+func (s *Server) reconcileMetaMembers(members map[string]gossipMeta) (map[string]bool, error) {
 	fut := s.meta.raft.GetConfiguration()
 	if err := fut.Error(); err != nil {
-		return err
+		return nil, err
 	}
-	conf := fut.Configuration()
 	have := map[string]raft.Server{}
 	voters := 0
 	votingRegions := map[string]bool{}
-	c := s.catalog()
-	for _, srv := range conf.Servers {
+	for _, srv := range fut.Configuration().Servers {
 		have[string(srv.ID)] = srv
 		if srv.Suffrage == raft.Voter {
 			voters++
-			if n, ok := c.nodes[string(srv.ID)]; ok {
-				votingRegions[n.Locality.Region] = true
+			if m, ok := members[string(srv.ID)]; ok {
+				votingRegions[m.Locality.Country+"/"+m.Locality.Region] = true
 			}
 		}
 	}
-	// Candidates: live recorded nodes; those in regions without a voter first.
-	var cands []*nodeRecord
-	for _, n := range c.sortedNodes() {
-		if n.Live {
-			cands = append(cands, n)
-		}
+	ids := make([]string, 0, len(members))
+	for id := range members {
+		ids = append(ids, id)
 	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		return !votingRegions[cands[i].Locality.Region] && votingRegions[cands[j].Locality.Region]
+	sort.Strings(ids)
+	// Members in regions without a voter first.
+	sort.SliceStable(ids, func(i, j int) bool {
+		ri, rj := members[ids[i]].Locality, members[ids[j]].Locality
+		return !votingRegions[ri.Country+"/"+ri.Region] && votingRegions[rj.Country+"/"+rj.Region]
 	})
-	for _, n := range cands {
-		srv, in := have[n.ID]
+	inMeta := map[string]bool{}
+	var errs []error
+	for _, id := range ids {
+		m := members[id]
+		srv, in := have[id]
+		var err error
 		switch {
-		case in && string(srv.Address) != n.RaftAddr:
-			// The node moved: re-add it at its new address.
-			return s.addMetaMember(n, srv.Suffrage == raft.Voter)
+		case in && string(srv.Address) != m.Raft:
+			err = s.addMetaMember(m, srv.Suffrage == raft.Voter) // moved: re-add at the new address
 		case !in:
-			return s.addMetaMember(n, voters < s.cfg.MetaVoters)
+			voter := voters < s.cfg.MetaVoters
+			if err = s.addMetaMember(m, voter); err == nil && voter {
+				voters++
+			}
 		case srv.Suffrage == raft.Nonvoter && voters < s.cfg.MetaVoters:
-			return s.addMetaMember(n, true)
+			if err = s.addMetaMember(m, true); err == nil {
+				voters++
+			}
 		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		inMeta[id] = true
 	}
-	return nil
+	return inMeta, errors.Join(errs...)
 }
 
-func (s *Server) addMetaMember(n *nodeRecord, voter bool) error {
-	id, addr := raft.ServerID(n.ID), raft.ServerAddress(n.RaftAddr)
+func (s *Server) addMetaMember(m gossipMeta, voter bool) error {
+	id, addr := raft.ServerID(m.ID), raft.ServerAddress(m.Raft)
 	var fut raft.IndexFuture
 	if voter {
 		fut = s.meta.raft.AddVoter(id, addr, 0, 10*time.Second)
@@ -132,9 +149,9 @@ func (s *Server) addMetaMember(n *nodeRecord, voter bool) error {
 		fut = s.meta.raft.AddNonvoter(id, addr, 0, 10*time.Second)
 	}
 	if err := fut.Error(); err != nil {
-		return fmt.Errorf("add %s to meta group (voter=%v): %w", n.ID, voter, err)
+		return fmt.Errorf("add %s to meta group (voter=%v): %w", m.ID, voter, err)
 	}
-	s.logger.Info("meta: member added", "member", n.ID, "voter", voter)
+	s.logger.Info("meta: member added", "member", m.ID, "voter", voter)
 	return nil
 }
 
@@ -162,5 +179,3 @@ func (s *Server) metaLeaderAddr() (string, error) {
 	}
 	return addr, nil
 }
-
-var errNotMetaLeader = errors.New("not the meta leader")

@@ -96,6 +96,10 @@ func checkIdentity(cfg Config) error {
 	want := gossipMeta{ID: cfg.NodeID, Locality: cfg.Locality}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
+		if !cfg.Bootstrap && len(cfg.Join) == 0 {
+			return fmt.Errorf("%w: node has no state and nothing to join (data dir %s): give --join with a peer's gossip address, "+
+				"or --bootstrap to found a new cluster", ErrInvalidConfig, cfg.DataDir)
+		}
 		return os.WriteFile(path, mustJSON(want), 0o640)
 	}
 	if err != nil {
@@ -159,14 +163,6 @@ func (s *Server) start() error {
 	pb.RegisterKVServer(s.grpc, &kvService{s: s})
 	pb.RegisterAdminServer(s.grpc, &adminService{s: s})
 	pb.RegisterInternalServer(s.grpc, &internalService{s: s})
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.grpc.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			s.logger.Error("grpc serve", "err", err)
-		}
-	}()
-
 	if err := s.openMeta(); err != nil {
 		return err
 	}
@@ -175,11 +171,17 @@ func (s *Server) start() error {
 		return err
 	}
 	s.selfRec.Gossip = s.gossip.selfGossipAddr()
-	if len(cfg.Join) > 0 {
-		s.goLoop(func(ctx context.Context) { s.gossip.joinLoop(ctx, cfg.Join) })
-	}
+	s.goLoop(s.gossipJoinLoop)
 	s.goLoop(s.metaLoop)
 	s.goLoop(s.replicaLoop)
+	// Serve only once the meta group and gossip exist: every handler uses them.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.logger.Error("grpc serve", "err", err)
+		}
+	}()
 	s.logger.Info("node started", "locality", cfg.Locality.String(), "grpc", s.selfRec.GRPC,
 		"raft", s.selfRec.Raft, "gossip", s.selfRec.Gossip)
 	return nil
