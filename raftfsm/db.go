@@ -72,12 +72,14 @@ func OpenDB(dir string, opts DBOptions) (*pebble.DB, error) {
 	cmp.FormatValue = func(_, v []byte) fmt.Formatter { return redactedValue(v) }
 
 	po := &pebble.Options{
-		FS:                 opts.FS,
+		FS:                 purgeFS{opts.FS},
 		CacheSize:          opts.CacheSize,
 		MemTableSize:       opts.MemTableSize,
 		FormatMajorVersion: pebble.FormatNewest,
 		Comparer:           &cmp,
 		Logger:             slogAdapter{l: opts.Logger},
+		Cleaner:            pebble.ArchiveCleaner{}, // with purgeFS: delete, never recycle
+
 	}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
@@ -95,9 +97,9 @@ func OpenDB(dir string, opts DBOptions) (*pebble.DB, error) {
 // It writes one synced DeleteRange over ShardSpan, then compacts that span
 // so that no live sstable still holds the shard's bytes, then flushes the
 // memtable so the WAL that carried the shard's last writes is rotated.
-// Obsolete sstables and rotated WAL files are deleted or recycled by Pebble
-// in the background; until a WAL file is recycled or removed it may still
-// hold the shard's bytes on disk.
+// Obsolete sstables and rotated WAL files are deleted by Pebble in the
+// background (OpenDB turns WAL recycling off, so an old WAL is removed, not
+// reused with stale bytes in its tail).
 //
 // Call it only after the shard's Raft instance, FSM and LogStore are shut
 // down: an open Pebble snapshot (a snapshot being persisted) keeps the data
@@ -116,6 +118,25 @@ func DeleteShard(db *pebble.DB, shard uint64) error {
 		return fmt.Errorf("raftfsm: flush after deleting shard %d: %w", shard, err)
 	}
 	return nil
+}
+
+// WAL recycling is turned off: a recycled WAL keeps old bytes in its tail
+// until they are overwritten, and a removed replica's data must not survive
+// in a live file. Pebble recycles WALs unless its cleaner "needs file
+// contents", which its ArchiveCleaner does; that cleaner renames obsolete
+// files into an "archive" directory. purgeFS turns exactly those renames into
+// removals, so obsolete files (WALs included) are deleted, not kept.
+type purgeFS struct{ vfs.FS }
+
+const archiveDir = "archive"
+
+// Rename removes oldname instead when newname is in Pebble's archive
+// directory.
+func (p purgeFS) Rename(oldname, newname string) error {
+	if p.FS.PathBase(p.FS.PathDir(newname)) == archiveDir {
+		return p.FS.Remove(oldname)
+	}
+	return p.FS.Rename(oldname, newname)
 }
 
 // redactedKey formats a Pebble key without revealing user bytes: shard
