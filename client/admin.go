@@ -75,6 +75,8 @@ type NodeStatus struct {
 type ClusterStatus struct {
 	MetaLeader string
 	Nodes      []NodeStatus
+	// Placement is the conformance check over the nodes' reports.
+	Placement VerifyReport
 }
 
 func (c *Client) admin(ctx context.Context, idempotent bool, f func(ctx context.Context, a pb.AdminClient) error) error {
@@ -87,10 +89,7 @@ func (c *Client) admin(ctx context.Context, idempotent bool, f func(ctx context.
 // and placement policy. It fails with ErrCannotPlace when too few live nodes
 // inside the policy exist: replicas are never placed outside it.
 func (c *Client) CreateKeyspace(ctx context.Context, name string, shards int, p Policy) (Keyspace, error) {
-	req := &pb.CreateKeyspaceRequest{Name: name, Shards: uint32(shards), Policy: &pb.Policy{
-		AllowJurisdictions: p.AllowJurisdictions, AllowCountries: p.AllowCountries, DenyCountries: p.DenyCountries,
-		Replicas: uint32(p.Replicas), LeaderPreference: p.LeaderPreference, DataClass: p.Class,
-	}}
+	req := &pb.CreateKeyspaceRequest{Name: name, Shards: uint32(shards), Policy: policyToPB(p)}
 	var resp *pb.CreateKeyspaceResponse
 	err := c.admin(ctx, false, func(ctx context.Context, a pb.AdminClient) error {
 		var err error
@@ -162,7 +161,7 @@ func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 	if err != nil {
 		return ClusterStatus{}, err
 	}
-	out := ClusterStatus{MetaLeader: resp.MetaLeader}
+	out := ClusterStatus{MetaLeader: resp.MetaLeader, Placement: verifyFromPB(resp.Placement)}
 	for _, n := range resp.Nodes {
 		ns := NodeStatus{Reachable: n.Reachable, Error: n.Error, ShardsHeld: int(n.ShardsHeld), ShardsLed: int(n.ShardsLed)}
 		if ni := n.Node; ni != nil {
@@ -180,10 +179,7 @@ func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 
 func keyspaceFromPB(k *pb.Keyspace) Keyspace {
 	out := Keyspace{Name: k.Name, Created: time.UnixMilli(k.CreatedUnixMs)}
-	if p := k.Policy; p != nil {
-		out.Policy = Policy{AllowJurisdictions: p.AllowJurisdictions, AllowCountries: p.AllowCountries, DenyCountries: p.DenyCountries,
-			Replicas: int(p.Replicas), LeaderPreference: p.LeaderPreference, Class: p.DataClass}
-	}
+	out.Policy = policyFromPB(k.Policy)
 	for _, s := range k.Shards {
 		out.Shards = append(out.Shards, Shard{ID: s.Id, HashStart: s.HashStart, HashEnd: s.HashEnd, Replicas: s.Replicas, Leader: s.Leader})
 	}

@@ -165,7 +165,9 @@ type Plan struct {
 //     voter: highest-ranked LeaderPreference region, then not draining, then
 //     fewest leaderships, then smallest ID. Without such a voter the shard
 //     reports the problem and the later rules may still bring a permitted
-//     voter in; leadership never goes to a node outside the policy.
+//     voter in; leadership never goes to a node outside the policy. A leader
+//     on a draining node moves the same way when a voter that is not
+//     draining can take over.
 //  2. A permitted, live, caught-up non-voter (not draining) is promoted
 //     (PromoteVoter).
 //  3. A replica outside the policy (voter or non-voter, or on a node Plan
@@ -194,17 +196,20 @@ type Plan struct {
 //     zones), a non-voter is added on that target; rule 2 then promotes it
 //     and rule 5 removes the worse voter. Only for a shard whose voters are
 //     exactly Policy.Replicas permitted live nodes and has no non-voter.
-//  7. Leader preference: leadership moves off a draining node, and to the
-//     best-ranked LeaderPreference region holding a permitted live voter
-//     when the leader is not there.
-//  8. Balance, lowest priority, on the same shards as rule 6: a replica
+//  7. Leader preference: leadership moves to the best-ranked
+//     LeaderPreference region holding a permitted live voter when the leader
+//     is not there.
+//  8. Balance, lowest priority. On the same shards as rule 6, a replica
 //     moves (AddNonVoter, then rules 2 and 5) from the shard's most loaded
-//     voter to the least loaded target when that keeps the spread, the two
-//     differ by at least 2 replicas and one is more than 1 away from the
-//     mean load of the policy's permitted live nodes; otherwise leadership
-//     moves to the voter with fewest leaderships on the same terms. Each
-//     balance step strictly lowers the sum of squared loads, so balancing
-//     converges.
+//     voter other than the leader to the least loaded target when that
+//     keeps the spread, the two differ by at least 2 replicas and one of
+//     them is more than 1 away from the mean load of the policy's permitted,
+//     live, non-draining nodes. Otherwise leadership moves to the permitted
+//     live voter in the leader's preference rank with the fewest
+//     leaderships when it leads at least 2 fewer shards than the leader
+//     (transfers are cheap, so they even out further than the mean band).
+//     Each balance step strictly lowers the sum of squared loads (replicas
+//     or leaderships), so balancing ends.
 //
 // Safety, always: a target (added, promoted or new leader) is permitted,
 // live and not Dead; nothing is planned for a Busy shard (reported Moving);
@@ -218,8 +223,12 @@ type Plan struct {
 // get a TransferLeader from rules 7 and 8.
 //
 // Loads are the replicas (voters and non-voters) and leaderships each node
-// holds across all keyspaces; Plan counts the actions it plans as it goes,
-// so one plan does not send every new replica to the same node.
+// holds across all keyspaces. A replica the rules will remove (outside its
+// policy, dead, draining, or the worst beyond the replica count once
+// pending non-voters are promoted) no longer counts, so a move under way is
+// neither repeated by another shard nor undone. Plan counts the actions it
+// plans as it goes, so one plan does not send every new replica to the
+// same node.
 //
 // Errors wrap ErrInvalidInput and are reserved for state Plan cannot read
 // as a whole: an empty or duplicate node ID, a DiskUsedFraction outside

@@ -161,10 +161,21 @@ func cloneState(s ClusterState) ClusterState {
 }
 
 // applyPlan returns s after every action of plan is done, as a controller
-// would do it within one round; an added non-voter has caught up by the
-// next round.
+// would do it within one round. Every non-voter on a live node has caught
+// up by the next round, including those added in this one.
 func applyPlan(s ClusterState, plan Plan) ClusterState {
 	s = cloneState(s)
+	live := map[string]bool{}
+	for _, n := range s.Nodes {
+		live[n.ID] = n.Live && !n.Dead
+	}
+	for i := range s.Shards {
+		for j := range s.Shards[i].Replicas {
+			if r := &s.Shards[i].Replicas[j]; !r.Voter && live[r.Node] {
+				r.CaughtUp = true
+			}
+		}
+	}
 	idx := map[uint64]int{}
 	for i := range s.Shards {
 		idx[s.Shards[i].ID] = i
@@ -187,6 +198,23 @@ func applyPlan(s ClusterState, plan Plan) ClusterState {
 		}
 	}
 	return s
+}
+
+// catchingUp reports whether some shard has a non-voter on a live node that
+// has not caught up yet: a round without actions still changes the state.
+func catchingUp(s ClusterState) bool {
+	live := map[string]bool{}
+	for _, n := range s.Nodes {
+		live[n.ID] = n.Live && !n.Dead
+	}
+	for _, sh := range s.Shards {
+		for _, r := range sh.Replicas {
+			if !r.Voter && !r.CaughtUp && live[r.Node] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // layout prints each shard's replicas (leader starred, non-voters marked)

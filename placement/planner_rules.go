@@ -42,6 +42,7 @@ type shardEval struct {
 	main     *Action // the first rule's action
 	mainRule int
 	balance  bool    // main is a balance move: nothing to report if it waits
+	frees    string  // node whose replica main makes surplus (rules 6 and 8)
 	lead     *Action // a TransferLeader from rules 7-8, for when main is nil or waits
 
 	blocked, under, waiting bool // status when nothing is planned
@@ -220,7 +221,8 @@ func (p *planner) leaderBetter(a, b *rep) bool {
 	return a.id < b.id
 }
 
-// Rule 1: a leader outside the policy or on a dead node hands over.
+// Rule 1: a leader outside the policy or on a dead node hands over, and so
+// does one on a draining node when a voter that is not draining can lead.
 func (p *planner) leaderResidency(e *shardEval) bool {
 	ld := e.leader
 	var why string
@@ -229,6 +231,12 @@ func (p *planner) leaderResidency(e *shardEval) bool {
 		why = fmt.Sprintf("leader %s is outside policy %s", ld.desc(), e.k.where)
 	case ld.dead:
 		why = fmt.Sprintf("leader %s is dead", ld.desc())
+	case ld.draining:
+		if t := p.bestLeader(e, ld); t != nil && !t.draining {
+			e.act(1, TransferLeader, t.id, "leader %s is draining", ld.desc())
+			return true
+		}
+		return false
 	default:
 		return false
 	}
@@ -315,9 +323,9 @@ func (p *planner) addMissing(e *shardEval) bool {
 	if len(good) >= want {
 		return false
 	}
-	short := fmt.Sprintf("%d permitted voters, policy wants %d", len(good), want)
+	short := fmt.Sprintf("%s, policy wants %d", count(len(good), "permitted voter"), want)
 	if staying > len(good) {
-		short = fmt.Sprintf("%d permitted voters not draining, policy wants %d", len(good), want)
+		short = fmt.Sprintf("%s not draining, policy wants %d", count(len(good), "permitted voter"), want)
 	}
 	if len(pending) > 0 {
 		e.problem("%s", short)
@@ -366,32 +374,38 @@ func (p *planner) hold(e *shardEval, on bool) {
 	}
 }
 
-// spreadCounts returns, for each voter, how many voters share its region
-// and its zone (itself included).
-func spreadCounts(e *shardEval) (region, zone map[*rep]int) {
-	byRegion, byZone := map[string]int{}, map[string]int{}
-	for i := range e.reps {
-		r := &e.reps[i]
-		if r.voter && r.permitted {
-			byRegion[r.loc.Country+"\x00"+r.loc.Region]++
-			byZone[r.loc.Country+"\x00"+r.loc.Region+"\x00"+r.loc.Zone]++
-		}
+// spreadCounts returns, for each replica of set, how many of set share its
+// region and its zone (itself included).
+func spreadCounts(set []*rep) (region, zone map[*rep]int) {
+	type key struct{ country, region, zone string }
+	byRegion, byZone := make(map[key]int, len(set)), make(map[key]int, len(set))
+	for _, r := range set {
+		byRegion[key{r.loc.Country, r.loc.Region, ""}]++
+		byZone[key{r.loc.Country, r.loc.Region, r.loc.Zone}]++
 	}
-	region, zone = map[*rep]int{}, map[*rep]int{}
-	for i := range e.reps {
-		r := &e.reps[i]
-		if r.voter && r.permitted {
-			region[r] = byRegion[r.loc.Country+"\x00"+r.loc.Region]
-			zone[r] = byZone[r.loc.Country+"\x00"+r.loc.Region+"\x00"+r.loc.Zone]
-		}
+	region, zone = make(map[*rep]int, len(set)), make(map[*rep]int, len(set))
+	for _, r := range set {
+		region[r] = byRegion[key{r.loc.Country, r.loc.Region, ""}]
+		zone[r] = byZone[key{r.loc.Country, r.loc.Region, r.loc.Zone}]
 	}
 	return region, zone
+}
+
+// permittedVoters returns the shard's voters on permitted nodes.
+func (e *shardEval) permittedVoters() []*rep {
+	var out []*rep
+	for i := range e.reps {
+		if r := &e.reps[i]; r.voter && r.permitted {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // worse orders voters for removal, worst first: outside the policy, dead,
 // down, draining, most voters in its region, then in its zone, not the
 // leader, most replicas on its node, largest ID.
-func (p *planner) worse(a, b *rep, region, zone map[*rep]int) bool {
+func (p *planner) worse(e *shardEval, a, b *rep, region, zone map[*rep]int) bool {
 	flags := func(r *rep) [4]bool { return [4]bool{!r.permitted, r.dead, !r.live, r.draining} }
 	fa, fb := flags(a), flags(b)
 	for i := range fa {
@@ -408,7 +422,7 @@ func (p *planner) worse(a, b *rep, region, zone map[*rep]int) bool {
 	if a.leader != b.leader {
 		return !a.leader
 	}
-	if x, y := p.load[a.id], p.load[b.id]; x != y {
+	if x, y := p.loadWith(e, a.id), p.loadWith(e, b.id); x != y {
 		return x > y
 	}
 	return a.id > b.id
@@ -435,12 +449,12 @@ func (p *planner) removeWorst(e *shardEval) bool {
 	if len(cands) == 0 {
 		return false
 	}
-	region, zone := spreadCounts(e)
-	sort.Slice(cands, func(i, j int) bool { return p.worse(cands[i], cands[j], region, zone) })
+	region, zone := spreadCounts(e.permittedVoters())
+	sort.Slice(cands, func(i, j int) bool { return p.worse(e, cands[i], cands[j], region, zone) })
 	for _, r := range cands {
 		why := fmt.Sprintf("%s is %s", r.desc(), state(r))
 		if surplus {
-			why = fmt.Sprintf("%d voters, policy wants %d: %s", e.voters, want, p.whyWorst(r, region, zone))
+			why = fmt.Sprintf("%d voters, policy wants %d: %s", e.voters, want, p.whyWorst(e, r, region, zone))
 		}
 		if r.leader {
 			if t := p.bestLeader(e, r); t != nil {
@@ -473,16 +487,24 @@ func state(r *rep) string {
 	return "live"
 }
 
-func (p *planner) whyWorst(r *rep, region, zone map[*rep]int) string {
+func (p *planner) whyWorst(e *shardEval, r *rep, region, zone map[*rep]int) string {
 	switch {
 	case r.dead || !r.live || r.draining:
 		return fmt.Sprintf("%s is %s", r.desc(), state(r))
 	case region[r] > 1:
-		return fmt.Sprintf("%s shares region %s with %d other voters", r.desc(), regionName(r.loc), region[r]-1)
+		return fmt.Sprintf("%s shares region %s with %s", r.desc(), regionName(r.loc), count(region[r]-1, "other voter"))
 	case zone[r] > 1:
-		return fmt.Sprintf("%s shares zone %s with %d other voters", r.desc(), zoneName(r.loc), zone[r]-1)
+		return fmt.Sprintf("%s shares zone %s with %s", r.desc(), zoneName(r.loc), count(zone[r]-1, "other voter"))
 	}
-	return fmt.Sprintf("%s holds the most replicas (%d)", r.desc(), p.load[r.id])
+	return fmt.Sprintf("%s holds the most replicas (%d)", r.desc(), p.loadWith(e, r.id))
+}
+
+// count returns n and the noun, plural unless n is 1: "2 voters".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func regionName(l Locality) string {
@@ -520,11 +542,11 @@ func (p *planner) improveSpread(e *shardEval) bool {
 	if !e.settled() {
 		return false
 	}
-	region, zone := spreadCounts(e)
+	region, zone := spreadCounts(e.permittedVoters())
 	var worst *rep
 	for i := range e.reps {
 		r := &e.reps[i]
-		if !r.leader && (worst == nil || p.worse(r, worst, region, zone)) {
+		if !r.leader && (worst == nil || p.worse(e, r, worst, region, zone)) {
 			worst = r
 		}
 	}
@@ -556,6 +578,7 @@ func (p *planner) improveSpread(e *shardEval) bool {
 		return false
 	}
 	to := p.nodes[pl.cands[k].id].Locality
+	e.frees = worst.id
 	if tr < wr {
 		e.act(6, AddNonVoter, pl.cands[k].id, "improves spread: a voter moves from region %s (%d voters) to region %s (%d)",
 			regionName(worst.loc), wr+1, regionName(to), tr)
@@ -583,7 +606,7 @@ func (p *planner) balanceReplicas(e *shardEval) bool {
 		if x, y := p.load[srcs[i].id], p.load[srcs[j].id]; x != y {
 			return x > y
 		}
-		return srcs[i].id < srcs[j].id
+		return srcs[i].id > srcs[j].id
 	})
 	pl := e.k.pl
 	for _, src := range srcs {
@@ -621,17 +644,17 @@ func (p *planner) balanceReplicas(e *shardEval) bool {
 		}
 		ld := pl.cands[dst].load
 		if ls-ld >= 2 && (float64(ls) > mean+1 || float64(ld) < mean-1) {
-			e.act(8, AddNonVoter, pl.cands[dst].id, "balance: %s holds %d replicas, %s holds %d (mean %.1f)",
-				src.desc(), ls, pl.cands[dst].id, ld, mean)
-			e.balance = true
+			e.act(8, AddNonVoter, pl.cands[dst].id, "balance: %s holds %s, %s holds %d (mean %.1f)",
+				src.desc(), count(ls, "replica"), pl.cands[dst].id, ld, mean)
+			e.balance, e.frees = true, src.id
 			return true
 		}
 	}
 	return false
 }
 
-// Rules 7 and 8, leaders: move leadership off a draining node, into the
-// best-ranked preferred region, or to a voter with far fewer leaderships.
+// Rules 7 and 8, leaders: move leadership into the best-ranked preferred
+// region, or to a voter with far fewer leaderships.
 // The result goes to e.lead: it is planned when no membership change is.
 func (p *planner) placeLeader(e *shardEval) {
 	ld := e.leader
@@ -645,16 +668,11 @@ func (p *planner) placeLeader(e *shardEval) {
 	lead := func(node, format string, args ...any) {
 		e.lead = &Action{Kind: TransferLeader, Shard: e.sh.ID, Keyspace: e.sh.Keyspace, Node: node, Reason: fmt.Sprintf(format, args...)}
 	}
-	switch {
-	case best == nil:
-	case ld.draining && !best.draining:
-		lead(best.id, "leader %s is draining", ld.desc())
-		return
-	case best.rank < ld.rank && !best.draining:
-		lead(best.id, "leader preference: region %s ranks above %s", regionName(best.loc), regionName(ld.loc))
-		return
-	}
 	if ld.draining {
+		return // rule 1 moves it when it can
+	}
+	if best != nil && best.rank < ld.rank && !best.draining {
+		lead(best.id, "leader preference: region %s ranks above %s", regionName(best.loc), regionName(ld.loc))
 		return
 	}
 	// Balance leaderships among the voters in the leader's rank.
@@ -673,8 +691,8 @@ func (p *planner) placeLeader(e *shardEval) {
 	}
 	mean := e.k.mean(p.leads)
 	ls, lt := p.leads[ld.id], p.leads[to.id]
-	if ls-lt >= 2 && (float64(ls) > mean+1 || float64(lt) < mean-1) {
-		lead(to.id, "balance: leader %s leads %d shards, %s leads %d (mean %.1f)", ld.desc(), ls, to.desc(), lt, mean)
+	if ls-lt >= 2 {
+		lead(to.id, "balance: leader %s leads %s, %s leads %d (mean %.1f)", ld.desc(), count(ls, "shard"), to.desc(), lt, mean)
 	}
 }
 
@@ -719,8 +737,11 @@ func (p *planner) record(a *Action, e *shardEval) {
 	switch a.Kind {
 	case AddNonVoter:
 		p.addLoad(a.Node, 1)
+		if e.frees != "" {
+			p.depart(e.sh.ID, e.frees)
+		}
 	case RemoveReplica:
-		p.addLoad(a.Node, -1)
+		p.depart(e.sh.ID, a.Node)
 	case TransferLeader:
 		p.leads[e.sh.Leader]--
 		p.leads[a.Node]++

@@ -10,12 +10,24 @@ import (
 // by the actions decided so far, the keyspaces' resolved policies and the
 // room left under MaxMovesInFlight.
 type planner struct {
-	nodes    map[string]*NodeState
-	load     map[string]int // replicas per node, voters and non-voters
-	leads    map[string]int // leaderships per node
+	nodes map[string]*NodeState
+	// load is the replicas (voters and non-voters) each node holds less
+	// those on their way out: outside their policy, on dead or draining
+	// nodes, or beyond the replica count once pending non-voters are
+	// promoted (the ones rule 5 will remove). Every load comparison uses it,
+	// so a move under way is neither repeated nor undone.
+	load      map[string]int
+	departing map[departure]bool
+	leads     map[string]int // leaderships per node
 	ks       map[string]*ksPlan
 	max      int // MaxMovesInFlight
 	inFlight int // busy shards plus membership changes planned so far
+}
+
+// departure is a replica counted as on its way out.
+type departure struct {
+	shard uint64
+	node  string
 }
 
 // ksPlan is one keyspace's policy resolved against the nodes.
@@ -37,11 +49,12 @@ type ksPlan struct {
 
 func (c *Catalogue) newPlanner(s ClusterState, cfg PlanConfig) *planner {
 	p := &planner{
-		nodes: make(map[string]*NodeState, len(s.Nodes)),
-		load:  make(map[string]int, len(s.Nodes)),
-		leads: make(map[string]int, len(s.Nodes)),
-		ks:    make(map[string]*ksPlan),
-		max:   cfg.maxMoves(),
+		nodes:     make(map[string]*NodeState, len(s.Nodes)),
+		load:      make(map[string]int, len(s.Nodes)),
+		departing: make(map[departure]bool),
+		leads:     make(map[string]int, len(s.Nodes)),
+		ks:        make(map[string]*ksPlan),
+		max:       cfg.maxMoves(),
 	}
 	for i := range s.Nodes {
 		p.nodes[s.Nodes[i].ID] = &s.Nodes[i]
@@ -66,16 +79,71 @@ func (c *Catalogue) newPlanner(s ClusterState, cfg PlanConfig) *planner {
 			p.ks[name] = c.newKsPlan(name, s.Policies, s.Nodes, p.load)
 		}
 	}
+	p.countDepartures(s.Shards)
 	return p
 }
 
-func listedBefore(rs []ReplicaState, j int) bool {
-	for i := range j {
-		if rs[i].Node == rs[j].Node {
-			return true
+// countDepartures takes the replicas the rules will remove out of the
+// loads: first those outside their policy, dead or draining, then, with
+// those loads, the worst beyond each shard's replica count once its pending
+// non-voters are voters.
+func (p *planner) countDepartures(shards []ShardState) {
+	evals := make([]*shardEval, len(shards))
+	for i := range shards {
+		e := &shardEval{sh: &shards[i], k: p.ks[shards[i].Keyspace]}
+		if e.k.problem != "" || !p.readShard(e) {
+			continue
+		}
+		evals[i] = e
+		for j := range e.reps {
+			if r := &e.reps[j]; !r.permitted || r.dead || r.draining {
+				p.depart(e.sh.ID, r.id)
+			}
 		}
 	}
-	return false
+	var surplus []departure
+	for _, e := range evals {
+		if e == nil {
+			continue
+		}
+		var keep []*rep
+		for j := range e.reps {
+			if r := &e.reps[j]; r.permitted && !r.dead && !r.draining {
+				keep = append(keep, r)
+			}
+		}
+		extra := len(keep) - e.k.policy.Replicas
+		if extra <= 0 {
+			continue
+		}
+		region, zone := spreadCounts(keep)
+		sort.Slice(keep, func(i, j int) bool { return p.worse(e, keep[i], keep[j], region, zone) })
+		for _, r := range keep {
+			if extra > 0 && !r.leader {
+				surplus = append(surplus, departure{e.sh.ID, r.id})
+				extra--
+			}
+		}
+	}
+	for _, d := range surplus {
+		p.depart(d.shard, d.node)
+	}
+}
+
+// depart counts the replica of shard on node as on its way out, once.
+func (p *planner) depart(shard uint64, node string) {
+	if d := (departure{shard, node}); !p.departing[d] {
+		p.departing[d] = true
+		p.addLoad(node, -1)
+	}
+}
+
+// loadWith is node's load counting its replica of the shard as staying.
+func (p *planner) loadWith(e *shardEval, node string) int {
+	if p.departing[departure{e.sh.ID, node}] {
+		return p.load[node] + 1
+	}
+	return p.load[node]
 }
 
 func (c *Catalogue) newKsPlan(name string, policies map[string]Policy, nodes []NodeState, load map[string]int) *ksPlan {
@@ -175,10 +243,10 @@ func (k *ksPlan) shortfall() string {
 		fmt.Fprintf(&b, "; %d draining", k.draining)
 	}
 	if k.unavailable > 0 {
-		fmt.Fprintf(&b, "; %d permitted nodes down or dead", k.unavailable)
+		fmt.Fprintf(&b, "; %s down or dead", count(k.unavailable, "permitted node"))
 	}
 	if k.outside > 0 {
-		fmt.Fprintf(&b, "; %d live nodes outside the policy, never used", k.outside)
+		fmt.Fprintf(&b, "; %s outside the policy, never used", count(k.outside, "live node"))
 	}
 	return b.String()
 }
@@ -206,4 +274,14 @@ func (p *planner) addLoad(id string, d int) {
 			k.pl.cands[i].load += d
 		}
 	}
+}
+
+// listedBefore reports whether rs[j] names a node an earlier entry names.
+func listedBefore(rs []ReplicaState, j int) bool {
+	for i := range j {
+		if rs[i].Node == rs[j].Node {
+			return true
+		}
+	}
+	return false
 }

@@ -48,8 +48,8 @@ func (a Action) String() string {
 
 // Table returns the plan as fixed-width text: a table of the actions (kind,
 // shard, keyspace, node, reason) or "no actions", then a table of the shards
-// that are not conforming with their status and problems (one line each),
-// then a line counting the shards by status. The output is deterministic.
+// that have problems with their status and problems (one line each), then a
+// line counting the shards by status. The output is deterministic.
 func (p Plan) Table() string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
@@ -69,19 +69,15 @@ func (p Plan) Table() string {
 		if s.Status >= Conforming && s.Status <= Blocked {
 			counts[s.Status]++
 		}
-		if s.Status == Conforming && len(s.Problems) == 0 {
+		if len(s.Problems) == 0 {
 			continue
 		}
 		if !header {
 			fmt.Fprintln(w, "SHARD\tKEYSPACE\tSTATUS\tPROBLEMS")
 			header = true
 		}
-		problems := s.Problems
-		if len(problems) == 0 {
-			problems = []string{"-"}
-		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", s.Shard, s.Keyspace, s.Status, problems[0])
-		for _, pr := range problems[1:] {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", s.Shard, s.Keyspace, s.Status, s.Problems[0])
+		for _, pr := range s.Problems[1:] {
 			fmt.Fprintf(w, "\t\t\t%s\n", pr)
 		}
 	}

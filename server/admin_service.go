@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,7 +79,9 @@ func (a *adminService) DropKeyspace(ctx context.Context, req *pb.DropKeyspaceReq
 		if _, ok := c.keyspaces[req.Name]; !ok {
 			return fmt.Errorf("%w %q", ErrUnknownKeyspace, req.Name)
 		}
-		res, err := a.s.metaPropose(ctx, raftfsm.Command{Ops: []raftfsm.Op{{Kind: raftfsm.OpDelete, Key: metaKSKey(req.Name)}}})
+		ops := append([]raftfsm.Op{{Kind: raftfsm.OpDelete, Key: metaKSKey(req.Name)}},
+			a.s.historyOps(c, historyEvent{Keyspace: req.Name, Action: "drop", Reason: "keyspace dropped; every replica deletes its data"})...)
+		res, err := a.s.metaPropose(ctx, raftfsm.Command{Ops: ops})
 		if err != nil {
 			return err
 		}
@@ -131,6 +134,7 @@ func (a *adminService) RoutingTable(ctx context.Context, req *pb.RoutingTableReq
 
 func (a *adminService) ClusterStatus(ctx context.Context, _ *pb.ClusterStatusRequest) (*pb.ClusterStatusResponse, error) {
 	out := &pb.ClusterStatusResponse{Nodes: a.s.gatherStatus(ctx)}
+	out.Placement = verifyPlacement(a.s.catalog(), out.Nodes)
 	if _, id := a.s.meta.raft.LeaderWithID(); id != "" {
 		out.MetaLeader = string(id)
 	}
@@ -245,6 +249,12 @@ func (s *Server) createKeyspace(ctx context.Context, req *pb.CreateKeyspaceReque
 			{Kind: raftfsm.OpPut, Key: []byte(metaShardSeq), Value: fmt.Appendf(nil, "%d", c.nextShardID+uint64(shards)),
 				HasCond: true, CondVersion: c.seqVersion},
 		}}
+		events := []historyEvent{{Keyspace: req.Name, Action: "create", Reason: "keyspace created with " + policy.String()}}
+		for _, sh := range ks.Shards {
+			events = append(events, historyEvent{Keyspace: req.Name, Shard: sh.ID, Node: strings.Join(sh.Replicas, ","),
+				Action: "add-replica", Reason: "initial placement: permitted live nodes spread across regions, then zones"})
+		}
+		cmd.Ops = append(cmd.Ops, s.historyOps(c, events...)...)
 		res, err := s.metaPropose(ctx, cmd)
 		if errors.Is(err, ErrVersionMismatch) && attempt < 3 {
 			continue // raced with another change; re-plan on the new catalogue

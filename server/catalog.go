@@ -17,6 +17,7 @@ import (
 //	node/<id>     nodeRecord
 //	ks/<name>     keyspaceRecord
 //	seq/shard     next shard ID (decimal)
+//	hist/<n>      historyEvent
 //
 // It never holds a user key or value: shard boundaries are hash ranges.
 const (
@@ -24,6 +25,7 @@ const (
 	metaNodePfx          = "node/"
 	metaKSPfx            = "ks/"
 	metaShardSeq         = "seq/shard"
+	metaHistPfx          = "hist/"
 	firstUserShID uint64 = 1
 )
 
@@ -57,6 +59,8 @@ type keyspaceRecord struct {
 	Anywhere      bool          `json:"anywhere,omitempty"`
 	Shards        []shardRecord `json:"shards"`
 	CreatedUnixMs int64         `json:"created_unix_ms"`
+	// version of the record in the meta group, for compare-and-swap.
+	version uint64
 }
 
 // permits reports whether a node at locality l may hold and serve the keyspace.
@@ -84,7 +88,21 @@ type catalog struct {
 	keyspaces   map[string]*keyspaceRecord
 	shards      map[uint64]shardRef
 	nextShardID uint64
-	seqVersion  uint64 // version of the seq/shard key, for compare-and-swap
+	seqVersion  uint64         // version of the seq/shard key, for compare-and-swap
+	history     []historyEvent // oldest first
+	historyKeys []string
+}
+
+// historyEvent records one placement change: when a replica was added or
+// removed where, leadership moved, or a policy changed, and why. Stored
+// under hist/<unix-nanos>-<seq> in the meta group.
+type historyEvent struct {
+	UnixMs   int64  `json:"unix_ms"`
+	Shard    uint64 `json:"shard,omitempty"`
+	Keyspace string `json:"keyspace"`
+	Node     string `json:"node,omitempty"`
+	Action   string `json:"action"`
+	Reason   string `json:"reason"`
 }
 
 func emptyCatalog() *catalog {
@@ -120,10 +138,18 @@ func loadCatalog(fsm *raftfsm.FSM) (*catalog, error) {
 			if err := json.Unmarshal(kv.Value, &ks); err != nil {
 				return nil, fmt.Errorf("catalogue record %q: %w", k, err)
 			}
+			ks.version = kv.Version
 			c.keyspaces[ks.Name] = &ks
 			for i := range ks.Shards {
 				c.shards[ks.Shards[i].ID] = shardRef{ks: &ks, shard: &ks.Shards[i]}
 			}
+		case strings.HasPrefix(k, metaHistPfx):
+			var ev historyEvent
+			if err := json.Unmarshal(kv.Value, &ev); err != nil {
+				return nil, fmt.Errorf("catalogue record %q: %w", k, err)
+			}
+			c.history = append(c.history, ev)
+			c.historyKeys = append(c.historyKeys, k)
 		case k == metaShardSeq:
 			var next uint64
 			if _, err := fmt.Sscan(string(kv.Value), &next); err != nil {

@@ -51,6 +51,17 @@ type Config struct {
 	// non-voters). Default 3.
 	MetaVoters int
 
+	// DeadNodeGrace: a node unreachable for longer than this is dead; the
+	// placement controller rebuilds its replicas on permitted nodes.
+	// Default 30s.
+	DeadNodeGrace time.Duration
+	// ReconcileInterval: how often the placement controller runs a round
+	// (it also runs on membership and catalogue changes). Default 1s.
+	ReconcileInterval time.Duration
+	// MaxMovesInFlight bounds shards with a membership change in flight
+	// cluster-wide. Default 4.
+	MaxMovesInFlight int
+
 	// Raft tunes every Raft group of the node.
 	Raft RaftConfig
 
@@ -94,11 +105,14 @@ type RaftConfig struct {
 // DefaultConfig returns a Config with every optional field at its default.
 func DefaultConfig() Config {
 	return Config{
-		ListenGRPC:   "127.0.0.1:7400",
-		ListenRaft:   "127.0.0.1:7500",
-		ListenGossip: "127.0.0.1:7600",
-		MetaVoters:   3,
-		Raft:         DefaultRaftConfig(),
+		ListenGRPC:        "127.0.0.1:7400",
+		ListenRaft:        "127.0.0.1:7500",
+		ListenGossip:      "127.0.0.1:7600",
+		MetaVoters:        3,
+		DeadNodeGrace:     30 * time.Second,
+		ReconcileInterval: time.Second,
+		MaxMovesInFlight:  4,
+		Raft:              DefaultRaftConfig(),
 	}
 }
 
@@ -151,6 +165,10 @@ func (c Config) Validate() error {
 	}
 	if c.MetaVoters < 1 || c.MetaVoters > 7 {
 		return bad("meta voters %d: want 1..7", c.MetaVoters)
+	}
+	if c.DeadNodeGrace <= 0 || c.ReconcileInterval <= 0 || c.MaxMovesInFlight < 1 {
+		return bad("dead node grace %v, reconcile interval %v, max moves in flight %d: all must be positive",
+			c.DeadNodeGrace, c.ReconcileInterval, c.MaxMovesInFlight)
 	}
 	r := c.Raft
 	if r.HeartbeatTimeout < 5*time.Millisecond || r.ElectionTimeout < 5*time.Millisecond {

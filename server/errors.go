@@ -113,3 +113,5 @@ func toStatus(err error) error {
 }
 
 func isNotLeader(err error) bool { return errors.Is(err, ErrNotLeader) }
+
+func isMismatch(err error) bool { return errors.Is(err, ErrVersionMismatch) }

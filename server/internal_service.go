@@ -70,6 +70,14 @@ func (s *Server) localStatus() *pb.NodeStatus {
 		if rs.CommitIndex > rs.AppliedIndex {
 			rs.Lag = rs.CommitIndex - rs.AppliedIndex
 		}
+		if err := r.fsm.Err(); err != nil {
+			rs.Fault = err.Error()
+		}
+		if fut := r.raft.GetConfiguration(); fut.Error() == nil {
+			for _, srv := range fut.Configuration().Servers {
+				rs.Members = append(rs.Members, &pb.RaftMember{NodeId: string(srv.ID), Voter: srv.Suffrage == raft.Voter})
+			}
+		}
 		st.Shards = append(st.Shards, rs)
 		st.ShardsHeld++
 		if r.raft.State() == raft.Leader {
@@ -77,4 +85,11 @@ func (s *Server) localStatus() *pb.NodeStatus {
 		}
 	}
 	return st
+}
+
+func (i *internalService) ChangeReplica(ctx context.Context, req *pb.ChangeReplicaRequest) (*pb.ChangeReplicaResponse, error) {
+	if err := i.s.changeReplica(ctx, req); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.ChangeReplicaResponse{}, nil
 }

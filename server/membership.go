@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/clover-kv/clover/internal/gossiptls"
 	"github.com/clover-kv/clover/placement"
 )
 
@@ -55,6 +56,20 @@ func startMembership(cfg *Config, self gossipMeta) (*membership, error) {
 		mc.AdvertiseAddr = ah
 		mc.AdvertisePort, _ = strconv.Atoi(ap)
 	}
+	// In secure mode gossip runs over mutual TLS; memberlist then binds
+	// nothing itself and takes the advertised address from the transport.
+	var tr *gossiptls.Transport
+	if cfg.ServerTLS != nil && cfg.ClientTLS != nil {
+		tr, err = gossiptls.New(gossiptls.Config{
+			BindAddr: cfg.ListenGossip, Advertise: cfg.AdvertiseGossip,
+			ServerTLS: cfg.ServerTLS, ClientTLS: cfg.ClientTLS,
+			Logger: m.logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start gossip on %s: %w", cfg.ListenGossip, err)
+		}
+		mc.Transport = tr
+	}
 	// Faster failure detection than the LAN defaults: clusters span a few sites.
 	mc.ProbeInterval = 500 * time.Millisecond
 	mc.ProbeTimeout = 250 * time.Millisecond
@@ -67,6 +82,9 @@ func startMembership(cfg *Config, self gossipMeta) (*membership, error) {
 	m.setMeta(self)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		if tr != nil {
+			_ = tr.Shutdown() // memberlist does not always shut down a transport it failed to use
+		}
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.ListenGossip, err)
 	}
 	m.ml = ml

@@ -36,6 +36,7 @@ func (s *Server) metaLoop(ctx context.Context) {
 		if err := s.reconcileNodes(ctx, members, inMeta); err != nil && ctx.Err() == nil {
 			s.logger.Warn("meta: reconcile nodes", "err", err)
 		}
+		s.ctrl.poke()
 	}
 }
 

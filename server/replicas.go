@@ -56,7 +56,14 @@ func (s *Server) reconcileReplicas() {
 		s.logger.Info("replica removed and its data deleted", "shard", r.id)
 	}
 	for id, ref := range want {
-		if s.replica(id) != nil {
+		if r := s.replica(id); r != nil {
+			if !ref.ks.permits(s.cfg.Locality) && r.isLeader() {
+				// The policy no longer permits this node (a migration): it
+				// serves nothing and hands leadership to a permitted replica
+				// at once; the controller then replaces the replica.
+				s.logger.Info("policy no longer permits this node: handing over leadership", "shard", id, "keyspace", ref.ks.Name)
+				r.raft.LeadershipTransfer()
+			}
 			continue
 		}
 		if !ref.ks.permits(s.cfg.Locality) {

@@ -39,6 +39,7 @@ type Server struct {
 	peers  *peerConns
 
 	meta    *replica
+	ctrl    *controller
 	cat     atomic.Pointer[catalog]
 	catCh   chan struct{} // signalled on every catalogue change
 	selfRec gossipMeta
@@ -77,6 +78,7 @@ func New(cfg Config) (*Server, error) {
 		ready:     make(chan struct{}),
 	}
 	s.cat.Store(emptyCatalog())
+	s.ctrl = newController(s)
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -173,6 +175,7 @@ func (s *Server) start() error {
 	s.selfRec.Gossip = s.gossip.selfGossipAddr()
 	s.goLoop(s.gossipJoinLoop)
 	s.goLoop(s.metaLoop)
+	s.goLoop(s.ctrl.loop)
 	s.goLoop(s.replicaLoop)
 	// Serve only once the meta group and gossip exist: every handler uses them.
 	s.wg.Add(1)
@@ -236,6 +239,7 @@ func (s *Server) reloadCatalog() {
 	case s.catCh <- struct{}{}:
 	default:
 	}
+	s.ctrl.poke()
 }
 
 // catalog returns the latest catalogue view.

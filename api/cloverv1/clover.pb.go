@@ -185,6 +185,58 @@ func (ErrorDetail_Kind) EnumDescriptor() ([]byte, []int) {
 	return file_clover_v1_clover_proto_rawDescGZIP(), []int{15, 0}
 }
 
+type ChangeReplicaRequest_Kind int32
+
+const (
+	ChangeReplicaRequest_KIND_ADD_NONVOTER    ChangeReplicaRequest_Kind = 0
+	ChangeReplicaRequest_KIND_PROMOTE         ChangeReplicaRequest_Kind = 1
+	ChangeReplicaRequest_KIND_REMOVE          ChangeReplicaRequest_Kind = 2
+	ChangeReplicaRequest_KIND_TRANSFER_LEADER ChangeReplicaRequest_Kind = 3
+)
+
+// Enum value maps for ChangeReplicaRequest_Kind.
+var (
+	ChangeReplicaRequest_Kind_name = map[int32]string{
+		0: "KIND_ADD_NONVOTER",
+		1: "KIND_PROMOTE",
+		2: "KIND_REMOVE",
+		3: "KIND_TRANSFER_LEADER",
+	}
+	ChangeReplicaRequest_Kind_value = map[string]int32{
+		"KIND_ADD_NONVOTER":    0,
+		"KIND_PROMOTE":         1,
+		"KIND_REMOVE":          2,
+		"KIND_TRANSFER_LEADER": 3,
+	}
+)
+
+func (x ChangeReplicaRequest_Kind) Enum() *ChangeReplicaRequest_Kind {
+	p := new(ChangeReplicaRequest_Kind)
+	*p = x
+	return p
+}
+
+func (x ChangeReplicaRequest_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChangeReplicaRequest_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_clover_v1_clover_proto_enumTypes[3].Descriptor()
+}
+
+func (ChangeReplicaRequest_Kind) Type() protoreflect.EnumType {
+	return &file_clover_v1_clover_proto_enumTypes[3]
+}
+
+func (x ChangeReplicaRequest_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChangeReplicaRequest_Kind.Descriptor instead.
+func (ChangeReplicaRequest_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{51, 0}
+}
+
 type ReadOptions struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Consistency Consistency            `protobuf:"varint,1,opt,name=consistency,proto3,enum=clover.v1.Consistency" json:"consistency,omitempty"`
@@ -1569,9 +1621,11 @@ func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
 }
 
 type ClusterStatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Nodes         []*NodeStatus          `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	MetaLeader    string                 `protobuf:"bytes,2,opt,name=meta_leader,json=metaLeader,proto3" json:"meta_leader,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Nodes      []*NodeStatus          `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	MetaLeader string                 `protobuf:"bytes,2,opt,name=meta_leader,json=metaLeader,proto3" json:"meta_leader,omitempty"`
+	// The latest continuous placement check (run by the meta leader).
+	Placement     *PlacementVerifyResponse `protobuf:"bytes,3,opt,name=placement,proto3" json:"placement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1620,6 +1674,13 @@ func (x *ClusterStatusResponse) GetMetaLeader() string {
 	return ""
 }
 
+func (x *ClusterStatusResponse) GetPlacement() *PlacementVerifyResponse {
+	if x != nil {
+		return x.Placement
+	}
+	return nil
+}
+
 type ShardReplicaStatus struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	ShardId      uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
@@ -1630,8 +1691,12 @@ type ShardReplicaStatus struct {
 	LastIndex    uint64                 `protobuf:"varint,6,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
 	// For a leader: the largest gap between its last index and a follower's
 	// match index; for a follower: the gap to the leader's commit index it knows.
-	Lag           uint64 `protobuf:"varint,7,opt,name=lag,proto3" json:"lag,omitempty"`
-	State         string `protobuf:"bytes,8,opt,name=state,proto3" json:"state,omitempty"`
+	Lag   uint64 `protobuf:"varint,7,opt,name=lag,proto3" json:"lag,omitempty"`
+	State string `protobuf:"bytes,8,opt,name=state,proto3" json:"state,omitempty"`
+	// The Raft configuration this replica knows (authoritative on the leader).
+	Members []*RaftMember `protobuf:"bytes,9,rep,name=members,proto3" json:"members,omitempty"`
+	// The replica's state machine stopped on an error (corruption): it serves nothing.
+	Fault         string `protobuf:"bytes,10,opt,name=fault,proto3" json:"fault,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1722,6 +1787,72 @@ func (x *ShardReplicaStatus) GetState() string {
 	return ""
 }
 
+func (x *ShardReplicaStatus) GetMembers() []*RaftMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ShardReplicaStatus) GetFault() string {
+	if x != nil {
+		return x.Fault
+	}
+	return ""
+}
+
+type RaftMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Voter         bool                   `protobuf:"varint,2,opt,name=voter,proto3" json:"voter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RaftMember) Reset() {
+	*x = RaftMember{}
+	mi := &file_clover_v1_clover_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RaftMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RaftMember) ProtoMessage() {}
+
+func (x *RaftMember) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RaftMember.ProtoReflect.Descriptor instead.
+func (*RaftMember) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RaftMember) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RaftMember) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
+}
+
 type NodeStatus struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Node       *NodeInfo              `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
@@ -1738,7 +1869,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_clover_v1_clover_proto_msgTypes[24]
+	mi := &file_clover_v1_clover_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1750,7 +1881,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[24]
+	mi := &file_clover_v1_clover_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1763,7 +1894,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{24}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *NodeStatus) GetNode() *NodeInfo {
@@ -1826,7 +1957,7 @@ type CreateKeyspaceRequest struct {
 
 func (x *CreateKeyspaceRequest) Reset() {
 	*x = CreateKeyspaceRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[25]
+	mi := &file_clover_v1_clover_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1838,7 +1969,7 @@ func (x *CreateKeyspaceRequest) String() string {
 func (*CreateKeyspaceRequest) ProtoMessage() {}
 
 func (x *CreateKeyspaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[25]
+	mi := &file_clover_v1_clover_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1851,7 +1982,7 @@ func (x *CreateKeyspaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyspaceRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyspaceRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{25}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateKeyspaceRequest) GetName() string {
@@ -1884,7 +2015,7 @@ type CreateKeyspaceResponse struct {
 
 func (x *CreateKeyspaceResponse) Reset() {
 	*x = CreateKeyspaceResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[26]
+	mi := &file_clover_v1_clover_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +2027,7 @@ func (x *CreateKeyspaceResponse) String() string {
 func (*CreateKeyspaceResponse) ProtoMessage() {}
 
 func (x *CreateKeyspaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[26]
+	mi := &file_clover_v1_clover_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +2040,7 @@ func (x *CreateKeyspaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyspaceResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyspaceResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{26}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateKeyspaceResponse) GetKeyspace() *Keyspace {
@@ -1928,7 +2059,7 @@ type DropKeyspaceRequest struct {
 
 func (x *DropKeyspaceRequest) Reset() {
 	*x = DropKeyspaceRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[27]
+	mi := &file_clover_v1_clover_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +2071,7 @@ func (x *DropKeyspaceRequest) String() string {
 func (*DropKeyspaceRequest) ProtoMessage() {}
 
 func (x *DropKeyspaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[27]
+	mi := &file_clover_v1_clover_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +2084,7 @@ func (x *DropKeyspaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropKeyspaceRequest.ProtoReflect.Descriptor instead.
 func (*DropKeyspaceRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{27}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DropKeyspaceRequest) GetName() string {
@@ -1971,7 +2102,7 @@ type DropKeyspaceResponse struct {
 
 func (x *DropKeyspaceResponse) Reset() {
 	*x = DropKeyspaceResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[28]
+	mi := &file_clover_v1_clover_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2114,7 @@ func (x *DropKeyspaceResponse) String() string {
 func (*DropKeyspaceResponse) ProtoMessage() {}
 
 func (x *DropKeyspaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[28]
+	mi := &file_clover_v1_clover_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2127,7 @@ func (x *DropKeyspaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropKeyspaceResponse.ProtoReflect.Descriptor instead.
 func (*DropKeyspaceResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{28}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{29}
 }
 
 type ListKeyspacesRequest struct {
@@ -2007,7 +2138,7 @@ type ListKeyspacesRequest struct {
 
 func (x *ListKeyspacesRequest) Reset() {
 	*x = ListKeyspacesRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[29]
+	mi := &file_clover_v1_clover_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2019,7 +2150,7 @@ func (x *ListKeyspacesRequest) String() string {
 func (*ListKeyspacesRequest) ProtoMessage() {}
 
 func (x *ListKeyspacesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[29]
+	mi := &file_clover_v1_clover_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2032,7 +2163,7 @@ func (x *ListKeyspacesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyspacesRequest.ProtoReflect.Descriptor instead.
 func (*ListKeyspacesRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{29}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{30}
 }
 
 type ListKeyspacesResponse struct {
@@ -2044,7 +2175,7 @@ type ListKeyspacesResponse struct {
 
 func (x *ListKeyspacesResponse) Reset() {
 	*x = ListKeyspacesResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[30]
+	mi := &file_clover_v1_clover_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2187,7 @@ func (x *ListKeyspacesResponse) String() string {
 func (*ListKeyspacesResponse) ProtoMessage() {}
 
 func (x *ListKeyspacesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[30]
+	mi := &file_clover_v1_clover_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2200,7 @@ func (x *ListKeyspacesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyspacesResponse.ProtoReflect.Descriptor instead.
 func (*ListKeyspacesResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{30}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListKeyspacesResponse) GetKeyspaces() []*Keyspace {
@@ -2088,7 +2219,7 @@ type GetKeyspaceRequest struct {
 
 func (x *GetKeyspaceRequest) Reset() {
 	*x = GetKeyspaceRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[31]
+	mi := &file_clover_v1_clover_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2231,7 @@ func (x *GetKeyspaceRequest) String() string {
 func (*GetKeyspaceRequest) ProtoMessage() {}
 
 func (x *GetKeyspaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[31]
+	mi := &file_clover_v1_clover_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2244,7 @@ func (x *GetKeyspaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyspaceRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyspaceRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{31}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetKeyspaceRequest) GetName() string {
@@ -2132,7 +2263,7 @@ type GetKeyspaceResponse struct {
 
 func (x *GetKeyspaceResponse) Reset() {
 	*x = GetKeyspaceResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[32]
+	mi := &file_clover_v1_clover_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2144,7 +2275,7 @@ func (x *GetKeyspaceResponse) String() string {
 func (*GetKeyspaceResponse) ProtoMessage() {}
 
 func (x *GetKeyspaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[32]
+	mi := &file_clover_v1_clover_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2157,7 +2288,7 @@ func (x *GetKeyspaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyspaceResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyspaceResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{32}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetKeyspaceResponse) GetKeyspace() *Keyspace {
@@ -2177,7 +2308,7 @@ type RoutingTableRequest struct {
 
 func (x *RoutingTableRequest) Reset() {
 	*x = RoutingTableRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[33]
+	mi := &file_clover_v1_clover_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2320,7 @@ func (x *RoutingTableRequest) String() string {
 func (*RoutingTableRequest) ProtoMessage() {}
 
 func (x *RoutingTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[33]
+	mi := &file_clover_v1_clover_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2333,7 @@ func (x *RoutingTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutingTableRequest.ProtoReflect.Descriptor instead.
 func (*RoutingTableRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{33}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RoutingTableRequest) GetKeyspace() string {
@@ -2224,7 +2355,7 @@ type RoutingTableResponse struct {
 
 func (x *RoutingTableResponse) Reset() {
 	*x = RoutingTableResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[34]
+	mi := &file_clover_v1_clover_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2236,7 +2367,7 @@ func (x *RoutingTableResponse) String() string {
 func (*RoutingTableResponse) ProtoMessage() {}
 
 func (x *RoutingTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[34]
+	mi := &file_clover_v1_clover_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2249,7 +2380,7 @@ func (x *RoutingTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutingTableResponse.ProtoReflect.Descriptor instead.
 func (*RoutingTableResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{34}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RoutingTableResponse) GetKeyspaces() []*Keyspace {
@@ -2281,7 +2412,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[35]
+	mi := &file_clover_v1_clover_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2293,7 +2424,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[35]
+	mi := &file_clover_v1_clover_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2306,7 +2437,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{35}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{36}
 }
 
 type NodeStatusResponse struct {
@@ -2318,7 +2449,7 @@ type NodeStatusResponse struct {
 
 func (x *NodeStatusResponse) Reset() {
 	*x = NodeStatusResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[36]
+	mi := &file_clover_v1_clover_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2461,7 @@ func (x *NodeStatusResponse) String() string {
 func (*NodeStatusResponse) ProtoMessage() {}
 
 func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[36]
+	mi := &file_clover_v1_clover_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2343,7 +2474,7 @@ func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusResponse.ProtoReflect.Descriptor instead.
 func (*NodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{36}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *NodeStatusResponse) GetStatus() *NodeStatus {
@@ -2368,7 +2499,7 @@ type ShardScanRequest struct {
 
 func (x *ShardScanRequest) Reset() {
 	*x = ShardScanRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[37]
+	mi := &file_clover_v1_clover_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2380,7 +2511,7 @@ func (x *ShardScanRequest) String() string {
 func (*ShardScanRequest) ProtoMessage() {}
 
 func (x *ShardScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[37]
+	mi := &file_clover_v1_clover_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2393,7 +2524,7 @@ func (x *ShardScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardScanRequest.ProtoReflect.Descriptor instead.
 func (*ShardScanRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{37}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ShardScanRequest) GetShardId() uint64 {
@@ -2455,7 +2586,7 @@ type ShardScanResponse struct {
 
 func (x *ShardScanResponse) Reset() {
 	*x = ShardScanResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[38]
+	mi := &file_clover_v1_clover_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2598,7 @@ func (x *ShardScanResponse) String() string {
 func (*ShardScanResponse) ProtoMessage() {}
 
 func (x *ShardScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[38]
+	mi := &file_clover_v1_clover_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2611,7 @@ func (x *ShardScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardScanResponse.ProtoReflect.Descriptor instead.
 func (*ShardScanResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{38}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ShardScanResponse) GetKvs() []*KeyValue {
@@ -2495,6 +2626,791 @@ func (x *ShardScanResponse) GetMore() bool {
 		return x.More
 	}
 	return false
+}
+
+type SetPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Policy        *Policy                `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicyRequest) Reset() {
+	*x = SetPolicyRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyRequest) ProtoMessage() {}
+
+func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
+func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *SetPolicyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetPolicyRequest) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type SetPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keyspace      *Keyspace              `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicyResponse) Reset() {
+	*x = SetPolicyResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyResponse) ProtoMessage() {}
+
+func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
+func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *SetPolicyResponse) GetKeyspace() *Keyspace {
+	if x != nil {
+		return x.Keyspace
+	}
+	return nil
+}
+
+type ShardPlacementStatus struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ShardId  uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	Keyspace string                 `protobuf:"bytes,2,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	// conforming, moving, under-replicated or blocked.
+	Status        string        `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	Problems      []string      `protobuf:"bytes,4,rep,name=problems,proto3" json:"problems,omitempty"`
+	Members       []*RaftMember `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
+	Leader        string        `protobuf:"bytes,6,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardPlacementStatus) Reset() {
+	*x = ShardPlacementStatus{}
+	mi := &file_clover_v1_clover_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardPlacementStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardPlacementStatus) ProtoMessage() {}
+
+func (x *ShardPlacementStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardPlacementStatus.ProtoReflect.Descriptor instead.
+func (*ShardPlacementStatus) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ShardPlacementStatus) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *ShardPlacementStatus) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *ShardPlacementStatus) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ShardPlacementStatus) GetProblems() []string {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+func (x *ShardPlacementStatus) GetMembers() []*RaftMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ShardPlacementStatus) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+type KeyspaceStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyspaceStatusRequest) Reset() {
+	*x = KeyspaceStatusRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyspaceStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyspaceStatusRequest) ProtoMessage() {}
+
+func (x *KeyspaceStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyspaceStatusRequest.ProtoReflect.Descriptor instead.
+func (*KeyspaceStatusRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *KeyspaceStatusRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type KeyspaceStatusResponse struct {
+	state           protoimpl.MessageState  `protogen:"open.v1"`
+	Name            string                  `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Policy          *Policy                 `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	Conforming      uint32                  `protobuf:"varint,3,opt,name=conforming,proto3" json:"conforming,omitempty"`
+	Moving          uint32                  `protobuf:"varint,4,opt,name=moving,proto3" json:"moving,omitempty"`
+	UnderReplicated uint32                  `protobuf:"varint,5,opt,name=under_replicated,json=underReplicated,proto3" json:"under_replicated,omitempty"`
+	Blocked         uint32                  `protobuf:"varint,6,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	Shards          []*ShardPlacementStatus `protobuf:"bytes,7,rep,name=shards,proto3" json:"shards,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *KeyspaceStatusResponse) Reset() {
+	*x = KeyspaceStatusResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyspaceStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyspaceStatusResponse) ProtoMessage() {}
+
+func (x *KeyspaceStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyspaceStatusResponse.ProtoReflect.Descriptor instead.
+func (*KeyspaceStatusResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *KeyspaceStatusResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *KeyspaceStatusResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *KeyspaceStatusResponse) GetConforming() uint32 {
+	if x != nil {
+		return x.Conforming
+	}
+	return 0
+}
+
+func (x *KeyspaceStatusResponse) GetMoving() uint32 {
+	if x != nil {
+		return x.Moving
+	}
+	return 0
+}
+
+func (x *KeyspaceStatusResponse) GetUnderReplicated() uint32 {
+	if x != nil {
+		return x.UnderReplicated
+	}
+	return 0
+}
+
+func (x *KeyspaceStatusResponse) GetBlocked() uint32 {
+	if x != nil {
+		return x.Blocked
+	}
+	return 0
+}
+
+func (x *KeyspaceStatusResponse) GetShards() []*ShardPlacementStatus {
+	if x != nil {
+		return x.Shards
+	}
+	return nil
+}
+
+type PlacementViolation struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ShardId  uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	Keyspace string                 `protobuf:"bytes,2,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	NodeId   string                 `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// outside-policy, stray-replica, under-replicated, no-leader.
+	Kind          string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	Detail        string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlacementViolation) Reset() {
+	*x = PlacementViolation{}
+	mi := &file_clover_v1_clover_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlacementViolation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlacementViolation) ProtoMessage() {}
+
+func (x *PlacementViolation) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlacementViolation.ProtoReflect.Descriptor instead.
+func (*PlacementViolation) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *PlacementViolation) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *PlacementViolation) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *PlacementViolation) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *PlacementViolation) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *PlacementViolation) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+type PlacementVerifyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlacementVerifyRequest) Reset() {
+	*x = PlacementVerifyRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlacementVerifyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlacementVerifyRequest) ProtoMessage() {}
+
+func (x *PlacementVerifyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlacementVerifyRequest.ProtoReflect.Descriptor instead.
+func (*PlacementVerifyRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{46}
+}
+
+type PlacementVerifyResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Ok              bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Violations      []*PlacementViolation  `protobuf:"bytes,2,rep,name=violations,proto3" json:"violations,omitempty"`
+	ShardsChecked   uint32                 `protobuf:"varint,3,opt,name=shards_checked,json=shardsChecked,proto3" json:"shards_checked,omitempty"`
+	ReplicasChecked uint32                 `protobuf:"varint,4,opt,name=replicas_checked,json=replicasChecked,proto3" json:"replicas_checked,omitempty"`
+	CheckedUnixMs   int64                  `protobuf:"varint,5,opt,name=checked_unix_ms,json=checkedUnixMs,proto3" json:"checked_unix_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PlacementVerifyResponse) Reset() {
+	*x = PlacementVerifyResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlacementVerifyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlacementVerifyResponse) ProtoMessage() {}
+
+func (x *PlacementVerifyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlacementVerifyResponse.ProtoReflect.Descriptor instead.
+func (*PlacementVerifyResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *PlacementVerifyResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *PlacementVerifyResponse) GetViolations() []*PlacementViolation {
+	if x != nil {
+		return x.Violations
+	}
+	return nil
+}
+
+func (x *PlacementVerifyResponse) GetShardsChecked() uint32 {
+	if x != nil {
+		return x.ShardsChecked
+	}
+	return 0
+}
+
+func (x *PlacementVerifyResponse) GetReplicasChecked() uint32 {
+	if x != nil {
+		return x.ReplicasChecked
+	}
+	return 0
+}
+
+func (x *PlacementVerifyResponse) GetCheckedUnixMs() int64 {
+	if x != nil {
+		return x.CheckedUnixMs
+	}
+	return 0
+}
+
+type PlacementEvent struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UnixMs   int64                  `protobuf:"varint,1,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
+	ShardId  uint64                 `protobuf:"varint,2,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	Keyspace string                 `protobuf:"bytes,3,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	NodeId   string                 `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// add-replica, promote, remove-replica, transfer-leader, set-policy, create, drop.
+	Action        string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlacementEvent) Reset() {
+	*x = PlacementEvent{}
+	mi := &file_clover_v1_clover_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlacementEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlacementEvent) ProtoMessage() {}
+
+func (x *PlacementEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlacementEvent.ProtoReflect.Descriptor instead.
+func (*PlacementEvent) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *PlacementEvent) GetUnixMs() int64 {
+	if x != nil {
+		return x.UnixMs
+	}
+	return 0
+}
+
+func (x *PlacementEvent) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *PlacementEvent) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *PlacementEvent) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *PlacementEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *PlacementEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type PlacementHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty = every keyspace.
+	Keyspace string `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	// Most recent events first; 0 = 100.
+	Limit         uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlacementHistoryRequest) Reset() {
+	*x = PlacementHistoryRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlacementHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlacementHistoryRequest) ProtoMessage() {}
+
+func (x *PlacementHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlacementHistoryRequest.ProtoReflect.Descriptor instead.
+func (*PlacementHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *PlacementHistoryRequest) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *PlacementHistoryRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type PlacementHistoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*PlacementEvent      `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlacementHistoryResponse) Reset() {
+	*x = PlacementHistoryResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlacementHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlacementHistoryResponse) ProtoMessage() {}
+
+func (x *PlacementHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlacementHistoryResponse.ProtoReflect.Descriptor instead.
+func (*PlacementHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *PlacementHistoryResponse) GetEvents() []*PlacementEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type ChangeReplicaRequest struct {
+	state         protoimpl.MessageState    `protogen:"open.v1"`
+	Kind          ChangeReplicaRequest_Kind `protobuf:"varint,1,opt,name=kind,proto3,enum=clover.v1.ChangeReplicaRequest_Kind" json:"kind,omitempty"`
+	ShardId       uint64                    `protobuf:"varint,2,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	NodeId        string                    `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeReplicaRequest) Reset() {
+	*x = ChangeReplicaRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeReplicaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeReplicaRequest) ProtoMessage() {}
+
+func (x *ChangeReplicaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeReplicaRequest.ProtoReflect.Descriptor instead.
+func (*ChangeReplicaRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ChangeReplicaRequest) GetKind() ChangeReplicaRequest_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return ChangeReplicaRequest_KIND_ADD_NONVOTER
+}
+
+func (x *ChangeReplicaRequest) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *ChangeReplicaRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type ChangeReplicaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeReplicaResponse) Reset() {
+	*x = ChangeReplicaResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeReplicaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeReplicaResponse) ProtoMessage() {}
+
+func (x *ChangeReplicaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeReplicaResponse.ProtoReflect.Descriptor instead.
+func (*ChangeReplicaResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{52}
 }
 
 var File_clover_v1_clover_proto protoreflect.FileDescriptor
@@ -2616,11 +3532,12 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"gossipAddr\x12\x12\n" +
 	"\x04live\x18\x06 \x01(\bR\x04live\x12$\n" +
 	"\rjurisdictions\x18\a \x03(\tR\rjurisdictions\"\x16\n" +
-	"\x14ClusterStatusRequest\"e\n" +
+	"\x14ClusterStatusRequest\"\xa7\x01\n" +
 	"\x15ClusterStatusResponse\x12+\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x15.clover.v1.NodeStatusR\x05nodes\x12\x1f\n" +
 	"\vmeta_leader\x18\x02 \x01(\tR\n" +
-	"metaLeader\"\xf2\x01\n" +
+	"metaLeader\x12@\n" +
+	"\tplacement\x18\x03 \x01(\v2\".clover.v1.PlacementVerifyResponseR\tplacement\"\xb9\x02\n" +
 	"\x12ShardReplicaStatus\x12\x19\n" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x1a\n" +
 	"\bkeyspace\x18\x02 \x01(\tR\bkeyspace\x12\x16\n" +
@@ -2630,7 +3547,14 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\n" +
 	"last_index\x18\x06 \x01(\x04R\tlastIndex\x12\x10\n" +
 	"\x03lag\x18\a \x01(\x04R\x03lag\x12\x14\n" +
-	"\x05state\x18\b \x01(\tR\x05state\"\x8e\x02\n" +
+	"\x05state\x18\b \x01(\tR\x05state\x12/\n" +
+	"\amembers\x18\t \x03(\v2\x15.clover.v1.RaftMemberR\amembers\x12\x14\n" +
+	"\x05fault\x18\n" +
+	" \x01(\tR\x05fault\";\n" +
+	"\n" +
+	"RaftMember\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05voter\x18\x02 \x01(\bR\x05voter\"\x8e\x02\n" +
 	"\n" +
 	"NodeStatus\x12'\n" +
 	"\x04node\x18\x01 \x01(\v2\x13.clover.v1.NodeInfoR\x04node\x12\x1c\n" +
@@ -2678,7 +3602,68 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\tkeys_only\x18\a \x01(\bR\bkeysOnly\"N\n" +
 	"\x11ShardScanResponse\x12%\n" +
 	"\x03kvs\x18\x01 \x03(\v2\x13.clover.v1.KeyValueR\x03kvs\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more*E\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"Q\n" +
+	"\x10SetPolicyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
+	"\x06policy\x18\x02 \x01(\v2\x11.clover.v1.PolicyR\x06policy\"D\n" +
+	"\x11SetPolicyResponse\x12/\n" +
+	"\bkeyspace\x18\x01 \x01(\v2\x13.clover.v1.KeyspaceR\bkeyspace\"\xca\x01\n" +
+	"\x14ShardPlacementStatus\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x1a\n" +
+	"\bkeyspace\x18\x02 \x01(\tR\bkeyspace\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1a\n" +
+	"\bproblems\x18\x04 \x03(\tR\bproblems\x12/\n" +
+	"\amembers\x18\x05 \x03(\v2\x15.clover.v1.RaftMemberR\amembers\x12\x16\n" +
+	"\x06leader\x18\x06 \x01(\tR\x06leader\"+\n" +
+	"\x15KeyspaceStatusRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x8d\x02\n" +
+	"\x16KeyspaceStatusResponse\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
+	"\x06policy\x18\x02 \x01(\v2\x11.clover.v1.PolicyR\x06policy\x12\x1e\n" +
+	"\n" +
+	"conforming\x18\x03 \x01(\rR\n" +
+	"conforming\x12\x16\n" +
+	"\x06moving\x18\x04 \x01(\rR\x06moving\x12)\n" +
+	"\x10under_replicated\x18\x05 \x01(\rR\x0funderReplicated\x12\x18\n" +
+	"\ablocked\x18\x06 \x01(\rR\ablocked\x127\n" +
+	"\x06shards\x18\a \x03(\v2\x1f.clover.v1.ShardPlacementStatusR\x06shards\"\x90\x01\n" +
+	"\x12PlacementViolation\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x1a\n" +
+	"\bkeyspace\x18\x02 \x01(\tR\bkeyspace\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail\"\x18\n" +
+	"\x16PlacementVerifyRequest\"\xe2\x01\n" +
+	"\x17PlacementVerifyResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12=\n" +
+	"\n" +
+	"violations\x18\x02 \x03(\v2\x1d.clover.v1.PlacementViolationR\n" +
+	"violations\x12%\n" +
+	"\x0eshards_checked\x18\x03 \x01(\rR\rshardsChecked\x12)\n" +
+	"\x10replicas_checked\x18\x04 \x01(\rR\x0freplicasChecked\x12&\n" +
+	"\x0fchecked_unix_ms\x18\x05 \x01(\x03R\rcheckedUnixMs\"\xa9\x01\n" +
+	"\x0ePlacementEvent\x12\x17\n" +
+	"\aunix_ms\x18\x01 \x01(\x03R\x06unixMs\x12\x19\n" +
+	"\bshard_id\x18\x02 \x01(\x04R\ashardId\x12\x1a\n" +
+	"\bkeyspace\x18\x03 \x01(\tR\bkeyspace\x12\x17\n" +
+	"\anode_id\x18\x04 \x01(\tR\x06nodeId\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"K\n" +
+	"\x17PlacementHistoryRequest\x12\x1a\n" +
+	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"M\n" +
+	"\x18PlacementHistoryResponse\x121\n" +
+	"\x06events\x18\x01 \x03(\v2\x19.clover.v1.PlacementEventR\x06events\"\xe0\x01\n" +
+	"\x14ChangeReplicaRequest\x128\n" +
+	"\x04kind\x18\x01 \x01(\x0e2$.clover.v1.ChangeReplicaRequest.KindR\x04kind\x12\x19\n" +
+	"\bshard_id\x18\x02 \x01(\x04R\ashardId\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\"Z\n" +
+	"\x04Kind\x12\x15\n" +
+	"\x11KIND_ADD_NONVOTER\x10\x00\x12\x10\n" +
+	"\fKIND_PROMOTE\x10\x01\x12\x0f\n" +
+	"\vKIND_REMOVE\x10\x02\x12\x18\n" +
+	"\x14KIND_TRANSFER_LEADER\x10\x03\"\x17\n" +
+	"\x15ChangeReplicaResponse*E\n" +
 	"\vConsistency\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x00\x12\x18\n" +
 	"\x14CONSISTENCY_FOLLOWER\x10\x012\xfb\x02\n" +
@@ -2688,18 +3673,23 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\x06Delete\x12\x18.clover.v1.DeleteRequest\x1a\x19.clover.v1.DeleteResponse\x12U\n" +
 	"\x0eCompareAndSwap\x12 .clover.v1.CompareAndSwapRequest\x1a!.clover.v1.CompareAndSwapResponse\x12:\n" +
 	"\x05Batch\x12\x17.clover.v1.BatchRequest\x1a\x18.clover.v1.BatchResponse\x127\n" +
-	"\x04Scan\x12\x16.clover.v1.ScanRequest\x1a\x17.clover.v1.ScanResponse2\xf6\x03\n" +
+	"\x04Scan\x12\x16.clover.v1.ScanRequest\x1a\x17.clover.v1.ScanResponse2\xcc\x06\n" +
 	"\x05Admin\x12R\n" +
 	"\rClusterStatus\x12\x1f.clover.v1.ClusterStatusRequest\x1a .clover.v1.ClusterStatusResponse\x12U\n" +
 	"\x0eCreateKeyspace\x12 .clover.v1.CreateKeyspaceRequest\x1a!.clover.v1.CreateKeyspaceResponse\x12O\n" +
 	"\fDropKeyspace\x12\x1e.clover.v1.DropKeyspaceRequest\x1a\x1f.clover.v1.DropKeyspaceResponse\x12R\n" +
 	"\rListKeyspaces\x12\x1f.clover.v1.ListKeyspacesRequest\x1a .clover.v1.ListKeyspacesResponse\x12L\n" +
 	"\vGetKeyspace\x12\x1d.clover.v1.GetKeyspaceRequest\x1a\x1e.clover.v1.GetKeyspaceResponse\x12O\n" +
-	"\fRoutingTable\x12\x1e.clover.v1.RoutingTableRequest\x1a\x1f.clover.v1.RoutingTableResponse2\x9d\x01\n" +
+	"\fRoutingTable\x12\x1e.clover.v1.RoutingTableRequest\x1a\x1f.clover.v1.RoutingTableResponse\x12F\n" +
+	"\tSetPolicy\x12\x1b.clover.v1.SetPolicyRequest\x1a\x1c.clover.v1.SetPolicyResponse\x12U\n" +
+	"\x0eKeyspaceStatus\x12 .clover.v1.KeyspaceStatusRequest\x1a!.clover.v1.KeyspaceStatusResponse\x12X\n" +
+	"\x0fPlacementVerify\x12!.clover.v1.PlacementVerifyRequest\x1a\".clover.v1.PlacementVerifyResponse\x12[\n" +
+	"\x10PlacementHistory\x12\".clover.v1.PlacementHistoryRequest\x1a#.clover.v1.PlacementHistoryResponse2\xf1\x01\n" +
 	"\bInternal\x12I\n" +
 	"\n" +
 	"NodeStatus\x12\x1c.clover.v1.NodeStatusRequest\x1a\x1d.clover.v1.NodeStatusResponse\x12F\n" +
-	"\tShardScan\x12\x1b.clover.v1.ShardScanRequest\x1a\x1c.clover.v1.ShardScanResponseB3Z1github.com/clover-kv/clover/api/cloverv1;cloverv1b\x06proto3"
+	"\tShardScan\x12\x1b.clover.v1.ShardScanRequest\x1a\x1c.clover.v1.ShardScanResponse\x12R\n" +
+	"\rChangeReplica\x12\x1f.clover.v1.ChangeReplicaRequest\x1a .clover.v1.ChangeReplicaResponseB3Z1github.com/clover-kv/clover/api/cloverv1;cloverv1b\x06proto3"
 
 var (
 	file_clover_v1_clover_proto_rawDescOnce sync.Once
@@ -2713,108 +3703,143 @@ func file_clover_v1_clover_proto_rawDescGZIP() []byte {
 	return file_clover_v1_clover_proto_rawDescData
 }
 
-var file_clover_v1_clover_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_clover_v1_clover_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_clover_v1_clover_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_clover_v1_clover_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_clover_v1_clover_proto_goTypes = []any{
-	(Consistency)(0),               // 0: clover.v1.Consistency
-	(BatchOp_Kind)(0),              // 1: clover.v1.BatchOp.Kind
-	(ErrorDetail_Kind)(0),          // 2: clover.v1.ErrorDetail.Kind
-	(*ReadOptions)(nil),            // 3: clover.v1.ReadOptions
-	(*KeyValue)(nil),               // 4: clover.v1.KeyValue
-	(*PutRequest)(nil),             // 5: clover.v1.PutRequest
-	(*PutResponse)(nil),            // 6: clover.v1.PutResponse
-	(*GetRequest)(nil),             // 7: clover.v1.GetRequest
-	(*GetResponse)(nil),            // 8: clover.v1.GetResponse
-	(*DeleteRequest)(nil),          // 9: clover.v1.DeleteRequest
-	(*DeleteResponse)(nil),         // 10: clover.v1.DeleteResponse
-	(*CompareAndSwapRequest)(nil),  // 11: clover.v1.CompareAndSwapRequest
-	(*CompareAndSwapResponse)(nil), // 12: clover.v1.CompareAndSwapResponse
-	(*BatchOp)(nil),                // 13: clover.v1.BatchOp
-	(*BatchRequest)(nil),           // 14: clover.v1.BatchRequest
-	(*BatchResponse)(nil),          // 15: clover.v1.BatchResponse
-	(*ScanRequest)(nil),            // 16: clover.v1.ScanRequest
-	(*ScanResponse)(nil),           // 17: clover.v1.ScanResponse
-	(*ErrorDetail)(nil),            // 18: clover.v1.ErrorDetail
-	(*Locality)(nil),               // 19: clover.v1.Locality
-	(*Policy)(nil),                 // 20: clover.v1.Policy
-	(*ShardInfo)(nil),              // 21: clover.v1.ShardInfo
-	(*Keyspace)(nil),               // 22: clover.v1.Keyspace
-	(*NodeInfo)(nil),               // 23: clover.v1.NodeInfo
-	(*ClusterStatusRequest)(nil),   // 24: clover.v1.ClusterStatusRequest
-	(*ClusterStatusResponse)(nil),  // 25: clover.v1.ClusterStatusResponse
-	(*ShardReplicaStatus)(nil),     // 26: clover.v1.ShardReplicaStatus
-	(*NodeStatus)(nil),             // 27: clover.v1.NodeStatus
-	(*CreateKeyspaceRequest)(nil),  // 28: clover.v1.CreateKeyspaceRequest
-	(*CreateKeyspaceResponse)(nil), // 29: clover.v1.CreateKeyspaceResponse
-	(*DropKeyspaceRequest)(nil),    // 30: clover.v1.DropKeyspaceRequest
-	(*DropKeyspaceResponse)(nil),   // 31: clover.v1.DropKeyspaceResponse
-	(*ListKeyspacesRequest)(nil),   // 32: clover.v1.ListKeyspacesRequest
-	(*ListKeyspacesResponse)(nil),  // 33: clover.v1.ListKeyspacesResponse
-	(*GetKeyspaceRequest)(nil),     // 34: clover.v1.GetKeyspaceRequest
-	(*GetKeyspaceResponse)(nil),    // 35: clover.v1.GetKeyspaceResponse
-	(*RoutingTableRequest)(nil),    // 36: clover.v1.RoutingTableRequest
-	(*RoutingTableResponse)(nil),   // 37: clover.v1.RoutingTableResponse
-	(*NodeStatusRequest)(nil),      // 38: clover.v1.NodeStatusRequest
-	(*NodeStatusResponse)(nil),     // 39: clover.v1.NodeStatusResponse
-	(*ShardScanRequest)(nil),       // 40: clover.v1.ShardScanRequest
-	(*ShardScanResponse)(nil),      // 41: clover.v1.ShardScanResponse
+	(Consistency)(0),                 // 0: clover.v1.Consistency
+	(BatchOp_Kind)(0),                // 1: clover.v1.BatchOp.Kind
+	(ErrorDetail_Kind)(0),            // 2: clover.v1.ErrorDetail.Kind
+	(ChangeReplicaRequest_Kind)(0),   // 3: clover.v1.ChangeReplicaRequest.Kind
+	(*ReadOptions)(nil),              // 4: clover.v1.ReadOptions
+	(*KeyValue)(nil),                 // 5: clover.v1.KeyValue
+	(*PutRequest)(nil),               // 6: clover.v1.PutRequest
+	(*PutResponse)(nil),              // 7: clover.v1.PutResponse
+	(*GetRequest)(nil),               // 8: clover.v1.GetRequest
+	(*GetResponse)(nil),              // 9: clover.v1.GetResponse
+	(*DeleteRequest)(nil),            // 10: clover.v1.DeleteRequest
+	(*DeleteResponse)(nil),           // 11: clover.v1.DeleteResponse
+	(*CompareAndSwapRequest)(nil),    // 12: clover.v1.CompareAndSwapRequest
+	(*CompareAndSwapResponse)(nil),   // 13: clover.v1.CompareAndSwapResponse
+	(*BatchOp)(nil),                  // 14: clover.v1.BatchOp
+	(*BatchRequest)(nil),             // 15: clover.v1.BatchRequest
+	(*BatchResponse)(nil),            // 16: clover.v1.BatchResponse
+	(*ScanRequest)(nil),              // 17: clover.v1.ScanRequest
+	(*ScanResponse)(nil),             // 18: clover.v1.ScanResponse
+	(*ErrorDetail)(nil),              // 19: clover.v1.ErrorDetail
+	(*Locality)(nil),                 // 20: clover.v1.Locality
+	(*Policy)(nil),                   // 21: clover.v1.Policy
+	(*ShardInfo)(nil),                // 22: clover.v1.ShardInfo
+	(*Keyspace)(nil),                 // 23: clover.v1.Keyspace
+	(*NodeInfo)(nil),                 // 24: clover.v1.NodeInfo
+	(*ClusterStatusRequest)(nil),     // 25: clover.v1.ClusterStatusRequest
+	(*ClusterStatusResponse)(nil),    // 26: clover.v1.ClusterStatusResponse
+	(*ShardReplicaStatus)(nil),       // 27: clover.v1.ShardReplicaStatus
+	(*RaftMember)(nil),               // 28: clover.v1.RaftMember
+	(*NodeStatus)(nil),               // 29: clover.v1.NodeStatus
+	(*CreateKeyspaceRequest)(nil),    // 30: clover.v1.CreateKeyspaceRequest
+	(*CreateKeyspaceResponse)(nil),   // 31: clover.v1.CreateKeyspaceResponse
+	(*DropKeyspaceRequest)(nil),      // 32: clover.v1.DropKeyspaceRequest
+	(*DropKeyspaceResponse)(nil),     // 33: clover.v1.DropKeyspaceResponse
+	(*ListKeyspacesRequest)(nil),     // 34: clover.v1.ListKeyspacesRequest
+	(*ListKeyspacesResponse)(nil),    // 35: clover.v1.ListKeyspacesResponse
+	(*GetKeyspaceRequest)(nil),       // 36: clover.v1.GetKeyspaceRequest
+	(*GetKeyspaceResponse)(nil),      // 37: clover.v1.GetKeyspaceResponse
+	(*RoutingTableRequest)(nil),      // 38: clover.v1.RoutingTableRequest
+	(*RoutingTableResponse)(nil),     // 39: clover.v1.RoutingTableResponse
+	(*NodeStatusRequest)(nil),        // 40: clover.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),       // 41: clover.v1.NodeStatusResponse
+	(*ShardScanRequest)(nil),         // 42: clover.v1.ShardScanRequest
+	(*ShardScanResponse)(nil),        // 43: clover.v1.ShardScanResponse
+	(*SetPolicyRequest)(nil),         // 44: clover.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),        // 45: clover.v1.SetPolicyResponse
+	(*ShardPlacementStatus)(nil),     // 46: clover.v1.ShardPlacementStatus
+	(*KeyspaceStatusRequest)(nil),    // 47: clover.v1.KeyspaceStatusRequest
+	(*KeyspaceStatusResponse)(nil),   // 48: clover.v1.KeyspaceStatusResponse
+	(*PlacementViolation)(nil),       // 49: clover.v1.PlacementViolation
+	(*PlacementVerifyRequest)(nil),   // 50: clover.v1.PlacementVerifyRequest
+	(*PlacementVerifyResponse)(nil),  // 51: clover.v1.PlacementVerifyResponse
+	(*PlacementEvent)(nil),           // 52: clover.v1.PlacementEvent
+	(*PlacementHistoryRequest)(nil),  // 53: clover.v1.PlacementHistoryRequest
+	(*PlacementHistoryResponse)(nil), // 54: clover.v1.PlacementHistoryResponse
+	(*ChangeReplicaRequest)(nil),     // 55: clover.v1.ChangeReplicaRequest
+	(*ChangeReplicaResponse)(nil),    // 56: clover.v1.ChangeReplicaResponse
 }
 var file_clover_v1_clover_proto_depIdxs = []int32{
 	0,  // 0: clover.v1.ReadOptions.consistency:type_name -> clover.v1.Consistency
-	3,  // 1: clover.v1.GetRequest.read:type_name -> clover.v1.ReadOptions
+	4,  // 1: clover.v1.GetRequest.read:type_name -> clover.v1.ReadOptions
 	1,  // 2: clover.v1.BatchOp.kind:type_name -> clover.v1.BatchOp.Kind
-	13, // 3: clover.v1.BatchRequest.ops:type_name -> clover.v1.BatchOp
-	3,  // 4: clover.v1.ScanRequest.read:type_name -> clover.v1.ReadOptions
-	4,  // 5: clover.v1.ScanResponse.kvs:type_name -> clover.v1.KeyValue
+	14, // 3: clover.v1.BatchRequest.ops:type_name -> clover.v1.BatchOp
+	4,  // 4: clover.v1.ScanRequest.read:type_name -> clover.v1.ReadOptions
+	5,  // 5: clover.v1.ScanResponse.kvs:type_name -> clover.v1.KeyValue
 	2,  // 6: clover.v1.ErrorDetail.kind:type_name -> clover.v1.ErrorDetail.Kind
-	20, // 7: clover.v1.Keyspace.policy:type_name -> clover.v1.Policy
-	21, // 8: clover.v1.Keyspace.shards:type_name -> clover.v1.ShardInfo
-	19, // 9: clover.v1.NodeInfo.locality:type_name -> clover.v1.Locality
-	27, // 10: clover.v1.ClusterStatusResponse.nodes:type_name -> clover.v1.NodeStatus
-	23, // 11: clover.v1.NodeStatus.node:type_name -> clover.v1.NodeInfo
-	26, // 12: clover.v1.NodeStatus.shards:type_name -> clover.v1.ShardReplicaStatus
-	20, // 13: clover.v1.CreateKeyspaceRequest.policy:type_name -> clover.v1.Policy
-	22, // 14: clover.v1.CreateKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
-	22, // 15: clover.v1.ListKeyspacesResponse.keyspaces:type_name -> clover.v1.Keyspace
-	22, // 16: clover.v1.GetKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
-	22, // 17: clover.v1.RoutingTableResponse.keyspaces:type_name -> clover.v1.Keyspace
-	23, // 18: clover.v1.RoutingTableResponse.nodes:type_name -> clover.v1.NodeInfo
-	27, // 19: clover.v1.NodeStatusResponse.status:type_name -> clover.v1.NodeStatus
-	3,  // 20: clover.v1.ShardScanRequest.read:type_name -> clover.v1.ReadOptions
-	4,  // 21: clover.v1.ShardScanResponse.kvs:type_name -> clover.v1.KeyValue
-	5,  // 22: clover.v1.KV.Put:input_type -> clover.v1.PutRequest
-	7,  // 23: clover.v1.KV.Get:input_type -> clover.v1.GetRequest
-	9,  // 24: clover.v1.KV.Delete:input_type -> clover.v1.DeleteRequest
-	11, // 25: clover.v1.KV.CompareAndSwap:input_type -> clover.v1.CompareAndSwapRequest
-	14, // 26: clover.v1.KV.Batch:input_type -> clover.v1.BatchRequest
-	16, // 27: clover.v1.KV.Scan:input_type -> clover.v1.ScanRequest
-	24, // 28: clover.v1.Admin.ClusterStatus:input_type -> clover.v1.ClusterStatusRequest
-	28, // 29: clover.v1.Admin.CreateKeyspace:input_type -> clover.v1.CreateKeyspaceRequest
-	30, // 30: clover.v1.Admin.DropKeyspace:input_type -> clover.v1.DropKeyspaceRequest
-	32, // 31: clover.v1.Admin.ListKeyspaces:input_type -> clover.v1.ListKeyspacesRequest
-	34, // 32: clover.v1.Admin.GetKeyspace:input_type -> clover.v1.GetKeyspaceRequest
-	36, // 33: clover.v1.Admin.RoutingTable:input_type -> clover.v1.RoutingTableRequest
-	38, // 34: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
-	40, // 35: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
-	6,  // 36: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
-	8,  // 37: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
-	10, // 38: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
-	12, // 39: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
-	15, // 40: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
-	17, // 41: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
-	25, // 42: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
-	29, // 43: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
-	31, // 44: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
-	33, // 45: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
-	35, // 46: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
-	37, // 47: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
-	39, // 48: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
-	41, // 49: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
-	36, // [36:50] is the sub-list for method output_type
-	22, // [22:36] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	21, // 7: clover.v1.Keyspace.policy:type_name -> clover.v1.Policy
+	22, // 8: clover.v1.Keyspace.shards:type_name -> clover.v1.ShardInfo
+	20, // 9: clover.v1.NodeInfo.locality:type_name -> clover.v1.Locality
+	29, // 10: clover.v1.ClusterStatusResponse.nodes:type_name -> clover.v1.NodeStatus
+	51, // 11: clover.v1.ClusterStatusResponse.placement:type_name -> clover.v1.PlacementVerifyResponse
+	28, // 12: clover.v1.ShardReplicaStatus.members:type_name -> clover.v1.RaftMember
+	24, // 13: clover.v1.NodeStatus.node:type_name -> clover.v1.NodeInfo
+	27, // 14: clover.v1.NodeStatus.shards:type_name -> clover.v1.ShardReplicaStatus
+	21, // 15: clover.v1.CreateKeyspaceRequest.policy:type_name -> clover.v1.Policy
+	23, // 16: clover.v1.CreateKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
+	23, // 17: clover.v1.ListKeyspacesResponse.keyspaces:type_name -> clover.v1.Keyspace
+	23, // 18: clover.v1.GetKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
+	23, // 19: clover.v1.RoutingTableResponse.keyspaces:type_name -> clover.v1.Keyspace
+	24, // 20: clover.v1.RoutingTableResponse.nodes:type_name -> clover.v1.NodeInfo
+	29, // 21: clover.v1.NodeStatusResponse.status:type_name -> clover.v1.NodeStatus
+	4,  // 22: clover.v1.ShardScanRequest.read:type_name -> clover.v1.ReadOptions
+	5,  // 23: clover.v1.ShardScanResponse.kvs:type_name -> clover.v1.KeyValue
+	21, // 24: clover.v1.SetPolicyRequest.policy:type_name -> clover.v1.Policy
+	23, // 25: clover.v1.SetPolicyResponse.keyspace:type_name -> clover.v1.Keyspace
+	28, // 26: clover.v1.ShardPlacementStatus.members:type_name -> clover.v1.RaftMember
+	21, // 27: clover.v1.KeyspaceStatusResponse.policy:type_name -> clover.v1.Policy
+	46, // 28: clover.v1.KeyspaceStatusResponse.shards:type_name -> clover.v1.ShardPlacementStatus
+	49, // 29: clover.v1.PlacementVerifyResponse.violations:type_name -> clover.v1.PlacementViolation
+	52, // 30: clover.v1.PlacementHistoryResponse.events:type_name -> clover.v1.PlacementEvent
+	3,  // 31: clover.v1.ChangeReplicaRequest.kind:type_name -> clover.v1.ChangeReplicaRequest.Kind
+	6,  // 32: clover.v1.KV.Put:input_type -> clover.v1.PutRequest
+	8,  // 33: clover.v1.KV.Get:input_type -> clover.v1.GetRequest
+	10, // 34: clover.v1.KV.Delete:input_type -> clover.v1.DeleteRequest
+	12, // 35: clover.v1.KV.CompareAndSwap:input_type -> clover.v1.CompareAndSwapRequest
+	15, // 36: clover.v1.KV.Batch:input_type -> clover.v1.BatchRequest
+	17, // 37: clover.v1.KV.Scan:input_type -> clover.v1.ScanRequest
+	25, // 38: clover.v1.Admin.ClusterStatus:input_type -> clover.v1.ClusterStatusRequest
+	30, // 39: clover.v1.Admin.CreateKeyspace:input_type -> clover.v1.CreateKeyspaceRequest
+	32, // 40: clover.v1.Admin.DropKeyspace:input_type -> clover.v1.DropKeyspaceRequest
+	34, // 41: clover.v1.Admin.ListKeyspaces:input_type -> clover.v1.ListKeyspacesRequest
+	36, // 42: clover.v1.Admin.GetKeyspace:input_type -> clover.v1.GetKeyspaceRequest
+	38, // 43: clover.v1.Admin.RoutingTable:input_type -> clover.v1.RoutingTableRequest
+	44, // 44: clover.v1.Admin.SetPolicy:input_type -> clover.v1.SetPolicyRequest
+	47, // 45: clover.v1.Admin.KeyspaceStatus:input_type -> clover.v1.KeyspaceStatusRequest
+	50, // 46: clover.v1.Admin.PlacementVerify:input_type -> clover.v1.PlacementVerifyRequest
+	53, // 47: clover.v1.Admin.PlacementHistory:input_type -> clover.v1.PlacementHistoryRequest
+	40, // 48: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
+	42, // 49: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
+	55, // 50: clover.v1.Internal.ChangeReplica:input_type -> clover.v1.ChangeReplicaRequest
+	7,  // 51: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
+	9,  // 52: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
+	11, // 53: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
+	13, // 54: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
+	16, // 55: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
+	18, // 56: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
+	26, // 57: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
+	31, // 58: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
+	33, // 59: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
+	35, // 60: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
+	37, // 61: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
+	39, // 62: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
+	45, // 63: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
+	48, // 64: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
+	51, // 65: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
+	54, // 66: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
+	41, // 67: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
+	43, // 68: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
+	56, // 69: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
+	51, // [51:70] is the sub-list for method output_type
+	32, // [32:51] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_clover_v1_clover_proto_init() }
@@ -2827,8 +3852,8 @@ func file_clover_v1_clover_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clover_v1_clover_proto_rawDesc), len(file_clover_v1_clover_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   39,
+			NumEnums:      4,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

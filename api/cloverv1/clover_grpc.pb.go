@@ -321,12 +321,16 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Admin_ClusterStatus_FullMethodName  = "/clover.v1.Admin/ClusterStatus"
-	Admin_CreateKeyspace_FullMethodName = "/clover.v1.Admin/CreateKeyspace"
-	Admin_DropKeyspace_FullMethodName   = "/clover.v1.Admin/DropKeyspace"
-	Admin_ListKeyspaces_FullMethodName  = "/clover.v1.Admin/ListKeyspaces"
-	Admin_GetKeyspace_FullMethodName    = "/clover.v1.Admin/GetKeyspace"
-	Admin_RoutingTable_FullMethodName   = "/clover.v1.Admin/RoutingTable"
+	Admin_ClusterStatus_FullMethodName    = "/clover.v1.Admin/ClusterStatus"
+	Admin_CreateKeyspace_FullMethodName   = "/clover.v1.Admin/CreateKeyspace"
+	Admin_DropKeyspace_FullMethodName     = "/clover.v1.Admin/DropKeyspace"
+	Admin_ListKeyspaces_FullMethodName    = "/clover.v1.Admin/ListKeyspaces"
+	Admin_GetKeyspace_FullMethodName      = "/clover.v1.Admin/GetKeyspace"
+	Admin_RoutingTable_FullMethodName     = "/clover.v1.Admin/RoutingTable"
+	Admin_SetPolicy_FullMethodName        = "/clover.v1.Admin/SetPolicy"
+	Admin_KeyspaceStatus_FullMethodName   = "/clover.v1.Admin/KeyspaceStatus"
+	Admin_PlacementVerify_FullMethodName  = "/clover.v1.Admin/PlacementVerify"
+	Admin_PlacementHistory_FullMethodName = "/clover.v1.Admin/PlacementHistory"
 )
 
 // AdminClient is the client API for Admin service.
@@ -341,6 +345,17 @@ type AdminClient interface {
 	ListKeyspaces(ctx context.Context, in *ListKeyspacesRequest, opts ...grpc.CallOption) (*ListKeyspacesResponse, error)
 	GetKeyspace(ctx context.Context, in *GetKeyspaceRequest, opts ...grpc.CallOption) (*GetKeyspaceResponse, error)
 	RoutingTable(ctx context.Context, in *RoutingTableRequest, opts ...grpc.CallOption) (*RoutingTableResponse, error)
+	// SetPolicy changes a keyspace's policy; replicas outside the new policy
+	// are replaced under live traffic (a migration).
+	SetPolicy(ctx context.Context, in *SetPolicyRequest, opts ...grpc.CallOption) (*SetPolicyResponse, error)
+	// KeyspaceStatus reports placement progress: shards conforming, moving,
+	// under-replicated, blocked (and why).
+	KeyspaceStatus(ctx context.Context, in *KeyspaceStatusRequest, opts ...grpc.CallOption) (*KeyspaceStatusResponse, error)
+	// PlacementVerify reads every shard's actual Raft configuration from the
+	// replicas and checks each member against its policy.
+	PlacementVerify(ctx context.Context, in *PlacementVerifyRequest, opts ...grpc.CallOption) (*PlacementVerifyResponse, error)
+	// PlacementHistory lists replica additions, removals and leadership moves.
+	PlacementHistory(ctx context.Context, in *PlacementHistoryRequest, opts ...grpc.CallOption) (*PlacementHistoryResponse, error)
 }
 
 type adminClient struct {
@@ -411,6 +426,46 @@ func (c *adminClient) RoutingTable(ctx context.Context, in *RoutingTableRequest,
 	return out, nil
 }
 
+func (c *adminClient) SetPolicy(ctx context.Context, in *SetPolicyRequest, opts ...grpc.CallOption) (*SetPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetPolicyResponse)
+	err := c.cc.Invoke(ctx, Admin_SetPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) KeyspaceStatus(ctx context.Context, in *KeyspaceStatusRequest, opts ...grpc.CallOption) (*KeyspaceStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyspaceStatusResponse)
+	err := c.cc.Invoke(ctx, Admin_KeyspaceStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) PlacementVerify(ctx context.Context, in *PlacementVerifyRequest, opts ...grpc.CallOption) (*PlacementVerifyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PlacementVerifyResponse)
+	err := c.cc.Invoke(ctx, Admin_PlacementVerify_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) PlacementHistory(ctx context.Context, in *PlacementHistoryRequest, opts ...grpc.CallOption) (*PlacementHistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PlacementHistoryResponse)
+	err := c.cc.Invoke(ctx, Admin_PlacementHistory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -423,6 +478,17 @@ type AdminServer interface {
 	ListKeyspaces(context.Context, *ListKeyspacesRequest) (*ListKeyspacesResponse, error)
 	GetKeyspace(context.Context, *GetKeyspaceRequest) (*GetKeyspaceResponse, error)
 	RoutingTable(context.Context, *RoutingTableRequest) (*RoutingTableResponse, error)
+	// SetPolicy changes a keyspace's policy; replicas outside the new policy
+	// are replaced under live traffic (a migration).
+	SetPolicy(context.Context, *SetPolicyRequest) (*SetPolicyResponse, error)
+	// KeyspaceStatus reports placement progress: shards conforming, moving,
+	// under-replicated, blocked (and why).
+	KeyspaceStatus(context.Context, *KeyspaceStatusRequest) (*KeyspaceStatusResponse, error)
+	// PlacementVerify reads every shard's actual Raft configuration from the
+	// replicas and checks each member against its policy.
+	PlacementVerify(context.Context, *PlacementVerifyRequest) (*PlacementVerifyResponse, error)
+	// PlacementHistory lists replica additions, removals and leadership moves.
+	PlacementHistory(context.Context, *PlacementHistoryRequest) (*PlacementHistoryResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -450,6 +516,18 @@ func (UnimplementedAdminServer) GetKeyspace(context.Context, *GetKeyspaceRequest
 }
 func (UnimplementedAdminServer) RoutingTable(context.Context, *RoutingTableRequest) (*RoutingTableResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RoutingTable not implemented")
+}
+func (UnimplementedAdminServer) SetPolicy(context.Context, *SetPolicyRequest) (*SetPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPolicy not implemented")
+}
+func (UnimplementedAdminServer) KeyspaceStatus(context.Context, *KeyspaceStatusRequest) (*KeyspaceStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method KeyspaceStatus not implemented")
+}
+func (UnimplementedAdminServer) PlacementVerify(context.Context, *PlacementVerifyRequest) (*PlacementVerifyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PlacementVerify not implemented")
+}
+func (UnimplementedAdminServer) PlacementHistory(context.Context, *PlacementHistoryRequest) (*PlacementHistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PlacementHistory not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -580,6 +658,78 @@ func _Admin_RoutingTable_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_SetPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).SetPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_SetPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).SetPolicy(ctx, req.(*SetPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_KeyspaceStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeyspaceStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).KeyspaceStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_KeyspaceStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).KeyspaceStatus(ctx, req.(*KeyspaceStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_PlacementVerify_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PlacementVerifyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).PlacementVerify(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_PlacementVerify_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).PlacementVerify(ctx, req.(*PlacementVerifyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_PlacementHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PlacementHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).PlacementHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_PlacementHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).PlacementHistory(ctx, req.(*PlacementHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -611,14 +761,31 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "RoutingTable",
 			Handler:    _Admin_RoutingTable_Handler,
 		},
+		{
+			MethodName: "SetPolicy",
+			Handler:    _Admin_SetPolicy_Handler,
+		},
+		{
+			MethodName: "KeyspaceStatus",
+			Handler:    _Admin_KeyspaceStatus_Handler,
+		},
+		{
+			MethodName: "PlacementVerify",
+			Handler:    _Admin_PlacementVerify_Handler,
+		},
+		{
+			MethodName: "PlacementHistory",
+			Handler:    _Admin_PlacementHistory_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "clover/v1/clover.proto",
 }
 
 const (
-	Internal_NodeStatus_FullMethodName = "/clover.v1.Internal/NodeStatus"
-	Internal_ShardScan_FullMethodName  = "/clover.v1.Internal/ShardScan"
+	Internal_NodeStatus_FullMethodName    = "/clover.v1.Internal/NodeStatus"
+	Internal_ShardScan_FullMethodName     = "/clover.v1.Internal/ShardScan"
+	Internal_ChangeReplica_FullMethodName = "/clover.v1.Internal/ChangeReplica"
 )
 
 // InternalClient is the client API for Internal service.
@@ -631,6 +798,9 @@ type InternalClient interface {
 	NodeStatus(ctx context.Context, in *NodeStatusRequest, opts ...grpc.CallOption) (*NodeStatusResponse, error)
 	// ShardScan scans one shard on its leader (used by Scan's ordered merge).
 	ShardScan(ctx context.Context, in *ShardScanRequest, opts ...grpc.CallOption) (*ShardScanResponse, error)
+	// ChangeReplica changes a shard's Raft configuration on its leader. The
+	// leader refuses a target node the keyspace's policy does not permit.
+	ChangeReplica(ctx context.Context, in *ChangeReplicaRequest, opts ...grpc.CallOption) (*ChangeReplicaResponse, error)
 }
 
 type internalClient struct {
@@ -661,6 +831,16 @@ func (c *internalClient) ShardScan(ctx context.Context, in *ShardScanRequest, op
 	return out, nil
 }
 
+func (c *internalClient) ChangeReplica(ctx context.Context, in *ChangeReplicaRequest, opts ...grpc.CallOption) (*ChangeReplicaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChangeReplicaResponse)
+	err := c.cc.Invoke(ctx, Internal_ChangeReplica_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServer is the server API for Internal service.
 // All implementations must embed UnimplementedInternalServer
 // for forward compatibility.
@@ -671,6 +851,9 @@ type InternalServer interface {
 	NodeStatus(context.Context, *NodeStatusRequest) (*NodeStatusResponse, error)
 	// ShardScan scans one shard on its leader (used by Scan's ordered merge).
 	ShardScan(context.Context, *ShardScanRequest) (*ShardScanResponse, error)
+	// ChangeReplica changes a shard's Raft configuration on its leader. The
+	// leader refuses a target node the keyspace's policy does not permit.
+	ChangeReplica(context.Context, *ChangeReplicaRequest) (*ChangeReplicaResponse, error)
 	mustEmbedUnimplementedInternalServer()
 }
 
@@ -686,6 +869,9 @@ func (UnimplementedInternalServer) NodeStatus(context.Context, *NodeStatusReques
 }
 func (UnimplementedInternalServer) ShardScan(context.Context, *ShardScanRequest) (*ShardScanResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ShardScan not implemented")
+}
+func (UnimplementedInternalServer) ChangeReplica(context.Context, *ChangeReplicaRequest) (*ChangeReplicaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ChangeReplica not implemented")
 }
 func (UnimplementedInternalServer) mustEmbedUnimplementedInternalServer() {}
 func (UnimplementedInternalServer) testEmbeddedByValue()                  {}
@@ -744,6 +930,24 @@ func _Internal_ShardScan_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Internal_ChangeReplica_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChangeReplicaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).ChangeReplica(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_ChangeReplica_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).ChangeReplica(ctx, req.(*ChangeReplicaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Internal_ServiceDesc is the grpc.ServiceDesc for Internal service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -758,6 +962,10 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ShardScan",
 			Handler:    _Internal_ShardScan_Handler,
+		},
+		{
+			MethodName: "ChangeReplica",
+			Handler:    _Internal_ChangeReplica_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

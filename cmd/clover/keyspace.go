@@ -13,7 +13,7 @@ import (
 
 func newKeyspaceCmd(g *globals) *cobra.Command {
 	ks := &cobra.Command{Use: "keyspace", Aliases: []string{"ks"}, Short: "Create, list, show and drop keyspaces"}
-	ks.AddCommand(ksCreate(g), ksList(g), ksShow(g), ksDrop(g))
+	ks.AddCommand(ksCreate(g), ksList(g), ksShow(g), ksDrop(g), ksSetPolicy(g), ksStatus(g))
 	return ks
 }
 

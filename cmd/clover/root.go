@@ -55,7 +55,7 @@ func newRootCmd() *cobra.Command {
 	pf.BoolVar(&g.direct, "direct", false, "send requests to the first endpoint as they are, without routing to shard leaders")
 	pf.StringVarP(&g.output, "output", "w", "table", "output format: table or json")
 	pf.DurationVar(&g.timeout, "timeout", 10*time.Second, "timeout of the whole command")
-	root.AddCommand(newKVCmd(g), newKeyspaceCmd(g), newClusterCmd(g))
+	root.AddCommand(newKVCmd(g), newKeyspaceCmd(g), newClusterCmd(g), newPlacementCmd(g))
 	markUsageErrors(root)
 	return root
 }
@@ -121,7 +121,7 @@ func (g *globals) table(header string, rows [][]string) error {
 }
 
 // exitCode: 1 for errors from the cluster, 2 for usage errors, 3 for
-// residency refusals, 4 for a missing key.
+// residency refusals, 4 for a missing key, 5 for placement violations.
 func exitCode(err error) int {
 	switch {
 	case errors.Is(err, client.ErrResidency):
@@ -130,6 +130,8 @@ func exitCode(err error) int {
 		return 4
 	case errors.Is(err, errUsage), errors.Is(err, client.ErrInvalidArgument):
 		return 2
+	case errors.Is(err, errViolations):
+		return 5
 	}
 	return 1
 }

@@ -66,7 +66,7 @@ func (t *Transport) startServe(raw net.Conn) bool {
 	if t.closed {
 		return false
 	}
-	t.conns[raw] = struct{}{}
+	t.conns[raw] = false
 	t.wg.Add(1)
 	go t.serve(raw)
 	return true

@@ -27,7 +27,7 @@ func (t *Transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 		timeout = t.cfg.Timeout
 	}
 	deadline := time.Now().Add(timeout)
-	tc, raw, err := t.dialTLS(a.Addr, deadline, clientTLSFor(t.cfg.ClientTLS, a.Addr), true)
+	tc, raw, err := t.dialTLS(a.Addr, deadline, clientTLSFor(t.cfg.ClientTLS, a.Addr), false)
 	if err != nil {
 		return nil, err
 	}
@@ -46,35 +46,33 @@ func (t *Transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 	return &streamConn{Conn: tc, raw: raw, t: t}, nil
 }
 
-// dialTLS dials addr and runs the client TLS handshake before deadline;
-// Shutdown aborts both. With track set, the raw connection is registered so
-// Shutdown closes it later too (the caller then releases it with closeRaw).
-// The returned connection has no deadline set.
-func (t *Transport) dialTLS(addr string, deadline time.Time, cfg *tls.Config, track bool) (*tls.Conn, net.Conn, error) {
-	ctx, cancel := context.WithDeadline(t.ctx, deadline)
+// dialTLS dials addr and runs the client TLS handshake before deadline.
+// The raw connection is registered so Shutdown closes it; the caller
+// releases it with closeRaw. Shutdown aborts a stream dial (packet false) at
+// once, a packet dial when it stops flushing. The returned connection has no
+// deadline set.
+func (t *Transport) dialTLS(addr string, deadline time.Time, cfg *tls.Config, packet bool) (*tls.Conn, net.Conn, error) {
+	parent := t.ctx
+	if packet {
+		parent = t.sendCtx
+	}
+	ctx, cancel := context.WithDeadline(parent, deadline)
 	defer cancel()
 	raw, err := t.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		if t.isClosed() {
+		if parent.Err() != nil {
 			return nil, nil, closedErr()
 		}
 		return nil, nil, fmt.Errorf("gossiptls: dial %s: %w", addr, err)
 	}
-	if track && !t.track(raw) {
+	if !t.track(raw, packet) {
 		_ = raw.Close()
 		return nil, nil, closedErr()
 	}
-	release := func() {
-		if track {
-			t.closeRaw(raw)
-		} else {
-			_ = raw.Close()
-		}
-	}
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		release()
-		if t.isClosed() {
+		t.closeRaw(raw)
+		if parent.Err() != nil {
 			return nil, nil, closedErr()
 		}
 		return nil, nil, fmt.Errorf("%w: %s: tls: %w", ErrHandshake, addr, err)

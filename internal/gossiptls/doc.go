@@ -67,9 +67,11 @@
 //
 // # Shutdown
 //
-// Shutdown closes the listener, aborts dials and handshakes, gives open
-// packet connections up to a second to write what is queued (so the message
-// of memberlist's Leave goes out), closes every connection, including
-// streams already handed to memberlist, and waits for every goroutine.
+// Shutdown closes the listener, every inbound connection and every stream
+// (including those already handed to memberlist) and aborts stream dials at
+// once. It then gives the packet senders up to a second to write what is
+// queued, dialing where no connection is open, so the message of
+// memberlist's Leave goes out as it would over UDP; then it closes what is
+// left and waits for every goroutine.
 // PacketCh and StreamCh are never closed; sends to them give up on Shutdown.
 package gossiptls

@@ -52,7 +52,7 @@ func (t *Transport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, e
 	if p == nil {
 		p = &peer{addr: a.Addr, tls: clientTLSFor(t.cfg.ClientTLS, a.Addr), q: make(chan []byte, packetQueueLen)}
 		t.peers[a.Addr] = p
-		t.wg.Add(1)
+		t.senders.Add(1)
 		go t.runPeer(p)
 	}
 	select {
@@ -66,7 +66,7 @@ func (t *Transport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, e
 // runPeer writes p's queued packets until the transport shuts down or p has
 // been idle for packetIdleTimeout.
 func (t *Transport) runPeer(p *peer) {
-	defer t.wg.Done()
+	defer t.senders.Done()
 	var pc *packetConn
 	idle := time.NewTimer(packetIdleTimeout)
 	defer idle.Stop()
@@ -80,12 +80,12 @@ func (t *Transport) runPeer(p *peer) {
 			t.flushOnShutdown(p, pc)
 			return
 		case <-dead:
-			_ = pc.raw.Close()
+			t.closeRaw(pc.raw)
 			pc = nil
 		case <-idle.C:
 			if t.retire(p) {
 				if pc != nil {
-					_ = pc.raw.Close()
+					t.closeRaw(pc.raw)
 				}
 				return
 			}
@@ -114,7 +114,7 @@ func (t *Transport) retire(p *peer) bool {
 func (t *Transport) send(p *peer, pc *packetConn, b []byte) *packetConn {
 	if pc == nil {
 		var err error
-		if pc, err = t.dialPacket(p); err != nil {
+		if pc, err = t.dialPacket(p, time.Now().Add(t.cfg.Timeout)); err != nil {
 			n := 1 + drain(p.q)
 			t.stats.dropped.Add(uint64(n))
 			if !t.isClosed() {
@@ -127,7 +127,7 @@ func (t *Transport) send(p *peer, pc *packetConn, b []byte) *packetConn {
 		if !t.isClosed() {
 			t.logger.Debug("gossiptls: packet write failed", "addr", p.addr, "err", err)
 		}
-		_ = pc.raw.Close()
+		t.closeRaw(pc.raw)
 		return nil
 	}
 	return pc
@@ -166,16 +166,21 @@ func (t *Transport) writeBatch(p *peer, pc *packetConn, b []byte, deadline time.
 	return nil
 }
 
-// flushOnShutdown writes what is queued for p over its open connection,
-// within shutdownFlushTimeout, then closes it. Without a connection the
-// queue is dropped: Shutdown does not dial.
+// flushOnShutdown writes what is queued for p before the flush deadline,
+// dialing if p has no connection, then closes the connection.
 func (t *Transport) flushOnShutdown(p *peer, pc *packetConn) {
-	if pc == nil || true {
-		t.stats.dropped.Add(uint64(drain(p.q)))
+	deadline := t.flushDeadline
+	if pc == nil && len(p.q) > 0 {
+		var err error
+		if pc, err = t.dialPacket(p, deadline); err != nil {
+			t.stats.dropped.Add(uint64(drain(p.q)))
+			return
+		}
+	}
+	if pc == nil {
 		return
 	}
-	defer func() { _ = pc.raw.Close() }()
-	deadline := time.Now().Add(min(t.cfg.Timeout, shutdownFlushTimeout))
+	defer t.closeRaw(pc.raw)
 	for {
 		select {
 		case b := <-p.q:
@@ -189,10 +194,10 @@ func (t *Transport) flushOnShutdown(p *peer, pc *packetConn) {
 	}
 }
 
-// dialPacket opens a packet connection to p and starts the goroutine that
-// watches it for the peer closing it.
-func (t *Transport) dialPacket(p *peer) (*packetConn, error) {
-	tc, raw, err := t.dialTLS(p.addr, time.Now().Add(t.cfg.Timeout), p.tls, false)
+// dialPacket opens a packet connection to p before deadline and starts the
+// goroutine that watches it for the peer closing it.
+func (t *Transport) dialPacket(p *peer, deadline time.Time) (*packetConn, error) {
+	tc, raw, err := t.dialTLS(p.addr, deadline, p.tls, true)
 	if err != nil {
 		return nil, err
 	}

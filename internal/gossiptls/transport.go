@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -31,15 +32,20 @@ type Transport struct {
 	streamCh chan net.Conn
 	pending  chan struct{} // one slot per inbound connection still in its handshake
 
-	ctx    context.Context // cancelled by Shutdown; aborts dials and handshakes
-	cancel context.CancelFunc
-	done   chan struct{} // closed by Shutdown
+	ctx        context.Context // cancelled when Shutdown starts: aborts stream dials
+	cancel     context.CancelFunc
+	sendCtx    context.Context // cancelled when Shutdown stops flushing: aborts packet dials
+	sendCancel context.CancelFunc
+	done       chan struct{} // closed when Shutdown starts
 
-	mu     sync.Mutex
-	closed bool
-	conns  map[net.Conn]struct{} // inbound connections and dialed streams (raw TCP)
-	peers  map[string]*peer      // outbound packet senders by address
-	wg     sync.WaitGroup
+	mu            sync.Mutex
+	closed        bool              // Shutdown has started
+	swept         bool              // Shutdown has closed every connection
+	flushDeadline time.Time         // set before done is closed
+	conns         map[net.Conn]bool // raw TCP connections; true for outbound packet ones
+	peers         map[string]*peer  // outbound packet senders by address
+	senders       sync.WaitGroup    // runPeer goroutines
+	wg            sync.WaitGroup    // every other goroutine
 
 	stats struct {
 		sent, received, dropped, rejected atomic.Uint64
@@ -78,19 +84,22 @@ func New(cfg Config) (*Transport, error) {
 	srv := cfg.ServerTLS.Clone()
 	srv.ClientAuth = tls.RequireAndVerifyClientCert
 	ctx, cancel := context.WithCancel(context.Background())
+	sendCtx, sendCancel := context.WithCancel(context.Background())
 	t := &Transport{
-		cfg:       cfg,
-		serverTLS: srv,
-		ln:        ln,
-		logger:    cfg.Logger,
-		packetCh:  make(chan *memberlist.Packet),
-		streamCh:  make(chan net.Conn),
-		pending:   make(chan struct{}, maxPendingHandshakes),
-		ctx:       ctx,
-		cancel:    cancel,
-		done:      make(chan struct{}),
-		conns:     make(map[net.Conn]struct{}),
-		peers:     make(map[string]*peer),
+		cfg:        cfg,
+		serverTLS:  srv,
+		ln:         ln,
+		logger:     cfg.Logger,
+		packetCh:   make(chan *memberlist.Packet),
+		streamCh:   make(chan net.Conn),
+		pending:    make(chan struct{}, maxPendingHandshakes),
+		ctx:        ctx,
+		cancel:     cancel,
+		sendCtx:    sendCtx,
+		sendCancel: sendCancel,
+		done:       make(chan struct{}),
+		conns:      make(map[net.Conn]bool),
+		peers:      make(map[string]*peer),
 	}
 	t.advertise, t.advErr = advertiseAddr(cfg.Advertise, ln.Addr().(*net.TCPAddr))
 	t.wg.Add(1)
@@ -173,11 +182,13 @@ func (t *Transport) PacketCh() <-chan *memberlist.Packet { return t.packetCh }
 // the peer's verified certificate.
 func (t *Transport) StreamCh() <-chan net.Conn { return t.streamCh }
 
-// Shutdown implements memberlist.Transport. It closes the listener, aborts
-// dials and handshakes in progress, gives open packet connections up to a
-// second to write what is queued, closes every connection (including
-// streams handed out through StreamCh or DialTimeout), and returns once every
-// goroutine of the transport has ended. Later calls return nil; WriteTo and
+// Shutdown implements memberlist.Transport. It closes the listener, every
+// inbound connection and every stream (including those handed out through
+// StreamCh or DialTimeout) and aborts stream dials at once; it then lets the
+// packet senders write what is queued, dialing if need be (memberlist's
+// Leave message is among it), for up to a second (or Config.Timeout if
+// shorter); then it closes everything left and returns once every goroutine
+// of the transport has ended. Later calls return nil; WriteTo and
 // DialTimeout then fail with ErrClosed.
 func (t *Transport) Shutdown() error {
 	t.mu.Lock()
@@ -186,18 +197,45 @@ func (t *Transport) Shutdown() error {
 		return nil
 	}
 	t.closed = true
-	conns := make([]net.Conn, 0, len(t.conns))
-	for c := range t.conns {
-		conns = append(conns, c)
+	t.flushDeadline = time.Now().Add(min(t.cfg.Timeout, shutdownFlushTimeout))
+	var inbound []net.Conn
+	for c, packetOut := range t.conns {
+		if !packetOut {
+			inbound = append(inbound, c)
+		}
 	}
 	t.mu.Unlock()
 
 	close(t.done)
 	t.cancel()
 	err := t.ln.Close()
-	for _, c := range conns {
+	for _, c := range inbound {
 		_ = c.Close()
 	}
+
+	flushed := make(chan struct{})
+	go func() {
+		t.senders.Wait()
+		close(flushed)
+	}()
+	timer := time.NewTimer(time.Until(t.flushDeadline))
+	select {
+	case <-flushed:
+	case <-timer.C:
+	}
+	timer.Stop()
+	t.sendCancel()
+	t.mu.Lock()
+	t.swept = true
+	rest := make([]net.Conn, 0, len(t.conns))
+	for c := range t.conns {
+		rest = append(rest, c)
+	}
+	t.mu.Unlock()
+	for _, c := range rest {
+		_ = c.Close()
+	}
+	<-flushed
 	t.wg.Wait()
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("gossiptls: close listener: %w", err)
@@ -205,14 +243,15 @@ func (t *Transport) Shutdown() error {
 	return nil
 }
 
-// track registers raw so Shutdown closes it; false once shut down.
-func (t *Transport) track(raw net.Conn) bool {
+// track registers raw so Shutdown closes it; false once Shutdown has
+// started (for packetOut, once it has stopped flushing).
+func (t *Transport) track(raw net.Conn, packetOut bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
+	if t.swept || (t.closed && !packetOut) {
 		return false
 	}
-	t.conns[raw] = struct{}{}
+	t.conns[raw] = packetOut
 	return true
 }
 

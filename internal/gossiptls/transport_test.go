@@ -524,3 +524,99 @@ func TestShutdownUnblocksEverything(t *testing.T) {
 		t.Fatalf("second Shutdown: %v", err)
 	}
 }
+
+func TestClientCertificateAlwaysRequired(t *testing.T) {
+	ca := newCA(t, "ca")
+	b := newTransport(t, ca, "b", func(c *Config) {
+		c.ServerTLS = c.ServerTLS.Clone()
+		c.ServerTLS.ClientAuth = tls.NoClientCert
+	})
+	_, cli := nodeTLS(t, ca, "anonymous")
+	cli.Certificates = nil
+	cli.ServerName = "127.0.0.1"
+	raw, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tc := tls.Client(raw, cli)
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("client handshake: %v", err)
+	}
+	if _, err := tc.Write([]byte{typePacket}); err != nil {
+		t.Fatal(err)
+	}
+	expectClosedByPeer(t, tc, raw)
+	if got := b.Stats().ConnsRejected; got != 1 {
+		t.Fatalf("ConnsRejected = %d, want 1", got)
+	}
+}
+
+func TestShutdownFlushesQueuedPackets(t *testing.T) {
+	ca := newCA(t, "ca")
+	b := newTransport(t, ca, "b", nil)
+	c := newTransport(t, ca, "c", nil)
+
+	// To b no connection is open yet: Shutdown must let the sender dial.
+	// To c one is open: what is queued behind it must go out.
+	a := newTransport(t, ca, "a", nil)
+	if _, err := a.WriteTo([]byte("warm-up"), c.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	recvPacket(t, c)
+	if _, err := a.WriteTo([]byte("bye"), b.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	const n = 10
+	for i := range n {
+		if _, err := a.WriteTo([]byte(strconv.Itoa(i)), c.Addr().String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if p := recvPacket(t, b); string(p.Buf) != "bye" {
+		t.Fatalf("b got %q", p.Buf)
+	}
+	for i := range n {
+		if p := recvPacket(t, c); string(p.Buf) != strconv.Itoa(i) {
+			t.Fatalf("c got %q, want %d", p.Buf, i)
+		}
+	}
+}
+
+func TestFlushOnShutdownWritesTheQueue(t *testing.T) {
+	ca := newCA(t, "ca")
+	a := newTransport(t, ca, "a", nil)
+	b := newTransport(t, ca, "b", nil)
+	to := b.Addr().String()
+	a.mu.Lock()
+	a.flushDeadline = time.Now().Add(5 * time.Second)
+	a.mu.Unlock()
+
+	for _, open := range []bool{false, true} {
+		p := &peer{addr: to, tls: clientTLSFor(a.cfg.ClientTLS, to), q: make(chan []byte, packetQueueLen)}
+		var pc *packetConn
+		if open {
+			var err error
+			if pc, err = a.dialPacket(p, time.Now().Add(5*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.q <- []byte("x")
+		p.q <- []byte("y")
+		a.flushOnShutdown(p, pc)
+		for _, want := range []string{"x", "y"} {
+			if got := recvPacket(t, b); string(got.Buf) != want {
+				t.Fatalf("open=%v: got %q, want %q", open, got.Buf, want)
+			}
+		}
+		a.mu.Lock()
+		left := len(a.conns)
+		a.mu.Unlock()
+		if left != 0 {
+			t.Fatalf("open=%v: %d connections left open after the flush", open, left)
+		}
+	}
+}

@@ -107,6 +107,8 @@ func settings() []setting {
 			c.MetaVoters = n
 			return err
 		}},
+		{"dead-node-grace", "a node unreachable this long has its replicas rebuilt elsewhere", "duration", dur(func(c *server.Config) *time.Duration { return &c.DeadNodeGrace })},
+		{"reconcile-interval", "how often the placement controller runs", "duration", dur(func(c *server.Config) *time.Duration { return &c.ReconcileInterval })},
 		{"raft-heartbeat-timeout", "Raft heartbeat timeout", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.HeartbeatTimeout })},
 		{"raft-election-timeout", "Raft election timeout", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.ElectionTimeout })},
 		{"raft-leader-lease-timeout", "Raft leader lease timeout", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.LeaderLeaseTimeout })},

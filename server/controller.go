@@ -1,0 +1,323 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	pb "github.com/clover-kv/clover/api/cloverv1"
+	"github.com/clover-kv/clover/placement"
+	"github.com/clover-kv/clover/raftfsm"
+)
+
+// caughtUpEntries is how close (in log entries) a non-voter's applied index
+// must be to its leader's commit index before it is promoted.
+const caughtUpEntries = 64
+
+// controller is the placement controller. It runs on the meta-group leader:
+// each round it reads every shard's actual Raft configuration from the
+// replicas, asks placement.Plan for the next actions, and executes them, one
+// membership change in flight per shard. Rounds run on a timer and whenever
+// membership or the catalogue changes.
+type controller struct {
+	s    *Server
+	wake chan struct{}
+
+	mu        sync.Mutex
+	downSince map[string]time.Time
+	busy      map[uint64]bool
+	last      *assessment
+}
+
+// assessment is one round's view: the plan and the conformance check.
+type assessment struct {
+	plan    placement.Plan
+	verify  *pb.PlacementVerifyResponse
+	leaders map[uint64]string
+	views   map[uint64]*shardView
+}
+
+func newController(s *Server) *controller {
+	return &controller{s: s, wake: make(chan struct{}, 1), downSince: map[string]time.Time{}, busy: map[uint64]bool{}}
+}
+
+func (ct *controller) poke() {
+	select {
+	case ct.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (ct *controller) loop(ctx context.Context) {
+	tick := time.NewTicker(ct.s.cfg.ReconcileInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-ct.wake:
+		}
+		if !ct.s.meta.isLeader() {
+			ct.mu.Lock()
+			clear(ct.downSince) // a new leader starts its own grace periods
+			ct.mu.Unlock()
+			continue
+		}
+		a, err := ct.assess(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				ct.s.logger.Warn("placement: plan", "err", err)
+			}
+			continue
+		}
+		ct.execute(ctx, a)
+	}
+}
+
+// assess builds the cluster state from every node's report and plans.
+func (ct *controller) assess(ctx context.Context) (*assessment, error) {
+	s := ct.s
+	statuses := s.gatherStatus(ctx)
+	c := s.catalog()
+	now := time.Now()
+	reachable := map[string]bool{}
+	for _, st := range statuses {
+		if st.Node != nil && st.Reachable && st.Node.Live {
+			reachable[st.Node.Id] = true
+		}
+	}
+	state := placement.ClusterState{Policies: map[string]placement.Policy{}}
+	ct.mu.Lock()
+	for _, n := range c.sortedNodes() {
+		live := reachable[n.ID]
+		if live {
+			delete(ct.downSince, n.ID)
+		} else if _, ok := ct.downSince[n.ID]; !ok {
+			ct.downSince[n.ID] = now
+		}
+		dead := !live && now.Sub(ct.downSince[n.ID]) > s.cfg.DeadNodeGrace
+		state.Nodes = append(state.Nodes, placement.NodeState{ID: n.ID, Locality: n.Locality, Live: live, Dead: dead})
+	}
+	busy := maps.Clone(ct.busy)
+	ct.mu.Unlock()
+
+	views := shardViews(statuses)
+	leaders := map[uint64]string{}
+	for _, ks := range c.sortedKeyspaces() {
+		state.Policies[ks.Name] = ks.Policy
+		for _, sh := range ks.Shards {
+			ss := placement.ShardState{ID: sh.ID, Keyspace: ks.Name, Busy: busy[sh.ID]}
+			v := views[sh.ID]
+			if v == nil || len(v.members) == 0 {
+				for _, r := range sh.Replicas {
+					ss.Replicas = append(ss.Replicas, placement.ReplicaState{Node: r, Voter: true})
+				}
+				state.Shards = append(state.Shards, ss)
+				continue
+			}
+			ss.Leader = v.leader
+			leaders[sh.ID] = v.leader
+			lead := v.status[v.leader]
+			for _, m := range v.members {
+				rs := placement.ReplicaState{Node: m.NodeId, Voter: m.Voter}
+				if st := v.status[m.NodeId]; !m.Voter && st != nil && lead != nil && st.AppliedIndex+caughtUpEntries >= lead.CommitIndex {
+					rs.CaughtUp = true
+				}
+				ss.Replicas = append(ss.Replicas, rs)
+			}
+			state.Shards = append(state.Shards, ss)
+		}
+	}
+	plan, err := s.jurisdict.Plan(state, placement.PlanConfig{MaxMovesInFlight: s.cfg.MaxMovesInFlight})
+	if err != nil {
+		return nil, err
+	}
+	a := &assessment{plan: plan, verify: verifyPlacement(c, statuses), leaders: leaders, views: views}
+	ct.mu.Lock()
+	prev := ct.last
+	ct.last = a
+	ct.mu.Unlock()
+	if !a.verify.Ok && (prev == nil || prev.verify.Ok || len(prev.verify.Violations) != len(a.verify.Violations)) {
+		s.logger.Warn("placement: conformance check found violations", "violations", len(a.verify.Violations))
+	}
+	return a, nil
+}
+
+// lastAssessment returns the latest round, assessing now if there is none.
+func (ct *controller) lastAssessment(ctx context.Context) (*assessment, error) {
+	ct.mu.Lock()
+	a := ct.last
+	ct.mu.Unlock()
+	if a != nil {
+		return a, nil
+	}
+	return ct.assess(ctx)
+}
+
+// execute starts the planned actions and brings the meta group's record of
+// each idle shard's replicas in line with its actual configuration.
+func (ct *controller) execute(ctx context.Context, a *assessment) {
+	planned := map[uint64]bool{}
+	for _, act := range a.plan.Actions {
+		planned[act.Shard] = true
+		ct.mu.Lock()
+		if ct.busy[act.Shard] {
+			ct.mu.Unlock()
+			continue
+		}
+		ct.busy[act.Shard] = true
+		ct.mu.Unlock()
+		go func(act placement.Action) {
+			defer func() {
+				ct.mu.Lock()
+				delete(ct.busy, act.Shard)
+				ct.mu.Unlock()
+				ct.poke()
+			}()
+			actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := ct.apply(actx, act, a.leaders[act.Shard]); err != nil && ctx.Err() == nil {
+				ct.s.logger.Warn("placement: action failed", "action", act.Kind.String(), "shard", act.Shard, "member", act.Node, "err", err)
+			}
+		}(act)
+	}
+	ct.syncRecords(ctx, a, planned)
+}
+
+// apply carries out one action.
+func (ct *controller) apply(ctx context.Context, act placement.Action, leader string) error {
+	s := ct.s
+	ev := historyEvent{Shard: act.Shard, Keyspace: act.Keyspace, Node: act.Node, Reason: act.Reason}
+	var kind pb.ChangeReplicaRequest_Kind
+	switch act.Kind {
+	case placement.AddNonVoter:
+		// Record the replica first so the node opens it (without
+		// bootstrapping), then add it to the Raft configuration.
+		ev.Action = "add-replica"
+		if err := s.updateShardReplicas(ctx, act.Shard, func(r []string) []string {
+			if !slices.Contains(r, act.Node) {
+				r = append(r, act.Node)
+			}
+			return r
+		}, ev); err != nil {
+			return err
+		}
+		kind = pb.ChangeReplicaRequest_KIND_ADD_NONVOTER
+	case placement.PromoteVoter:
+		kind, ev.Action = pb.ChangeReplicaRequest_KIND_PROMOTE, "promote"
+	case placement.RemoveReplica:
+		kind = pb.ChangeReplicaRequest_KIND_REMOVE
+	case placement.TransferLeader:
+		kind, ev.Action = pb.ChangeReplicaRequest_KIND_TRANSFER_LEADER, "transfer-leader"
+	default:
+		return fmt.Errorf("unknown action %v", act.Kind)
+	}
+	if err := s.askLeader(ctx, leader, &pb.ChangeReplicaRequest{Kind: kind, ShardId: act.Shard, NodeId: act.Node}); err != nil {
+		return err
+	}
+	switch act.Kind {
+	case placement.RemoveReplica:
+		// Out of the configuration: drop it from the record, and the node
+		// deletes the shard's data.
+		ev.Action = "remove-replica"
+		return s.updateShardReplicas(ctx, act.Shard, func(r []string) []string {
+			return slices.DeleteFunc(r, func(n string) bool { return n == act.Node })
+		}, ev)
+	case placement.PromoteVoter, placement.TransferLeader:
+		_, err := s.metaPropose(ctx, raftfsm.Command{Ops: s.historyOps(s.catalog(), ev)})
+		return err
+	}
+	return nil
+}
+
+// askLeader sends a membership change to the shard leader.
+func (s *Server) askLeader(ctx context.Context, leader string, req *pb.ChangeReplicaRequest) error {
+	if leader == s.cfg.NodeID {
+		return s.changeReplica(ctx, req)
+	}
+	cc, err := s.peers.get(s.grpcAddrOf(leader))
+	if err != nil {
+		return err
+	}
+	_, err = pb.NewInternalClient(cc).ChangeReplica(ctx, req)
+	return err
+}
+
+// syncRecords makes the meta group's replica list of every idle shard with a
+// known leader equal to its actual Raft configuration: a replica recorded but
+// never added (a failed add) is dropped, so its node deletes it.
+func (ct *controller) syncRecords(ctx context.Context, a *assessment, planned map[uint64]bool) {
+	s := ct.s
+	c := s.catalog()
+	for id, ref := range c.shards {
+		v := a.views[id]
+		ct.mu.Lock()
+		busy := ct.busy[id]
+		ct.mu.Unlock()
+		if busy || planned[id] || v == nil || v.leader == "" || len(v.members) == 0 {
+			continue
+		}
+		actual := make([]string, 0, len(v.members))
+		for _, m := range v.members {
+			actual = append(actual, m.NodeId)
+		}
+		var stale []string
+		for _, r := range ref.shard.Replicas {
+			if !slices.Contains(actual, r) {
+				stale = append(stale, r)
+			}
+		}
+		missing := false
+		for _, r := range actual {
+			missing = missing || !slices.Contains(ref.shard.Replicas, r)
+		}
+		if len(stale) == 0 && !missing {
+			continue
+		}
+		ev := historyEvent{Shard: id, Keyspace: ref.ks.Name, Action: "record-sync",
+			Reason: fmt.Sprintf("record set to the shard's Raft configuration %v", actual)}
+		err := s.updateShardReplicas(ctx, id, func(r []string) []string {
+			out := slices.DeleteFunc(r, func(n string) bool { return !slices.Contains(actual, n) })
+			for _, n := range actual {
+				if !slices.Contains(out, n) {
+					out = append(out, n)
+				}
+			}
+			return out
+		}, ev)
+		if err != nil && ctx.Err() == nil {
+			s.logger.Warn("placement: sync replica record", "shard", id, "err", err)
+		}
+	}
+}
+
+// updateShardReplicas changes the recorded replicas of one shard (with a
+// history event) by compare-and-swap on its keyspace record.
+func (s *Server) updateShardReplicas(ctx context.Context, shardID uint64, edit func([]string) []string, ev historyEvent) error {
+	for attempt := 0; ; attempt++ {
+		c := s.catalog()
+		ref, ok := c.shards[shardID]
+		if !ok {
+			return fmt.Errorf("shard %d is no longer in the catalogue", shardID)
+		}
+		ks := *ref.ks
+		ks.Shards = slices.Clone(ks.Shards)
+		for i := range ks.Shards {
+			if ks.Shards[i].ID == shardID {
+				ks.Shards[i].Replicas = edit(slices.Clone(ks.Shards[i].Replicas))
+			}
+		}
+		ops := append([]raftfsm.Op{{Kind: raftfsm.OpPut, Key: metaKSKey(ks.Name), Value: mustJSON(&ks), HasCond: true, CondVersion: ref.ks.version}},
+			s.historyOps(c, ev)...)
+		_, err := s.metaPropose(ctx, raftfsm.Command{Ops: ops})
+		if errors.Is(err, ErrVersionMismatch) && attempt < 5 {
+			continue
+		}
+		return err
+	}
+}
