@@ -179,8 +179,22 @@ func (c *Client) do(ctx context.Context, req request) error {
 			} else {
 				avoid = addr
 			}
-		case e.kind == pb.ErrorDetail_KIND_RESIDENCY, e.kind == pb.ErrorDetail_KIND_UNKNOWN_KEYSPACE:
-			// The routing table may be stale (policy or keyspaces changed).
+		case e.kind == pb.ErrorDetail_KIND_RESIDENCY:
+			// The node we routed to may no longer serve the keyspace (its
+			// policy changed and leadership is moving to a permitted node):
+			// refresh, avoid that node and retry within the budget.
+			if c.cfg.Direct {
+				return err
+			}
+			avoid = addr
+			c.forgetLeader(req.keyspace, req.key)
+			if !refreshed {
+				refreshed = true
+				_ = c.refreshRoutes(ctx, 0)
+				continue
+			}
+		case e.kind == pb.ErrorDetail_KIND_UNKNOWN_KEYSPACE:
+			// The routing table or the node's catalogue may be behind.
 			if refreshed || c.cfg.Direct {
 				return err
 			}

@@ -28,6 +28,21 @@
 //	if errors.Is(err, placement.ErrCannotPlace) { ... stay under-replicated ... }
 //	leader := placement.PreferredLeader(p, replicas, nodes) // "" = no preference
 //
+// The placement controller calls Plan each round with the cluster as it is
+// (nodes with liveness, disk use and drain flags, policies by keyspace,
+// each shard's actual Raft configuration and leader), executes the actions,
+// at most one per shard, and calls Plan again next round. Plan moves
+// leaders off nodes outside the policy first, removes replicas outside the
+// policy, replaces dead ones, then improves spread, leader preference and
+// balance, never below a quorum of live voters and never beyond
+// MaxMovesInFlight membership changes at once:
+//
+//	plan, err := cat.Plan(placement.ClusterState{Nodes: ns, Policies: pols, Shards: shards},
+//		placement.PlanConfig{}) // zero value: the defaults
+//	for _, a := range plan.Actions { ... AddNonVoter, PromoteVoter, RemoveReplica, TransferLeader ... }
+//	for _, r := range plan.Shards { ... r.Status (Conforming, Moving, UnderReplicated, Blocked), r.Problems ... }
+//	fmt.Print(plan.Table()) // for people
+//
 // Catalogues are immutable and safe to share. Functions never modify their
 // arguments; returned slices belong to the caller.
 package placement

@@ -59,9 +59,15 @@ type ClusterState struct {
 	Shards   []ShardState
 }
 
-// DefaultMaxMovesInFlight is the default cluster-wide bound on shards with a
-// membership change in flight.
-const DefaultMaxMovesInFlight = 4
+// Defaults of PlanConfig.
+const (
+	// DefaultMaxMovesInFlight is the default cluster-wide bound on shards
+	// with a membership change in flight.
+	DefaultMaxMovesInFlight = 4
+	// DefaultMaxLeaderTransfers is the default bound on leader transfers
+	// for preference and balance in one plan.
+	DefaultMaxLeaderTransfers = 64
+)
 
 // PlanConfig tunes Plan. The zero value means the defaults.
 type PlanConfig struct {
@@ -71,11 +77,18 @@ type PlanConfig struct {
 	// it. TransferLeader is not counted. 0 means DefaultMaxMovesInFlight;
 	// negative is invalid.
 	MaxMovesInFlight int
+	// MaxLeaderTransfers bounds the TransferLeader actions of rules 7 and 8
+	// (leader preference and balance) in one plan, so that a rebalance does
+	// not move thousands of leaderships at once. Transfers off a node
+	// outside the policy, a dead or draining node, or a replica about to be
+	// removed are never held back. 0 means DefaultMaxLeaderTransfers;
+	// negative is invalid.
+	MaxLeaderTransfers int
 }
 
 // DefaultPlanConfig returns the configuration Plan uses for a zero PlanConfig.
 func DefaultPlanConfig() PlanConfig {
-	return PlanConfig{MaxMovesInFlight: DefaultMaxMovesInFlight}
+	return PlanConfig{MaxMovesInFlight: DefaultMaxMovesInFlight, MaxLeaderTransfers: DefaultMaxLeaderTransfers}
 }
 
 // maxMoves is the effective MaxMovesInFlight.
@@ -84,6 +97,14 @@ func (cfg PlanConfig) maxMoves() int {
 		return DefaultMaxMovesInFlight
 	}
 	return cfg.MaxMovesInFlight
+}
+
+// maxTransfers is the effective MaxLeaderTransfers.
+func (cfg PlanConfig) maxTransfers() int {
+	if cfg.MaxLeaderTransfers == 0 {
+		return DefaultMaxLeaderTransfers
+	}
+	return cfg.MaxLeaderTransfers
 }
 
 // ActionKind is what an Action asks the controller to do.
@@ -133,8 +154,9 @@ const (
 	// is down within the grace period) and nothing can be added now.
 	UnderReplicated
 	// Blocked: the shard cannot progress: no leader, no quorum of live
-	// voters, no valid policy, a configuration Plan cannot read, or a
-	// replica outside the policy that cannot be moved yet.
+	// voters, no valid policy, a configuration Plan cannot read, a replica
+	// outside the policy or a leader that cannot be moved yet, or a drain
+	// that finds no replacement.
 	Blocked
 )
 
@@ -220,7 +242,8 @@ type Plan struct {
 // MaxMovesInFlight. When the bound leaves room for fewer changes than
 // needed, the more urgent rule goes first (lower rule number, then lower
 // shard ID) and the rest wait, reported Moving; a waiting shard may still
-// get a TransferLeader from rules 7 and 8.
+// get a TransferLeader from rules 7 and 8. Those transfers are bounded by
+// MaxLeaderTransfers; one held back leaves no problem behind.
 //
 // Loads are the replicas (voters and non-voters) and leaderships each node
 // holds across all keyspaces. A replica the rules will remove (outside its
@@ -232,7 +255,7 @@ type Plan struct {
 //
 // Errors wrap ErrInvalidInput and are reserved for state Plan cannot read
 // as a whole: an empty or duplicate node ID, a DiskUsedFraction outside
-// 0..1, a duplicate shard ID or a negative MaxMovesInFlight. A shard whose
+// 0..1, a duplicate shard ID or a negative bound in cfg. A shard whose
 // own description is inconsistent (a replica listed twice or with an empty
 // node ID, a leader that is not one of its voters), whose keyspace has no
 // policy or whose policy is invalid is reported Blocked with the reason.
@@ -294,6 +317,9 @@ func (c *Catalogue) Plan(s ClusterState, cfg PlanConfig) (Plan, error) {
 func checkPlanInput(s ClusterState, cfg PlanConfig) error {
 	if cfg.MaxMovesInFlight < 0 {
 		return fmt.Errorf("%w: MaxMovesInFlight %d: want 0 (default %d) or more", ErrInvalidInput, cfg.MaxMovesInFlight, DefaultMaxMovesInFlight)
+	}
+	if cfg.MaxLeaderTransfers < 0 {
+		return fmt.Errorf("%w: MaxLeaderTransfers %d: want 0 (default %d) or more", ErrInvalidInput, cfg.MaxLeaderTransfers, DefaultMaxLeaderTransfers)
 	}
 	seen := make(map[string]bool, len(s.Nodes))
 	for i := range s.Nodes {

@@ -133,7 +133,7 @@ func TestPlanSafetyProperties(t *testing.T) {
 	statuses := map[ShardStatus]int{}
 	for iter := range 3000 {
 		w := randomWorld(rng, true)
-		cfg := PlanConfig{MaxMovesInFlight: rng.IntN(7)}
+		cfg := PlanConfig{MaxMovesInFlight: rng.IntN(7), MaxLeaderTransfers: rng.IntN(3)}
 		plan, err := c.Plan(w.state, cfg)
 		if err != nil {
 			t.Fatalf("iteration %d: %v\n%s", iter, err, layout(w.state))
@@ -147,7 +147,7 @@ func TestPlanSafetyProperties(t *testing.T) {
 		for _, r := range plan.Shards {
 			statuses[r.Status]++
 		}
-		for range 3 {
+		for range 2 {
 			again, err := c.Plan(shuffled(rng, w.state), cfg)
 			if err != nil || !reflect.DeepEqual(again, plan) || again.Table() != plan.Table() {
 				t.Fatalf("iteration %d: shuffled input gave another plan:\n%s\nwant:\n%s", iter, again.Table(), plan.Table())
@@ -226,9 +226,9 @@ func TestPlanConvergesProperties(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 2026))
 	const maxRounds = 200
 	full, partial, mostRounds := 0, 0, 0
-	for iter := range 1500 {
+	for iter := range 1200 {
 		w := randomWorld(rng, false)
-		cfg := PlanConfig{MaxMovesInFlight: 1 + rng.IntN(6)}
+		cfg := PlanConfig{MaxMovesInFlight: 1 + rng.IntN(6), MaxLeaderTransfers: rng.IntN(3)}
 		start := cloneState(w.state)
 		var trace strings.Builder
 		round := 0
@@ -372,6 +372,7 @@ func TestPlanInvalidInput(t *testing.T) {
 		{"disk negative", ClusterState{Nodes: []NodeState{{ID: "a", DiskUsedFraction: -0.1}}}, PlanConfig{}},
 		{"duplicate shard", ClusterState{Nodes: []NodeState{good}, Shards: []ShardState{{ID: 1}, {ID: 1}}}, PlanConfig{}},
 		{"negative max moves", ClusterState{Nodes: []NodeState{good}}, PlanConfig{MaxMovesInFlight: -1}},
+		{"negative max transfers", ClusterState{Nodes: []NodeState{good}}, PlanConfig{MaxLeaderTransfers: -1}},
 	}
 	for _, tt := range tests {
 		plan, err := c.Plan(tt.s, tt.cfg)
@@ -382,8 +383,47 @@ func TestPlanInvalidInput(t *testing.T) {
 	if plan, err := c.Plan(ClusterState{}, PlanConfig{}); err != nil || plan.Table() != "no actions\nno shards\n" {
 		t.Errorf("empty state: %q, %v", plan.Table(), err)
 	}
-	if DefaultPlanConfig().MaxMovesInFlight != DefaultMaxMovesInFlight || (PlanConfig{}).maxMoves() != DefaultMaxMovesInFlight {
+	d := DefaultPlanConfig()
+	if d.maxMoves() != (PlanConfig{}).maxMoves() || d.maxTransfers() != (PlanConfig{}).maxTransfers() {
 		t.Error("zero config does not mean the default")
+	}
+}
+
+// TestPlanLeaderTransferBound checks that MaxLeaderTransfers holds back
+// balance transfers but never a transfer off a dead leader.
+func TestPlanLeaderTransferBound(t *testing.T) {
+	c := DefaultCatalogue()
+	s := ClusterState{Policies: map[string]Policy{"users": eeaPolicy(3)}}
+	for i, country := range []string{"IE", "NO", "DE", "FR"} {
+		s.Nodes = append(s.Nodes, NodeState{ID: fmt.Sprintf("n%d", i), Live: true, Locality: Locality{Country: country}})
+	}
+	for id := range uint64(200) {
+		s.Shards = append(s.Shards, ShardState{ID: id, Keyspace: "users", Leader: "n0",
+			Replicas: []ReplicaState{{Node: "n0", Voter: true}, {Node: "n1", Voter: true}, {Node: "n2", Voter: true}}})
+	}
+	transfers := func(cfg PlanConfig) int {
+		t.Helper()
+		plan, err := c.Plan(s, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, a := range plan.Actions {
+			if a.Kind == TransferLeader {
+				n++
+			}
+		}
+		return n
+	}
+	if got := transfers(PlanConfig{MaxLeaderTransfers: 10}); got != 10 {
+		t.Errorf("balance transfers with a bound of 10: %d", got)
+	}
+	if got := transfers(PlanConfig{}); got != DefaultMaxLeaderTransfers {
+		t.Errorf("balance transfers with the default bound: %d, want %d", got, DefaultMaxLeaderTransfers)
+	}
+	s.Nodes[0].Live, s.Nodes[0].Dead = false, true
+	if got := transfers(PlanConfig{MaxLeaderTransfers: 10}); got != 200 {
+		t.Errorf("transfers off a dead leader with a bound of 10: %d, want all 200", got)
 	}
 }
 

@@ -191,14 +191,14 @@ func (p *planner) readShard(e *shardEval) bool {
 	return true
 }
 
-// bestLeader returns the best permitted live voter other than not:
-// highest-ranked LeaderPreference region, then not draining, then fewest
-// leaderships, then smallest ID; nil if none.
-func (p *planner) bestLeader(e *shardEval, not *rep) *rep {
+// bestLeader returns the best permitted live voter other than not (and not
+// draining, when active): highest-ranked LeaderPreference region, then not
+// draining, then fewest leaderships, then smallest ID; nil if none.
+func (p *planner) bestLeader(e *shardEval, not *rep, active bool) *rep {
 	var best *rep
 	for i := range e.reps {
 		r := &e.reps[i]
-		if r == not || !r.voter || !r.permitted || !r.live {
+		if r == not || !r.voter || !r.permitted || !r.live || (active && r.draining) {
 			continue
 		}
 		if best == nil || p.leaderBetter(r, best) {
@@ -232,7 +232,7 @@ func (p *planner) leaderResidency(e *shardEval) bool {
 	case ld.dead:
 		why = fmt.Sprintf("leader %s is dead", ld.desc())
 	case ld.draining:
-		if t := p.bestLeader(e, ld); t != nil && !t.draining {
+		if t := p.bestLeader(e, ld, true); t != nil {
 			e.act(1, TransferLeader, t.id, "leader %s is draining", ld.desc())
 			return true
 		}
@@ -240,7 +240,7 @@ func (p *planner) leaderResidency(e *shardEval) bool {
 	default:
 		return false
 	}
-	if t := p.bestLeader(e, ld); t != nil {
+	if t := p.bestLeader(e, ld, false); t != nil {
 		e.act(1, TransferLeader, t.id, "%s", why)
 		return true
 	}
@@ -457,7 +457,7 @@ func (p *planner) removeWorst(e *shardEval) bool {
 			why = fmt.Sprintf("%d voters, policy wants %d: %s", e.voters, want, p.whyWorst(e, r, region, zone))
 		}
 		if r.leader {
-			if t := p.bestLeader(e, r); t != nil {
+			if t := p.bestLeader(e, r, false); t != nil {
 				e.act(5, TransferLeader, t.id, "leader is to be removed: %s", why)
 				return true
 			}
@@ -661,17 +661,13 @@ func (p *planner) placeLeader(e *shardEval) {
 	if ld == nil || !ld.permitted || !ld.live {
 		return
 	}
-	best := p.bestLeader(e, nil)
-	if best == nil || best == ld {
-		best = nil
+	if ld.draining {
+		return // rule 1 moves it when it can
 	}
 	lead := func(node, format string, args ...any) {
 		e.lead = &Action{Kind: TransferLeader, Shard: e.sh.ID, Keyspace: e.sh.Keyspace, Node: node, Reason: fmt.Sprintf(format, args...)}
 	}
-	if ld.draining {
-		return // rule 1 moves it when it can
-	}
-	if best != nil && best.rank < ld.rank && !best.draining {
+	if best := p.bestLeader(e, ld, true); best != nil && best.rank < ld.rank {
 		lead(best.id, "leader preference: region %s ranks above %s", regionName(best.loc), regionName(ld.loc))
 		return
 	}
@@ -710,9 +706,9 @@ func (p *planner) decide(e *shardEval) (*Action, ShardReport) {
 				e.main.Kind, e.main.Node, p.inFlight, p.max))
 			e.waiting = true
 		}
-		act = e.lead
+		act = p.optionalLead(e)
 	default:
-		act = e.lead
+		act = p.optionalLead(e)
 	}
 	switch {
 	case act != nil:
@@ -730,6 +726,16 @@ func (p *planner) decide(e *shardEval) (*Action, ShardReport) {
 		rep.Status = Conforming
 	}
 	return act, rep
+}
+
+// optionalLead returns the shard's transfer from rules 7 and 8, if any and
+// if MaxLeaderTransfers leaves room for it.
+func (p *planner) optionalLead(e *shardEval) *Action {
+	if e.lead == nil || p.transfers == 0 {
+		return nil
+	}
+	p.transfers--
+	return e.lead
 }
 
 // record counts a decided action in the loads and the in-flight bound.

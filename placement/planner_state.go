@@ -19,9 +19,10 @@ type planner struct {
 	load      map[string]int
 	departing map[departure]bool
 	leads     map[string]int // leaderships per node
-	ks       map[string]*ksPlan
-	max      int // MaxMovesInFlight
-	inFlight int // busy shards plus membership changes planned so far
+	ks        map[string]*ksPlan
+	max       int // MaxMovesInFlight
+	inFlight  int // busy shards plus membership changes planned so far
+	transfers int // leader transfers left for rules 7 and 8
 }
 
 // departure is a replica counted as on its way out.
@@ -55,6 +56,7 @@ func (c *Catalogue) newPlanner(s ClusterState, cfg PlanConfig) *planner {
 		leads:     make(map[string]int, len(s.Nodes)),
 		ks:        make(map[string]*ksPlan),
 		max:       cfg.maxMoves(),
+		transfers: cfg.maxTransfers(),
 	}
 	for i := range s.Nodes {
 		p.nodes[s.Nodes[i].ID] = &s.Nodes[i]

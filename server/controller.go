@@ -87,7 +87,7 @@ func (ct *controller) assess(ctx context.Context) (*assessment, error) {
 	now := time.Now()
 	reachable := map[string]bool{}
 	for _, st := range statuses {
-		if st.Node != nil && st.Reachable && st.Node.Live {
+		if st.Node != nil && st.Reachable && st.Node.Live && raftHealthy(st, s.cfg.Raft.HeartbeatTimeout) {
 			reachable[st.Node.Id] = true
 		}
 	}
@@ -320,4 +320,24 @@ func (s *Server) updateShardReplicas(ctx context.Context, shardID uint64, edit f
 		}
 		return err
 	}
+}
+
+// raftHealthy reports whether a node's Raft traffic flows: gossip and gRPC
+// may reach a node whose Raft links are cut, and such a node must not be
+// given leadership or new replicas. It is unhealthy when none of its
+// follower replicas has heard from a leader for several heartbeat
+// timeouts (a node with no followers is healthy).
+func raftHealthy(st *pb.NodeStatus, heartbeat time.Duration) bool {
+	limit := (3 * heartbeat).Milliseconds()
+	followers, stale := 0, 0
+	for _, r := range st.Shards {
+		if r.Leader || r.Fault != "" {
+			continue
+		}
+		followers++
+		if r.LastContactMs < 0 || r.LastContactMs > limit {
+			stale++
+		}
+	}
+	return followers == 0 || stale < followers
 }

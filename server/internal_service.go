@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -69,6 +70,12 @@ func (s *Server) localStatus() *pb.NodeStatus {
 		}
 		if rs.CommitIndex > rs.AppliedIndex {
 			rs.Lag = rs.CommitIndex - rs.AppliedIndex
+		}
+		if !rs.Leader {
+			rs.LastContactMs = -1
+			if lc := r.raft.LastContact(); !lc.IsZero() {
+				rs.LastContactMs = time.Since(lc).Milliseconds()
+			}
 		}
 		if err := r.fsm.Err(); err != nil {
 			rs.Fault = err.Error()

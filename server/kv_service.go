@@ -58,14 +58,23 @@ func (s *Server) locate(name string, key []byte) (*keyspaceRecord, *shardRecord,
 }
 
 // leaderHint is the best guess of a shard leader's gRPC address.
+//
+// Only nodes the keyspace's policy permits are hinted (a replica being
+// migrated away may still lead for a moment; it would refuse the request).
 func (s *Server) leaderHint(sh *shardRecord, r *replica) string {
+	c := s.catalog()
+	ref, ok := c.shards[sh.ID]
+	permitted := func(id string) bool {
+		n, known := c.nodes[id]
+		return ok && known && ref.ks.permits(n.Locality)
+	}
 	if r != nil {
-		if id := r.leaderID(); id != "" {
+		if id := r.leaderID(); id != "" && permitted(id) {
 			return s.grpcAddrOf(id)
 		}
 	}
 	for _, id := range sh.Replicas {
-		if id != s.cfg.NodeID {
+		if id != s.cfg.NodeID && permitted(id) {
 			return s.grpcAddrOf(id)
 		}
 	}

@@ -325,3 +325,13 @@ func TestAcknowledgedWritesSurviveLeaderLossAndRestart(t *testing.T) {
 		}
 	}
 }
+
+func shardOf(ks client.Keyspace, key []byte) uint64 {
+	h := keys.Hash(key)
+	for _, sh := range ks.Shards {
+		if h >= sh.HashStart && h <= sh.HashEnd {
+			return sh.ID
+		}
+	}
+	return 0
+}

@@ -1696,7 +1696,10 @@ type ShardReplicaStatus struct {
 	// The Raft configuration this replica knows (authoritative on the leader).
 	Members []*RaftMember `protobuf:"bytes,9,rep,name=members,proto3" json:"members,omitempty"`
 	// The replica's state machine stopped on an error (corruption): it serves nothing.
-	Fault         string `protobuf:"bytes,10,opt,name=fault,proto3" json:"fault,omitempty"`
+	Fault string `protobuf:"bytes,10,opt,name=fault,proto3" json:"fault,omitempty"`
+	// For a follower: milliseconds since it last heard from its leader
+	// (-1: never). 0 for a leader.
+	LastContactMs int64 `protobuf:"varint,11,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1799,6 +1802,13 @@ func (x *ShardReplicaStatus) GetFault() string {
 		return x.Fault
 	}
 	return ""
+}
+
+func (x *ShardReplicaStatus) GetLastContactMs() int64 {
+	if x != nil {
+		return x.LastContactMs
+	}
+	return 0
 }
 
 type RaftMember struct {
@@ -3537,7 +3547,7 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\x05nodes\x18\x01 \x03(\v2\x15.clover.v1.NodeStatusR\x05nodes\x12\x1f\n" +
 	"\vmeta_leader\x18\x02 \x01(\tR\n" +
 	"metaLeader\x12@\n" +
-	"\tplacement\x18\x03 \x01(\v2\".clover.v1.PlacementVerifyResponseR\tplacement\"\xb9\x02\n" +
+	"\tplacement\x18\x03 \x01(\v2\".clover.v1.PlacementVerifyResponseR\tplacement\"\xe1\x02\n" +
 	"\x12ShardReplicaStatus\x12\x19\n" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x1a\n" +
 	"\bkeyspace\x18\x02 \x01(\tR\bkeyspace\x12\x16\n" +
@@ -3550,7 +3560,8 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\x05state\x18\b \x01(\tR\x05state\x12/\n" +
 	"\amembers\x18\t \x03(\v2\x15.clover.v1.RaftMemberR\amembers\x12\x14\n" +
 	"\x05fault\x18\n" +
-	" \x01(\tR\x05fault\";\n" +
+	" \x01(\tR\x05fault\x12&\n" +
+	"\x0flast_contact_ms\x18\v \x01(\x03R\rlastContactMs\";\n" +
 	"\n" +
 	"RaftMember\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -154,5 +155,9 @@ func (t *Transport) reject(raw net.Conn, err error) {
 	}
 	t.stats.rejected.Add(1)
 	t.closeRaw(raw)
-	t.logger.Warn("gossiptls: inbound connection rejected", "remote", raw.RemoteAddr().String(), "err", err)
+	level := t.logger.Warn
+	if errors.Is(err, io.EOF) {
+		level = t.logger.Debug // a port check: connected and closed, sent nothing
+	}
+	level("gossiptls: inbound connection rejected", "remote", raw.RemoteAddr().String(), "err", err)
 }
