@@ -192,12 +192,7 @@ type Plan struct {
 //     draining can take over.
 //  2. A permitted, live, caught-up non-voter (not draining) is promoted
 //     (PromoteVoter).
-//  3. A replica outside the policy (voter or non-voter, or on a node Plan
-//     does not know) is removed (RemoveReplica), non-voters first, even if
-//     that leaves the shard under-replicated, provided the new configuration
-//     keeps a quorum of live voters. The leader is never removed: rule 1
-//     moves it first.
-//  4. With fewer permitted, non-dead, non-draining voters than
+//  3. With fewer permitted, non-dead, non-draining voters than
 //     Policy.Replicas and no such non-voter pending, a non-voter is added
 //     (AddNonVoter) on the best target as ChooseReplicas ranks it, with the
 //     remaining permitted voters as existing replicas. A target is a
@@ -207,6 +202,14 @@ type Plan struct {
 //     policy's residency; no node outside the policy is ever used. A voter
 //     down within the grace period is not replaced (only reported): its node
 //     is expected back.
+//  4. A replica outside the policy (voter or non-voter, or on a node Plan
+//     does not know) is removed (RemoveReplica), non-voters first, even if
+//     that leaves the shard under-replicated, provided the new configuration
+//     keeps a quorum of live voters. The leader is never removed: rule 1
+//     moves it first.
+//     An outside voter waits while a permitted non-voter is catching up
+//     (rule 3 added it as its replacement), so the shard keeps its replica
+//     count through a migration when a permitted node can take over.
 //  5. A Dead or draining non-voter, a Dead voter, or, with more voters than
 //     Policy.Replicas, the worst voter is removed if the new configuration
 //     keeps a quorum of live voters. Worst: dead, then down, then draining,

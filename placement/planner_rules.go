@@ -92,7 +92,7 @@ func (e *shardEval) canRemove(r *rep) bool {
 // rules are rules 1 to 6 and the replica part of rule 8, in priority order;
 // each reports whether it chose the shard's action.
 var rules = []func(*planner, *shardEval) bool{
-	(*planner).leaderResidency, (*planner).promote, (*planner).removeOutside, (*planner).addMissing,
+	(*planner).leaderResidency, (*planner).promote, (*planner).addMissing, (*planner).removeOutside,
 	(*planner).removeWorst, (*planner).improveSpread, (*planner).balanceReplicas,
 }
 
@@ -260,12 +260,21 @@ func (p *planner) promote(e *shardEval) bool {
 	return false
 }
 
-// Rule 3: a replica outside the policy goes, non-voters first, if quorum
+// Rule 4: a replica outside the policy goes, non-voters first, if quorum
 // allows; never the leader.
 func (p *planner) removeOutside(e *shardEval) bool {
+	// A permitted non-voter catching up replaces an outside voter: the
+	// voter goes once it is promoted, so the shard never drops below its
+	// replica count when a permitted node is there to take over (the
+	// transport already ships nothing to the outside replica).
+	replacing := false
+	for i := range e.reps {
+		r := &e.reps[i]
+		replacing = replacing || (!r.voter && r.permitted && r.live && !r.dead && !r.draining)
+	}
 	var out []*rep
 	for i := range e.reps {
-		if r := &e.reps[i]; !r.permitted && !r.leader {
+		if r := &e.reps[i]; !r.permitted && !r.leader && !(r.voter && replacing) {
 			out = append(out, r)
 		}
 	}
@@ -278,9 +287,9 @@ func (p *planner) removeOutside(e *shardEval) bool {
 	for _, r := range out {
 		if e.canRemove(r) {
 			if r.known {
-				e.act(3, RemoveReplica, r.id, "%s is outside policy %s", r.desc(), e.k.where)
+				e.act(4, RemoveReplica, r.id, "%s is outside policy %s", r.desc(), e.k.where)
 			} else {
-				e.act(3, RemoveReplica, r.id, "%s is not in the cluster", r.desc())
+				e.act(4, RemoveReplica, r.id, "%s is not in the cluster", r.desc())
 			}
 			return true
 		}
@@ -291,7 +300,7 @@ func (p *planner) removeOutside(e *shardEval) bool {
 	return false
 }
 
-// Rule 4: too few permitted voters and nothing pending: add a non-voter on
+// Rule 3: too few permitted voters and nothing pending: add a non-voter on
 // the best target.
 func (p *planner) addMissing(e *shardEval) bool {
 	want := e.k.policy.Replicas
@@ -333,7 +342,7 @@ func (p *planner) addMissing(e *shardEval) bool {
 	}
 	if t := p.target(e, good); t != "" {
 		e.problem("%s", short)
-		e.act(4, AddNonVoter, t, "%s", short)
+		e.act(3, AddNonVoter, t, "%s", short)
 		return true
 	}
 	e.problem("%s: %s", short, e.k.shortfall())

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,7 +37,9 @@ type membership struct {
 	changed chan struct{}
 	logger  *slog.Logger
 	meta    atomic.Pointer[[]byte]
-	self    string // advertised gossip address
+	mu      sync.Mutex
+	metas   map[string][]byte // live members' metadata by node name
+	self    string            // advertised gossip address
 }
 
 func startMembership(cfg *Config, self gossipMeta) (*membership, error) {
@@ -43,7 +48,7 @@ func startMembership(cfg *Config, self gossipMeta) (*membership, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip port %q: %w", portStr, err)
 	}
-	m := &membership{changed: make(chan struct{}, 1), logger: cfg.Logger.With("component", "gossip")}
+	m := &membership{changed: make(chan struct{}, 1), logger: cfg.Logger.With("component", "gossip"), metas: map[string][]byte{}}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeID
 	mc.BindAddr = host
@@ -98,17 +103,22 @@ func startMembership(cfg *Config, self gossipMeta) (*membership, error) {
 	return m, nil
 }
 
-// members returns the live members' metadata, keyed by node ID.
+// members returns the live members' metadata, keyed by node ID. The
+// metadata is copied in memberlist's callbacks: the *Node values memberlist
+// hands out are written by it later under its own lock.
 func (m *membership) members() map[string]gossipMeta {
 	out := map[string]gossipMeta{}
-	for _, n := range m.ml.Members() {
+	m.mu.Lock()
+	metas := maps.Clone(m.metas)
+	m.mu.Unlock()
+	for name, meta := range metas {
 		var gm gossipMeta
-		if err := json.Unmarshal(n.Meta, &gm); err != nil || gm.ID != n.Name {
-			m.logger.Warn("ignoring member with bad metadata", "member", n.Name)
+		if err := json.Unmarshal(meta, &gm); err != nil || gm.ID != name {
+			m.logger.Warn("ignoring member with bad metadata", "member", name)
 			continue
 		}
 		if err := gm.Locality.Validate(); err != nil {
-			m.logger.Warn("ignoring member with bad locality", "member", n.Name, "err", err)
+			m.logger.Warn("ignoring member with bad locality", "member", name, "err", err)
 			continue
 		}
 		out[gm.ID] = gm
@@ -148,9 +158,23 @@ func (m *membership) LocalState(join bool) []byte                { return nil }
 func (m *membership) MergeRemoteState(buf []byte, join bool)     {}
 
 // memberlist.EventDelegate
-func (m *membership) NotifyJoin(*memberlist.Node)   { m.notify() }
-func (m *membership) NotifyLeave(*memberlist.Node)  { m.notify() }
-func (m *membership) NotifyUpdate(*memberlist.Node) { m.notify() }
+func (m *membership) NotifyJoin(n *memberlist.Node)   { m.record(n.Name, n.Meta) }
+func (m *membership) NotifyUpdate(n *memberlist.Node) { m.record(n.Name, n.Meta) }
+func (m *membership) NotifyLeave(n *memberlist.Node) {
+	m.mu.Lock()
+	delete(m.metas, n.Name)
+	m.mu.Unlock()
+	m.notify()
+}
+
+// record keeps a copy of a member's metadata; memberlist calls it with the
+// node's fields stable.
+func (m *membership) record(name string, meta []byte) {
+	m.mu.Lock()
+	m.metas[name] = bytes.Clone(meta)
+	m.mu.Unlock()
+	m.notify()
+}
 
 // gossipJoinLoop keeps this node in the gossip cluster: it joins the
 // configured peers and, whenever it sees no other member, the gossip
