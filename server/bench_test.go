@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/clover-kv/clover/client"
 	"github.com/clover-kv/clover/internal/testcluster"
 )
 
@@ -43,4 +45,85 @@ func BenchmarkSingleClientPut(b *testing.B) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// loadRecords writes n records of size bytes with concurrent writers.
+func loadRecords(b *testing.B, cl *client.Client, ks string, n, size int) {
+	value := make([]byte, size)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += 64 {
+				if _, err := cl.Put(context.Background(), ks, []byte(fmt.Sprintf("rec-%010d", i)), value); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkMigrateOffNode moves a keyspace of 100,000 records of 256 B off
+// the US node (policy anywhere -> EEA) on the 4-node demo topology and
+// reports the time until every shard is on 3 EEA replicas and the bytes the
+// Raft transport carried meanwhile.
+//
+//	go test ./server -run '^$' -bench MigrateOffNode -benchtime 1x
+func BenchmarkMigrateOffNode(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		c := testcluster.Start(b, testcluster.DemoNodes(), fastHealing)
+		ctx := context.Background()
+		cl := c.Client(b)
+		if _, err := cl.CreateKeyspace(ctx, "videos", 4, client.Policy{Replicas: 3, Class: "public"}); err != nil {
+			b.Fatal(err)
+		}
+		loadRecords(b, cl, "videos", 100000, 256)
+		before := c.Net.Bytes("", "")
+		start := time.Now()
+		if _, err := cl.SetPolicy(ctx, "videos", client.Policy{AllowJurisdictions: []string{"EEA"}}); err != nil {
+			b.Fatal(err)
+		}
+		c.WaitFor(5*time.Minute, "migration", func() bool { return shardsConform(ctx, cl, "videos", 3, "us-1") })
+		elapsed := time.Since(start)
+		moved := c.Net.Bytes("", "") - before
+		b.ReportMetric(elapsed.Seconds(), "s-to-migrate")
+		b.ReportMetric(float64(moved)/(1<<20), "MiB-moved")
+		c.Close()
+	}
+}
+
+// BenchmarkHealAfterNodeLoss stops one node of a 5-node EEA cluster holding
+// 8 shards x 3 replicas (10,000 records of 256 B) and reports the time until
+// every shard is back on 3 live replicas, with a 1 s dead-node grace.
+//
+//	go test ./server -run '^$' -bench HealAfterNodeLoss -benchtime 1x
+func BenchmarkHealAfterNodeLoss(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		c := testcluster.Start(b, fiveEEANodes(), fastHealing)
+		ctx := context.Background()
+		cl := c.Client(b)
+		if _, err := cl.CreateKeyspace(ctx, "users", 8, eea); err != nil {
+			b.Fatal(err)
+		}
+		loadRecords(b, cl, "users", 10000, 256)
+		ks, err := cl.Keyspace(ctx, "users")
+		if err != nil {
+			b.Fatal(err)
+		}
+		victim := ks.Shards[0].Replicas[0]
+		start := time.Now()
+		c.StopNode(victim)
+		cl2 := c.Client(b)
+		c.WaitFor(5*time.Minute, "healing", func() bool { return shardsConform(ctx, cl2, "users", 3, victim) })
+		b.ReportMetric(time.Since(start).Seconds(), "s-to-heal")
+		c.Close()
+	}
 }

@@ -43,7 +43,9 @@ func (c *conn) Write(p []byte) (int, error) {
 			return 0, c.opError("write", err)
 		}
 	}
-	return c.Conn.Write(p)
+	k, err := c.Conn.Write(p)
+	c.n.count(c.local, c.remote, k)
+	return k, err
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -69,6 +71,7 @@ func (c *conn) Read(p []byte) (int, error) {
 				return 0, c.opError("read", herr)
 			}
 		}
+		c.n.count(c.remote, c.local, k)
 		return k, err
 	}
 }

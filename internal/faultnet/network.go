@@ -37,6 +37,34 @@ type Network struct {
 	delay    map[link]time.Duration
 	dialed   map[*conn]struct{}
 	accepted map[*acceptedConn]struct{}
+	bytes    map[link]int64 // bytes delivered from -> to over dialed conns
+}
+
+// count records k bytes delivered from one node to another.
+func (n *Network) count(from, to string, k int) {
+	if k <= 0 {
+		return
+	}
+	n.mu.Lock()
+	if n.bytes == nil {
+		n.bytes = map[link]int64{}
+	}
+	n.bytes[link{from, to}] += int64(k)
+	n.mu.Unlock()
+}
+
+// Bytes returns how many bytes went from one node to another over
+// connections dialed through the Network ("" matches every node).
+func (n *Network) Bytes(from, to string) int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var total int64
+	for l, b := range n.bytes {
+		if (from == "" || l.from == from) && (to == "" || l.to == to) {
+			total += b
+		}
+	}
+	return total
 }
 
 // New returns a Network with no nodes and no faults.
