@@ -30,7 +30,10 @@ type controller struct {
 	mu        sync.Mutex
 	downSince map[string]time.Time
 	busy      map[uint64]bool
-	last      *assessment
+	// A shard whose last action failed waits before the next one.
+	retryAt  map[uint64]time.Time
+	failures map[uint64]int
+	last     *assessment
 }
 
 // assessment is one round's view: the plan and the conformance check.
@@ -42,7 +45,8 @@ type assessment struct {
 }
 
 func newController(s *Server) *controller {
-	return &controller{s: s, wake: make(chan struct{}, 1), downSince: map[string]time.Time{}, busy: map[uint64]bool{}}
+	return &controller{s: s, wake: make(chan struct{}, 1), downSince: map[string]time.Time{}, busy: map[uint64]bool{},
+		retryAt: map[uint64]time.Time{}, failures: map[uint64]int{}}
 }
 
 func (ct *controller) poke() {
@@ -104,6 +108,11 @@ func (ct *controller) assess(ctx context.Context) (*assessment, error) {
 		state.Nodes = append(state.Nodes, placement.NodeState{ID: n.ID, Locality: n.Locality, Live: live, Dead: dead})
 	}
 	busy := maps.Clone(ct.busy)
+	for id, at := range ct.retryAt {
+		if now.Before(at) {
+			busy[id] = true
+		}
+	}
 	ct.mu.Unlock()
 
 	views := shardViews(statuses)
@@ -173,17 +182,28 @@ func (ct *controller) execute(ctx context.Context, a *assessment) {
 		ct.busy[act.Shard] = true
 		ct.mu.Unlock()
 		go func(act placement.Action) {
-			defer func() {
-				ct.mu.Lock()
-				delete(ct.busy, act.Shard)
-				ct.mu.Unlock()
-				ct.poke()
-			}()
 			actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			if err := ct.apply(actx, act, a.leaders[act.Shard]); err != nil && ctx.Err() == nil {
-				ct.s.logger.Warn("placement: action failed", "action", act.Kind.String(), "shard", act.Shard, "member", act.Node, "err", err)
+			err := ct.apply(actx, act, a.leaders[act.Shard])
+			cancel()
+			ct.mu.Lock()
+			delete(ct.busy, act.Shard)
+			if err != nil {
+				// Back off this shard: 250ms, doubling up to 10s.
+				ct.failures[act.Shard]++
+				wait := min(250*time.Millisecond<<min(ct.failures[act.Shard]-1, 6), 10*time.Second)
+				ct.retryAt[act.Shard] = time.Now().Add(wait)
+			} else {
+				delete(ct.failures, act.Shard)
+				delete(ct.retryAt, act.Shard)
 			}
+			ct.mu.Unlock()
+			if err != nil {
+				if ctx.Err() == nil {
+					ct.s.logger.Warn("placement: action failed; retrying later", "action", act.Kind.String(), "shard", act.Shard, "member", act.Node, "err", err)
+				}
+				return
+			}
+			ct.poke()
 		}(act)
 	}
 	ct.syncRecords(ctx, a, planned)
@@ -198,13 +218,12 @@ func (ct *controller) apply(ctx context.Context, act placement.Action, leader st
 	case placement.AddNonVoter:
 		// Record the replica first so the node opens it (without
 		// bootstrapping), then add it to the Raft configuration.
-		ev.Action = "add-replica"
 		if err := s.updateShardReplicas(ctx, act.Shard, func(r []string) []string {
 			if !slices.Contains(r, act.Node) {
 				r = append(r, act.Node)
 			}
 			return r
-		}, ev); err != nil {
+		}); err != nil {
 			return err
 		}
 		kind = pb.ChangeReplicaRequest_KIND_ADD_NONVOTER
@@ -228,11 +247,11 @@ func (ct *controller) apply(ctx context.Context, act placement.Action, leader st
 		return s.updateShardReplicas(ctx, act.Shard, func(r []string) []string {
 			return slices.DeleteFunc(r, func(n string) bool { return n == act.Node })
 		}, ev)
-	case placement.PromoteVoter, placement.TransferLeader:
-		_, err := s.metaPropose(ctx, raftfsm.Command{Ops: s.historyOps(s.catalog(), ev)})
-		return err
+	case placement.AddNonVoter:
+		ev.Action = "add-replica"
 	}
-	return nil
+	_, err := s.metaPropose(ctx, raftfsm.Command{Ops: s.historyOps(s.catalog(), ev)})
+	return err
 }
 
 // askLeader sends a membership change to the shard leader.
@@ -298,7 +317,7 @@ func (ct *controller) syncRecords(ctx context.Context, a *assessment, planned ma
 
 // updateShardReplicas changes the recorded replicas of one shard (with a
 // history event) by compare-and-swap on its keyspace record.
-func (s *Server) updateShardReplicas(ctx context.Context, shardID uint64, edit func([]string) []string, ev historyEvent) error {
+func (s *Server) updateShardReplicas(ctx context.Context, shardID uint64, edit func([]string) []string, events ...historyEvent) error {
 	for attempt := 0; ; attempt++ {
 		c := s.catalog()
 		ref, ok := c.shards[shardID]
@@ -313,7 +332,7 @@ func (s *Server) updateShardReplicas(ctx context.Context, shardID uint64, edit f
 			}
 		}
 		ops := append([]raftfsm.Op{{Kind: raftfsm.OpPut, Key: metaKSKey(ks.Name), Value: mustJSON(&ks), HasCond: true, CondVersion: ref.ks.version}},
-			s.historyOps(c, ev)...)
+			s.historyOps(c, events...)...)
 		_, err := s.metaPropose(ctx, raftfsm.Command{Ops: ops})
 		if errors.Is(err, ErrVersionMismatch) && attempt < 5 {
 			continue
