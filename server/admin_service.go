@@ -120,7 +120,7 @@ func (a *adminService) RoutingTable(ctx context.Context, req *pb.RoutingTableReq
 	out := &pb.RoutingTableResponse{MetaIndex: c.index}
 	for _, ks := range c.sortedKeyspaces() {
 		if req.Keyspace == "" || req.Keyspace == ks.Name {
-			out.Keyspaces = append(out.Keyspaces, keyspaceToPB(ks, leaders))
+			out.Keyspaces = append(out.Keyspaces, routesToPB(c, ks, leaders))
 		}
 	}
 	if req.Keyspace != "" && len(out.Keyspaces) == 0 {

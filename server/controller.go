@@ -33,20 +33,24 @@ type controller struct {
 	// A shard whose last action failed waits before the next one.
 	retryAt  map[uint64]time.Time
 	failures map[uint64]int
-	last     *assessment
+	// changedAt is when an action on the shard last finished: a view
+	// gathered before it is stale for that shard.
+	changedAt map[uint64]time.Time
+	last      *assessment
 }
 
 // assessment is one round's view: the plan and the conformance check.
 type assessment struct {
-	plan    placement.Plan
-	verify  *pb.PlacementVerifyResponse
-	leaders map[uint64]string
-	views   map[uint64]*shardView
+	gathered time.Time // when the replicas' reports were requested
+	plan     placement.Plan
+	verify   *pb.PlacementVerifyResponse
+	leaders  map[uint64]string
+	views    map[uint64]*shardView
 }
 
 func newController(s *Server) *controller {
 	return &controller{s: s, wake: make(chan struct{}, 1), downSince: map[string]time.Time{}, busy: map[uint64]bool{},
-		retryAt: map[uint64]time.Time{}, failures: map[uint64]int{}}
+		retryAt: map[uint64]time.Time{}, failures: map[uint64]int{}, changedAt: map[uint64]time.Time{}}
 }
 
 func (ct *controller) poke() {
@@ -86,9 +90,9 @@ func (ct *controller) loop(ctx context.Context) {
 // assess builds the cluster state from every node's report and plans.
 func (ct *controller) assess(ctx context.Context) (*assessment, error) {
 	s := ct.s
+	now := time.Now()
 	statuses := s.gatherStatus(ctx)
 	c := s.catalog()
-	now := time.Now()
 	reachable := map[string]bool{}
 	for _, st := range statuses {
 		if st.Node != nil && st.Reachable && st.Node.Live && raftHealthy(st, s.cfg.Raft.HeartbeatTimeout) {
@@ -146,7 +150,7 @@ func (ct *controller) assess(ctx context.Context) (*assessment, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &assessment{plan: plan, verify: verifyPlacement(c, statuses), leaders: leaders, views: views}
+	a := &assessment{gathered: now, plan: plan, verify: verifyPlacement(c, statuses), leaders: leaders, views: views}
 	ct.mu.Lock()
 	prev := ct.last
 	ct.last = a
@@ -181,12 +185,15 @@ func (ct *controller) execute(ctx context.Context, a *assessment) {
 		}
 		ct.busy[act.Shard] = true
 		ct.mu.Unlock()
+		ct.s.wg.Add(1)
 		go func(act placement.Action) {
+			defer ct.s.wg.Done()
 			actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			err := ct.apply(actx, act, a.leaders[act.Shard])
 			cancel()
 			ct.mu.Lock()
 			delete(ct.busy, act.Shard)
+			ct.changedAt[act.Shard] = time.Now()
 			if err != nil {
 				// Back off this shard: 250ms, doubling up to 10s.
 				ct.failures[act.Shard]++
@@ -277,38 +284,48 @@ func (ct *controller) syncRecords(ctx context.Context, a *assessment, planned ma
 		v := a.views[id]
 		ct.mu.Lock()
 		busy := ct.busy[id]
+		stale := ct.changedAt[id].After(a.gathered)
 		ct.mu.Unlock()
-		if busy || planned[id] || v == nil || v.leader == "" || len(v.members) == 0 {
+		// Only a settled shard with one undisputed leader whose view is
+		// newer than the last change to it.
+		if busy || stale || planned[id] || v == nil || v.leader == "" || v.claims != 1 || len(v.members) == 0 {
 			continue
 		}
 		actual := make([]string, 0, len(v.members))
 		for _, m := range v.members {
 			actual = append(actual, m.NodeId)
 		}
-		var stale []string
+		var gone []string
 		for _, r := range ref.shard.Replicas {
 			if !slices.Contains(actual, r) {
-				stale = append(stale, r)
+				gone = append(gone, r)
 			}
 		}
 		missing := false
 		for _, r := range actual {
 			missing = missing || !slices.Contains(ref.shard.Replicas, r)
 		}
-		if len(stale) == 0 && !missing {
+		established := len(ref.shard.Initial) > 0
+		if len(gone) == 0 && !missing && !established {
 			continue
 		}
-		ev := historyEvent{Shard: id, Keyspace: ref.ks.Name, Action: "record-sync",
-			Reason: fmt.Sprintf("record set to the shard's Raft configuration %v", actual)}
-		err := s.updateShardReplicas(ctx, id, func(r []string) []string {
-			out := slices.DeleteFunc(r, func(n string) bool { return !slices.Contains(actual, n) })
+		var events []historyEvent
+		if len(gone) > 0 || missing {
+			events = append(events, historyEvent{Shard: id, Keyspace: ref.ks.Name, Action: "record-sync",
+				Reason: fmt.Sprintf("record set to the shard's Raft configuration %v", actual)})
+		}
+		err := s.updateShard(ctx, id, func(sh *shardRecord) {
+			// The group has a leader: no replica may bootstrap it again
+			// (a re-added or wiped initial member joins through the leader).
+			sh.Initial = nil
+			out := slices.DeleteFunc(sh.Replicas, func(n string) bool { return !slices.Contains(actual, n) })
 			for _, n := range actual {
 				if !slices.Contains(out, n) {
 					out = append(out, n)
 				}
 			}
-			return out
-		}, ev)
+			sh.Replicas = out
+		}, events...)
 		if err != nil && ctx.Err() == nil {
 			s.logger.Warn("placement: sync replica record", "shard", id, "err", err)
 		}
@@ -318,6 +335,12 @@ func (ct *controller) syncRecords(ctx context.Context, a *assessment, planned ma
 // updateShardReplicas changes the recorded replicas of one shard (with a
 // history event) by compare-and-swap on its keyspace record.
 func (s *Server) updateShardReplicas(ctx context.Context, shardID uint64, edit func([]string) []string, events ...historyEvent) error {
+	return s.updateShard(ctx, shardID, func(sh *shardRecord) { sh.Replicas = edit(sh.Replicas) }, events...)
+}
+
+// updateShard changes one shard's record (with history events) by
+// compare-and-swap on its keyspace record.
+func (s *Server) updateShard(ctx context.Context, shardID uint64, edit func(*shardRecord), events ...historyEvent) error {
 	for attempt := 0; ; attempt++ {
 		c := s.catalog()
 		ref, ok := c.shards[shardID]
@@ -328,7 +351,9 @@ func (s *Server) updateShardReplicas(ctx context.Context, shardID uint64, edit f
 		ks.Shards = slices.Clone(ks.Shards)
 		for i := range ks.Shards {
 			if ks.Shards[i].ID == shardID {
-				ks.Shards[i].Replicas = edit(slices.Clone(ks.Shards[i].Replicas))
+				ks.Shards[i].Replicas = slices.Clone(ks.Shards[i].Replicas)
+				ks.Shards[i].Initial = slices.Clone(ks.Shards[i].Initial)
+				edit(&ks.Shards[i])
 			}
 		}
 		ops := append([]raftfsm.Op{{Kind: raftfsm.OpPut, Key: metaKSKey(ks.Name), Value: mustJSON(&ks), HasCond: true, CondVersion: ref.ks.version}},

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"slices"
+
 	pb "github.com/clover-kv/clover/api/cloverv1"
 	"github.com/clover-kv/clover/placement"
 )
@@ -47,6 +49,24 @@ func keyspaceToPB(k *keyspaceRecord, leaders map[uint64]string) *pb.Keyspace {
 			Id: sh.ID, HashStart: sh.HashStart, HashEnd: sh.HashEnd,
 			Replicas: append([]string(nil), sh.Replicas...), Leader: leaders[sh.ID],
 		})
+	}
+	return out
+}
+
+// routesToPB is keyspaceToPB for clients' routing: it lists only replicas and
+// leaders the policy permits (during a migration an outside replica is still
+// a member, and a client must not send it user data).
+func routesToPB(c *catalog, k *keyspaceRecord, leaders map[uint64]string) *pb.Keyspace {
+	out := keyspaceToPB(k, leaders)
+	permitted := func(id string) bool {
+		n, ok := c.nodes[id]
+		return ok && k.permits(n.Locality)
+	}
+	for _, sh := range out.Shards {
+		sh.Replicas = slices.DeleteFunc(sh.Replicas, func(id string) bool { return !permitted(id) })
+		if sh.Leader != "" && !permitted(sh.Leader) {
+			sh.Leader = ""
+		}
 	}
 	return out
 }

@@ -20,7 +20,7 @@ func (s *Server) changeReplica(ctx context.Context, req *pb.ChangeReplicaRequest
 		return notLeaderError(req.ShardId, "")
 	}
 	if !r.isLeader() {
-		return notLeaderError(req.ShardId, s.grpcAddrOf(r.leaderID()))
+		return notLeaderError(req.ShardId, r.leaderHintAddr())
 	}
 	c := s.catalog()
 	ref, ok := c.shards[req.ShardId]
@@ -40,25 +40,39 @@ func (s *Server) changeReplica(ctx context.Context, req *pb.ChangeReplicaRequest
 		timeout = time.Until(dl)
 	}
 	id, addr := raft.ServerID(n.ID), raft.ServerAddress(n.RaftAddr)
-	var err error
+	var fut raft.Future
 	switch req.Kind {
 	case pb.ChangeReplicaRequest_KIND_ADD_NONVOTER:
-		err = r.raft.AddNonvoter(id, addr, 0, timeout).Error()
+		fut = r.raft.AddNonvoter(id, addr, 0, timeout)
 	case pb.ChangeReplicaRequest_KIND_PROMOTE:
-		err = r.raft.AddVoter(id, addr, 0, timeout).Error()
+		fut = r.raft.AddVoter(id, addr, 0, timeout)
 	case pb.ChangeReplicaRequest_KIND_REMOVE:
-		err = r.raft.RemoveServer(id, 0, timeout).Error()
+		fut = r.raft.RemoveServer(id, 0, timeout)
 	case pb.ChangeReplicaRequest_KIND_TRANSFER_LEADER:
-		err = r.raft.LeadershipTransferToServer(id, addr).Error()
+		fut = r.raft.LeadershipTransferToServer(id, addr)
 	default:
 		return invalidf("unknown change kind %d", req.Kind)
 	}
+	err := waitFuture(ctx, fut)
 	if err != nil {
 		if err == raft.ErrNotLeader || err == raft.ErrLeadershipLost {
-			return notLeaderError(req.ShardId, s.grpcAddrOf(r.leaderID()))
+			return notLeaderError(req.ShardId, r.leaderHintAddr())
 		}
 		return unavailablef("shard %d: %s %s: %v", req.ShardId, req.Kind, n.ID, err)
 	}
 	s.logger.Info("shard membership changed", "shard", req.ShardId, "change", req.Kind.String(), "member", n.ID)
 	return nil
+}
+
+// waitFuture waits for a raft future or ctx. A raft future's own timeout
+// bounds only its enqueueing: without a quorum it would wait for ever.
+func waitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -29,7 +29,7 @@ func (s *Server) metaLoop(ctx context.Context) {
 			continue
 		}
 		members := s.gossip.members()
-		inMeta, err := s.reconcileMetaMembers(members)
+		inMeta, err := s.reconcileMetaMembers(ctx, members)
 		if err != nil && ctx.Err() == nil {
 			s.logger.Warn("meta: reconcile meta group members", "err", err)
 		}
@@ -86,7 +86,7 @@ func (s *Server) reconcileNodes(ctx context.Context, members map[string]gossipMe
 // reconcileMetaMembers adds every gossip member to the meta group: voters
 // (covering distinct regions first) up to MetaVoters, non-voters after that.
 // It returns the node IDs in the meta configuration.
-func (s *Server) reconcileMetaMembers(members map[string]gossipMeta) (map[string]bool, error) {
+func (s *Server) reconcileMetaMembers(ctx context.Context, members map[string]gossipMeta) (map[string]bool, error) {
 	fut := s.meta.raft.GetConfiguration()
 	if err := fut.Error(); err != nil {
 		return nil, err
@@ -121,14 +121,14 @@ func (s *Server) reconcileMetaMembers(members map[string]gossipMeta) (map[string
 		var err error
 		switch {
 		case in && string(srv.Address) != m.Raft:
-			err = s.addMetaMember(m, srv.Suffrage == raft.Voter) // moved: re-add at the new address
+			err = s.addMetaMember(ctx, m, srv.Suffrage == raft.Voter) // moved: re-add at the new address
 		case !in:
 			voter := voters < s.cfg.MetaVoters
-			if err = s.addMetaMember(m, voter); err == nil && voter {
+			if err = s.addMetaMember(ctx, m, voter); err == nil && voter {
 				voters++
 			}
 		case srv.Suffrage == raft.Nonvoter && voters < s.cfg.MetaVoters:
-			if err = s.addMetaMember(m, true); err == nil {
+			if err = s.addMetaMember(ctx, m, true); err == nil {
 				voters++
 			}
 		}
@@ -141,7 +141,7 @@ func (s *Server) reconcileMetaMembers(members map[string]gossipMeta) (map[string
 	return inMeta, errors.Join(errs...)
 }
 
-func (s *Server) addMetaMember(m gossipMeta, voter bool) error {
+func (s *Server) addMetaMember(ctx context.Context, m gossipMeta, voter bool) error {
 	id, addr := raft.ServerID(m.ID), raft.ServerAddress(m.Raft)
 	var fut raft.IndexFuture
 	if voter {
@@ -149,7 +149,7 @@ func (s *Server) addMetaMember(m gossipMeta, voter bool) error {
 	} else {
 		fut = s.meta.raft.AddNonvoter(id, addr, 0, 10*time.Second)
 	}
-	if err := fut.Error(); err != nil {
+	if err := waitFuture(ctx, fut); err != nil {
 		return fmt.Errorf("add %s to meta group (voter=%v): %w", m.ID, voter, err)
 	}
 	s.logger.Info("meta: member added", "member", m.ID, "voter", voter)

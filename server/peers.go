@@ -102,6 +102,11 @@ func (s *Server) forward(ctx context.Context, shardID uint64, hint string, call 
 	fctx := markForwarded(ctx)
 	var err error
 	for hop := 0; hop < 2; hop++ {
+		if !s.addrPermitted(shardID, hint) {
+			// Never send a request with user data to a node outside the
+			// keyspace's policy, even one that still leads the shard.
+			return notLeaderError(shardID, "")
+		}
 		var cc *grpc.ClientConn
 		if cc, err = s.peers.get(hint); err != nil {
 			return err
@@ -117,3 +122,13 @@ func (s *Server) forward(ctx context.Context, shardID uint64, hint string, call 
 }
 
 var errNoHint = errors.New("no leader hint")
+
+// addrPermitted reports whether the node at a gRPC address may serve shard.
+func (s *Server) addrPermitted(shard uint64, addr string) bool {
+	for _, n := range s.catalog().nodes {
+		if n.GRPCAddr == addr {
+			return s.permitShardOnNode(shard, n.ID) == nil
+		}
+	}
+	return false
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -21,9 +22,10 @@ const (
 )
 
 type proposal struct {
-	cmd  raftfsm.Command
-	size int
-	done chan proposalResult
+	cmd   raftfsm.Command
+	size  int
+	done  chan proposalResult
+	taken atomic.Bool // the loop took it into an entry
 }
 
 type proposalResult struct {
@@ -54,7 +56,7 @@ func (p *proposer) stop() {
 // means the outcome is unknown.
 func (p *proposer) propose(ctx context.Context, cmd raftfsm.Command) (raftfsm.Result, error) {
 	if !p.r.isLeader() {
-		return raftfsm.Result{}, notLeaderError(p.r.id, p.r.node.grpcAddrOf(p.r.leaderID()))
+		return raftfsm.Result{}, notLeaderError(p.r.id, p.r.leaderHintAddr())
 	}
 	pr := &proposal{cmd: cmd, size: commandSize(cmd), done: make(chan proposalResult, 1)}
 	select {
@@ -69,6 +71,18 @@ func (p *proposer) propose(ctx context.Context, cmd raftfsm.Command) (raftfsm.Re
 		return out.res, out.err
 	case <-ctx.Done():
 		return raftfsm.Result{}, ctx.Err()
+	case <-p.done:
+		// The loop stopped. A proposal it took gets its outcome from raft;
+		// one it never took was never applied.
+		if pr.taken.Load() {
+			select {
+			case out := <-pr.done:
+				return out.res, out.err
+			case <-ctx.Done():
+				return raftfsm.Result{}, ctx.Err()
+			}
+		}
+		return raftfsm.Result{}, notLeaderError(p.r.id, "")
 	}
 }
 
@@ -98,6 +112,7 @@ func (p *proposer) loop() {
 		carry = rest
 		cmds := make([]raftfsm.Command, len(batch))
 		for i, pr := range batch {
+			pr.taken.Store(true)
 			cmds[i] = pr.cmd
 		}
 		buf = raftfsm.EncodeEntry(buf[:0], cmds)
@@ -168,7 +183,7 @@ func (p *proposer) mapApplyError(err error) error {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		// The entry never entered the log: certainly not applied.
-		return notLeaderError(p.r.id, p.r.node.grpcAddrOf(p.r.leaderID()))
+		return notLeaderError(p.r.id, p.r.leaderHintAddr())
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return unavailablef("shard %d is shutting down; outcome unknown", p.r.id)
 	default:

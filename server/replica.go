@@ -60,7 +60,7 @@ func (g replicaGuard) AllowAccept() error {
 // openReplica opens (and, for a new group, bootstraps) this node's replica of a
 // shard. initial lists the bootstrap configuration when this node is one of
 // the shard's initial replicas and has no state yet.
-func (s *Server) openReplica(id uint64, initial []raft.Server, onApply func(uint64, []raftfsm.Command)) (*replica, error) {
+func (s *Server) openReplica(id uint64, initial []raft.Server, onApply func(*replica)) (*replica, error) {
 	r := &replica{id: id, node: s, logger: s.logger.With("shard", id), stopped: make(chan struct{})}
 	r.applied.init()
 	var err error
@@ -69,7 +69,7 @@ func (s *Server) openReplica(id uint64, initial []raft.Server, onApply func(uint
 		OnApply: func(index uint64, cmds []raftfsm.Command) {
 			r.applied.advance(index)
 			if onApply != nil {
-				onApply(index, cmds)
+				onApply(r)
 			}
 		},
 	})
@@ -108,6 +108,7 @@ func (s *Server) openReplica(id uint64, initial []raft.Server, onApply func(uint
 	conf.NoSnapshotRestoreOnStart = !needsRestore
 	hasState, err := raft.HasExistingState(cache, r.logs, snaps)
 	if err != nil {
+		s.mux.Unregister(id)
 		return nil, fmt.Errorf("shard %d: read raft state: %w", id, err)
 	}
 	r.raft, err = raft.NewRaft(conf, r.fsm, cache, r.logs, snaps, r.trans)
@@ -181,6 +182,17 @@ func (r *replica) leaderID() string {
 	return string(id)
 }
 
+// leaderHintAddr is the gRPC address of the leader this replica knows, when
+// the shard's policy permits that node ("" otherwise): a client or a peer
+// must never be pointed at a node outside the policy with user data.
+func (r *replica) leaderHintAddr() string {
+	id := r.leaderID()
+	if id == "" || r.node.permitShardOnNode(r.id, id) != nil {
+		return ""
+	}
+	return r.node.grpcAddrOf(id)
+}
+
 // readIndex implements a linearizable read barrier on the leader: take the
 // commit index, confirm leadership with one heartbeat round (hashicorp/raft
 // shares a round among concurrent callers), and wait until that index is
@@ -188,7 +200,7 @@ func (r *replica) leaderID() string {
 // its commit index is current.
 func (r *replica) readIndex(ctx context.Context) error {
 	if !r.isLeader() {
-		return notLeaderError(r.id, r.node.grpcAddrOf(r.leaderID()))
+		return notLeaderError(r.id, r.leaderHintAddr())
 	}
 	term := r.raft.CurrentTerm()
 	if r.readyTerm.Load() != term {
@@ -197,8 +209,16 @@ func (r *replica) readIndex(ctx context.Context) error {
 		}
 	}
 	ci := r.raft.CommitIndex()
-	if err := r.raft.VerifyLeader().Error(); err != nil {
-		return notLeaderError(r.id, r.node.grpcAddrOf(r.leaderID()))
+	if err := waitFuture(ctx, r.raft.VerifyLeader()); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return notLeaderError(r.id, r.leaderHintAddr())
+	}
+	if r.raft.CurrentTerm() != term {
+		// Leadership changed while the commit index was taken: it may
+		// belong to an older term's view.
+		return notLeaderError(r.id, r.leaderHintAddr())
 	}
 	return r.applied.wait(ctx, ci)
 }
@@ -216,9 +236,12 @@ func (r *replica) barrier(ctx context.Context, term uint64) error {
 	// An empty entry rather than raft.Barrier: barrier entries never reach
 	// the state machine, so its applied index could stay below the commit
 	// index that readers wait for.
-	if err := r.raft.Apply(emptyEntry, timeout).Error(); err != nil {
+	if err := waitFuture(ctx, r.raft.Apply(emptyEntry, timeout)); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return notLeaderError(r.id, r.node.grpcAddrOf(r.leaderID()))
+			return notLeaderError(r.id, r.leaderHintAddr())
 		}
 		return unavailablef("shard %d: leader barrier: %v", r.id, err)
 	}
@@ -237,7 +260,7 @@ func (r *replica) followerRead(ctx context.Context, maxStale time.Duration) erro
 	}
 	last := r.raft.LastContact()
 	if last.IsZero() || time.Since(last) > maxStale {
-		return notLeaderError(r.id, r.node.grpcAddrOf(r.leaderID()))
+		return notLeaderError(r.id, r.leaderHintAddr())
 	}
 	ci := r.raft.CommitIndex()
 	wctx, cancel := context.WithTimeout(ctx, maxStale)
@@ -246,7 +269,7 @@ func (r *replica) followerRead(ctx context.Context, maxStale time.Duration) erro
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return notLeaderError(r.id, r.node.grpcAddrOf(r.leaderID()))
+		return notLeaderError(r.id, r.leaderHintAddr())
 	}
 	return nil
 }

@@ -209,7 +209,7 @@ func (s *Server) openMeta() error {
 	if s.cfg.Bootstrap {
 		initial = []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(s.cfg.NodeID), Address: raft.ServerAddress(s.selfRec.Raft)}}
 	}
-	m, err := s.openReplica(metaShardID, initial, func(uint64, []raftfsm.Command) { s.reloadCatalog() })
+	m, err := s.openReplica(metaShardID, initial, func(r *replica) { s.reloadCatalogFrom(r.fsm) })
 	if err != nil {
 		return fmt.Errorf("open meta group: %w", err)
 	}
@@ -225,8 +225,10 @@ func (s *Server) openMeta() error {
 }
 
 // reloadCatalog rebuilds the in-memory catalogue from the meta group's state.
-func (s *Server) reloadCatalog() {
-	c, err := loadCatalog(s.meta.fsm)
+func (s *Server) reloadCatalog() { s.reloadCatalogFrom(s.meta.fsm) }
+
+func (s *Server) reloadCatalogFrom(fsm *raftfsm.FSM) {
+	c, err := loadCatalog(fsm)
 	if err != nil {
 		s.logger.Error("catalogue unreadable", "err", err)
 		return
@@ -330,6 +332,26 @@ func (s *Server) permitShardHere(shard uint64) error {
 	}
 	if !ref.ks.permits(s.cfg.Locality) {
 		return fmt.Errorf("%w: keyspace %q may not be held at %s", ErrResidency, ref.ks.Name, s.cfg.Locality)
+	}
+	return nil
+}
+
+// permitShardOnNode reports whether a node may hold and serve the shard.
+func (s *Server) permitShardOnNode(shard uint64, nodeID string) error {
+	if shard == metaShardID {
+		return nil
+	}
+	c := s.catalog()
+	n, ok := c.nodes[nodeID]
+	if !ok {
+		return fmt.Errorf("%w: node %q is not recorded", ErrResidency, nodeID)
+	}
+	ref, ok := c.shards[shard]
+	if !ok {
+		return fmt.Errorf("%w: shard %d is not in the catalogue", ErrResidency, shard)
+	}
+	if !ref.ks.permits(n.Locality) {
+		return fmt.Errorf("%w: keyspace %q may not be held by node %q at %s", ErrResidency, ref.ks.Name, n.ID, n.Locality)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 // shardView is what the replicas report about one shard.
 type shardView struct {
 	leader  string
+	claims  int              // replicas that report leading (more than one: a deposed leader has not noticed yet)
 	members []*pb.RaftMember // the leader's configuration, else the most advanced replica's
 	holders []string         // nodes that report holding a replica
 	status  map[string]*pb.ShardReplicaStatus
@@ -34,6 +35,7 @@ func shardViews(statuses []*pb.NodeStatus) map[uint64]*shardView {
 			v.status[st.Node.Id] = r
 			switch {
 			case r.Leader:
+				v.claims++
 				v.leader, v.members = st.Node.Id, r.Members
 				best[r.ShardId] = ^uint64(0)
 			case r.LastIndex >= best[r.ShardId] && best[r.ShardId] != ^uint64(0):
