@@ -100,3 +100,15 @@ func (i *internalService) ChangeReplica(ctx context.Context, req *pb.ChangeRepli
 	}
 	return &pb.ChangeReplicaResponse{}, nil
 }
+
+func (i *internalService) ReadIndex(ctx context.Context, req *pb.ReadIndexRequest) (*pb.ReadIndexResponse, error) {
+	r := i.s.replica(req.ShardId)
+	if r == nil || req.ShardId == metaShardID {
+		return nil, toStatus(notLeaderError(req.ShardId, ""))
+	}
+	idx, err := r.leaderReadIndex(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.ReadIndexResponse{Index: idx}, nil
+}

@@ -335,3 +335,50 @@ func shardOf(ks client.Keyspace, key []byte) uint64 {
 	}
 	return 0
 }
+
+// A follower cut off from its leader does not serve follower reads older
+// than the bound: it fails (and the client goes elsewhere) instead.
+func TestIsolatedFollowerServesNoStaleFollowerReads(t *testing.T) {
+	c := testcluster.Start(t, threeEEANodes())
+	ctx := ctxT(t)
+	cl := c.Client(t)
+	if _, err := cl.CreateKeyspace(ctx, "users", 1, eea); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Put(ctx, "users", []byte("x"), []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	var follower string
+	c.WaitFor(10*time.Second, "a leader", func() bool {
+		k, err := cl.Keyspace(ctx, "users")
+		if err != nil || k.Shards[0].Leader == "" {
+			return false
+		}
+		for _, r := range k.Shards[0].Replicas {
+			if r != k.Shards[0].Leader {
+				follower = r
+			}
+		}
+		return true
+	})
+	fc := c.DirectClient(t, follower)
+	c.WaitFor(10*time.Second, "the follower serves the old value", func() bool {
+		kv, err := fc.Get(ctx, "users", []byte("x"), client.Follower(200*time.Millisecond))
+		return err == nil && string(kv.Value) == "old"
+	})
+	c.Net.Isolate(follower)
+	defer c.Net.Heal()
+	if _, err := cl.Put(ctx, "users", []byte("x"), []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	// Within the bound the old value is a correct answer; once the write is
+	// older than the bound it no longer is.
+	acked := time.Now()
+	c.WaitFor(5*time.Second, "the write to be older than the bound", func() bool { return time.Since(acked) > 250*time.Millisecond })
+	for i := 0; i < 5; i++ {
+		kv, err := fc.Get(ctx, "users", []byte("x"), client.Follower(200*time.Millisecond))
+		if err == nil && string(kv.Value) == "old" {
+			t.Fatalf("isolated follower %s served a value older than the staleness bound", follower)
+		}
+	}
+}

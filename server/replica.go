@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	pb "github.com/clover-kv/clover/api/cloverv1"
+
 	"github.com/clover-kv/clover/internal/raftmux"
 	"github.com/clover-kv/clover/raftfsm"
 )
@@ -35,6 +37,12 @@ type replica struct {
 	// entry of its own (a barrier); read-index needs it.
 	readyTerm atomic.Uint64
 	readyMu   sync.Mutex
+
+	// frIndex is the last read index obtained from the leader for
+	// follower reads, requested at frAt.
+	frMu    sync.Mutex
+	frIndex uint64
+	frAt    time.Time
 
 	closeOnce  sync.Once
 	stopped    chan struct{}
@@ -193,32 +201,37 @@ func (r *replica) leaderHintAddr() string {
 	return r.node.grpcAddrOf(id)
 }
 
+// leaderReadIndex is readIndex without the wait: the confirmed commit index a
+// follower needs to have applied to serve a linearizable read.
+func (r *replica) leaderReadIndex(ctx context.Context) (uint64, error) {
+	if !r.isLeader() {
+		return 0, notLeaderError(r.id, r.leaderHintAddr())
+	}
+	term := r.raft.CurrentTerm()
+	if r.readyTerm.Load() != term {
+		if err := r.barrier(ctx, term); err != nil {
+			return 0, err
+		}
+	}
+	ci := r.raft.CommitIndex()
+	if err := waitFuture(ctx, r.raft.VerifyLeader()); err != nil || r.raft.CurrentTerm() != term {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, notLeaderError(r.id, r.leaderHintAddr())
+	}
+	return ci, nil
+}
+
 // readIndex implements a linearizable read barrier on the leader: take the
 // commit index, confirm leadership with one heartbeat round (hashicorp/raft
 // shares a round among concurrent callers), and wait until that index is
 // applied. A new leader first commits an entry of its own term (a barrier) so
 // its commit index is current.
 func (r *replica) readIndex(ctx context.Context) error {
-	if !r.isLeader() {
-		return notLeaderError(r.id, r.leaderHintAddr())
-	}
-	term := r.raft.CurrentTerm()
-	if r.readyTerm.Load() != term {
-		if err := r.barrier(ctx, term); err != nil {
-			return err
-		}
-	}
-	ci := r.raft.CommitIndex()
-	if err := waitFuture(ctx, r.raft.VerifyLeader()); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return notLeaderError(r.id, r.leaderHintAddr())
-	}
-	if r.raft.CurrentTerm() != term {
-		// Leadership changed while the commit index was taken: it may
-		// belong to an older term's view.
-		return notLeaderError(r.id, r.leaderHintAddr())
+	ci, err := r.leaderReadIndex(ctx)
+	if err != nil {
+		return err
 	}
 	return r.applied.wait(ctx, ci)
 }
@@ -251,27 +264,57 @@ func (r *replica) barrier(ctx context.Context, term uint64) error {
 	return nil
 }
 
-// followerRead checks that this replica's state is no older than maxStale:
-// a leader is current once its read barrier passes; a follower must have
-// heard from the leader within maxStale and applied what it knows committed.
+// followerRead makes this replica ready to serve a read whose data is no
+// older than maxStale. A leader uses its own read index. A follower uses a
+// read index obtained from the leader (Internal.ReadIndex) at most maxStale
+// ago: every write committed before that request was sent is then applied
+// here. Concurrent follower reads share one request to the leader.
 func (r *replica) followerRead(ctx context.Context, maxStale time.Duration) error {
 	if r.isLeader() {
 		return r.readIndex(ctx)
 	}
-	last := r.raft.LastContact()
-	if last.IsZero() || time.Since(last) > maxStale {
-		return notLeaderError(r.id, r.leaderHintAddr())
+	idx, err := r.followerReadIndex(ctx, maxStale)
+	if err != nil {
+		return err
 	}
-	ci := r.raft.CommitIndex()
 	wctx, cancel := context.WithTimeout(ctx, maxStale)
 	defer cancel()
-	if err := r.applied.wait(wctx, ci); err != nil {
+	if err := r.applied.wait(wctx, idx); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return notLeaderError(r.id, r.leaderHintAddr())
 	}
 	return nil
+}
+
+// followerReadIndex returns a leader read index obtained at most maxStale ago.
+func (r *replica) followerReadIndex(ctx context.Context, maxStale time.Duration) (uint64, error) {
+	r.frMu.Lock()
+	defer r.frMu.Unlock()
+	if !r.frAt.IsZero() && time.Since(r.frAt) <= maxStale {
+		return r.frIndex, nil
+	}
+	addr := r.leaderHintAddr()
+	if addr == "" {
+		return 0, notLeaderError(r.id, "")
+	}
+	cc, err := r.node.peers.get(addr)
+	if err != nil {
+		return 0, notLeaderError(r.id, addr)
+	}
+	sent := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, max(maxStale, 100*time.Millisecond))
+	defer cancel()
+	resp, err := pb.NewInternalClient(cc).ReadIndex(rctx, &pb.ReadIndexRequest{ShardId: r.id})
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, notLeaderError(r.id, addr)
+	}
+	r.frIndex, r.frAt = resp.Index, sent
+	return resp.Index, nil
 }
 
 // emptyEntry is a Raft entry with no commands: it commits and applies,

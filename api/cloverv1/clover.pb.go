@@ -3423,6 +3423,94 @@ func (*ChangeReplicaResponse) Descriptor() ([]byte, []int) {
 	return file_clover_v1_clover_proto_rawDescGZIP(), []int{52}
 }
 
+type ReadIndexRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShardId       uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadIndexRequest) Reset() {
+	*x = ReadIndexRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadIndexRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadIndexRequest) ProtoMessage() {}
+
+func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
+func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ReadIndexRequest) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+type ReadIndexResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadIndexResponse) Reset() {
+	*x = ReadIndexResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadIndexResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadIndexResponse) ProtoMessage() {}
+
+func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
+func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ReadIndexResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 var File_clover_v1_clover_proto protoreflect.FileDescriptor
 
 const file_clover_v1_clover_proto_rawDesc = "" +
@@ -3674,7 +3762,11 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\fKIND_PROMOTE\x10\x01\x12\x0f\n" +
 	"\vKIND_REMOVE\x10\x02\x12\x18\n" +
 	"\x14KIND_TRANSFER_LEADER\x10\x03\"\x17\n" +
-	"\x15ChangeReplicaResponse*E\n" +
+	"\x15ChangeReplicaResponse\"-\n" +
+	"\x10ReadIndexRequest\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\")\n" +
+	"\x11ReadIndexResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index*E\n" +
 	"\vConsistency\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x00\x12\x18\n" +
 	"\x14CONSISTENCY_FOLLOWER\x10\x012\xfb\x02\n" +
@@ -3695,12 +3787,13 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\tSetPolicy\x12\x1b.clover.v1.SetPolicyRequest\x1a\x1c.clover.v1.SetPolicyResponse\x12U\n" +
 	"\x0eKeyspaceStatus\x12 .clover.v1.KeyspaceStatusRequest\x1a!.clover.v1.KeyspaceStatusResponse\x12X\n" +
 	"\x0fPlacementVerify\x12!.clover.v1.PlacementVerifyRequest\x1a\".clover.v1.PlacementVerifyResponse\x12[\n" +
-	"\x10PlacementHistory\x12\".clover.v1.PlacementHistoryRequest\x1a#.clover.v1.PlacementHistoryResponse2\xf1\x01\n" +
+	"\x10PlacementHistory\x12\".clover.v1.PlacementHistoryRequest\x1a#.clover.v1.PlacementHistoryResponse2\xb9\x02\n" +
 	"\bInternal\x12I\n" +
 	"\n" +
 	"NodeStatus\x12\x1c.clover.v1.NodeStatusRequest\x1a\x1d.clover.v1.NodeStatusResponse\x12F\n" +
 	"\tShardScan\x12\x1b.clover.v1.ShardScanRequest\x1a\x1c.clover.v1.ShardScanResponse\x12R\n" +
-	"\rChangeReplica\x12\x1f.clover.v1.ChangeReplicaRequest\x1a .clover.v1.ChangeReplicaResponseB3Z1github.com/clover-kv/clover/api/cloverv1;cloverv1b\x06proto3"
+	"\rChangeReplica\x12\x1f.clover.v1.ChangeReplicaRequest\x1a .clover.v1.ChangeReplicaResponse\x12F\n" +
+	"\tReadIndex\x12\x1b.clover.v1.ReadIndexRequest\x1a\x1c.clover.v1.ReadIndexResponseB3Z1github.com/clover-kv/clover/api/cloverv1;cloverv1b\x06proto3"
 
 var (
 	file_clover_v1_clover_proto_rawDescOnce sync.Once
@@ -3715,7 +3808,7 @@ func file_clover_v1_clover_proto_rawDescGZIP() []byte {
 }
 
 var file_clover_v1_clover_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_clover_v1_clover_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_clover_v1_clover_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_clover_v1_clover_proto_goTypes = []any{
 	(Consistency)(0),                 // 0: clover.v1.Consistency
 	(BatchOp_Kind)(0),                // 1: clover.v1.BatchOp.Kind
@@ -3774,6 +3867,8 @@ var file_clover_v1_clover_proto_goTypes = []any{
 	(*PlacementHistoryResponse)(nil), // 54: clover.v1.PlacementHistoryResponse
 	(*ChangeReplicaRequest)(nil),     // 55: clover.v1.ChangeReplicaRequest
 	(*ChangeReplicaResponse)(nil),    // 56: clover.v1.ChangeReplicaResponse
+	(*ReadIndexRequest)(nil),         // 57: clover.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),        // 58: clover.v1.ReadIndexResponse
 }
 var file_clover_v1_clover_proto_depIdxs = []int32{
 	0,  // 0: clover.v1.ReadOptions.consistency:type_name -> clover.v1.Consistency
@@ -3827,27 +3922,29 @@ var file_clover_v1_clover_proto_depIdxs = []int32{
 	40, // 48: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
 	42, // 49: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
 	55, // 50: clover.v1.Internal.ChangeReplica:input_type -> clover.v1.ChangeReplicaRequest
-	7,  // 51: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
-	9,  // 52: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
-	11, // 53: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
-	13, // 54: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
-	16, // 55: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
-	18, // 56: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
-	26, // 57: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
-	31, // 58: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
-	33, // 59: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
-	35, // 60: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
-	37, // 61: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
-	39, // 62: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
-	45, // 63: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
-	48, // 64: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
-	51, // 65: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
-	54, // 66: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
-	41, // 67: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
-	43, // 68: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
-	56, // 69: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
-	51, // [51:70] is the sub-list for method output_type
-	32, // [32:51] is the sub-list for method input_type
+	57, // 51: clover.v1.Internal.ReadIndex:input_type -> clover.v1.ReadIndexRequest
+	7,  // 52: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
+	9,  // 53: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
+	11, // 54: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
+	13, // 55: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
+	16, // 56: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
+	18, // 57: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
+	26, // 58: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
+	31, // 59: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
+	33, // 60: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
+	35, // 61: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
+	37, // 62: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
+	39, // 63: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
+	45, // 64: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
+	48, // 65: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
+	51, // 66: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
+	54, // 67: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
+	41, // 68: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
+	43, // 69: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
+	56, // 70: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
+	58, // 71: clover.v1.Internal.ReadIndex:output_type -> clover.v1.ReadIndexResponse
+	52, // [52:72] is the sub-list for method output_type
+	32, // [32:52] is the sub-list for method input_type
 	32, // [32:32] is the sub-list for extension type_name
 	32, // [32:32] is the sub-list for extension extendee
 	0,  // [0:32] is the sub-list for field type_name
@@ -3864,7 +3961,7 @@ func file_clover_v1_clover_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clover_v1_clover_proto_rawDesc), len(file_clover_v1_clover_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   53,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

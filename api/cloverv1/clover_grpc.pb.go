@@ -786,6 +786,7 @@ const (
 	Internal_NodeStatus_FullMethodName    = "/clover.v1.Internal/NodeStatus"
 	Internal_ShardScan_FullMethodName     = "/clover.v1.Internal/ShardScan"
 	Internal_ChangeReplica_FullMethodName = "/clover.v1.Internal/ChangeReplica"
+	Internal_ReadIndex_FullMethodName     = "/clover.v1.Internal/ReadIndex"
 )
 
 // InternalClient is the client API for Internal service.
@@ -801,6 +802,9 @@ type InternalClient interface {
 	// ChangeReplica changes a shard's Raft configuration on its leader. The
 	// leader refuses a target node the keyspace's policy does not permit.
 	ChangeReplica(ctx context.Context, in *ChangeReplicaRequest, opts ...grpc.CallOption) (*ChangeReplicaResponse, error)
+	// ReadIndex returns a shard leader's confirmed commit index (read-index),
+	// so a follower can serve reads that are no older than the request.
+	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
 }
 
 type internalClient struct {
@@ -841,6 +845,16 @@ func (c *internalClient) ChangeReplica(ctx context.Context, in *ChangeReplicaReq
 	return out, nil
 }
 
+func (c *internalClient) ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadIndexResponse)
+	err := c.cc.Invoke(ctx, Internal_ReadIndex_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServer is the server API for Internal service.
 // All implementations must embed UnimplementedInternalServer
 // for forward compatibility.
@@ -854,6 +868,9 @@ type InternalServer interface {
 	// ChangeReplica changes a shard's Raft configuration on its leader. The
 	// leader refuses a target node the keyspace's policy does not permit.
 	ChangeReplica(context.Context, *ChangeReplicaRequest) (*ChangeReplicaResponse, error)
+	// ReadIndex returns a shard leader's confirmed commit index (read-index),
+	// so a follower can serve reads that are no older than the request.
+	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
 	mustEmbedUnimplementedInternalServer()
 }
 
@@ -872,6 +889,9 @@ func (UnimplementedInternalServer) ShardScan(context.Context, *ShardScanRequest)
 }
 func (UnimplementedInternalServer) ChangeReplica(context.Context, *ChangeReplicaRequest) (*ChangeReplicaResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ChangeReplica not implemented")
+}
+func (UnimplementedInternalServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReadIndex not implemented")
 }
 func (UnimplementedInternalServer) mustEmbedUnimplementedInternalServer() {}
 func (UnimplementedInternalServer) testEmbeddedByValue()                  {}
@@ -948,6 +968,24 @@ func _Internal_ChangeReplica_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Internal_ReadIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadIndexRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).ReadIndex(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_ReadIndex_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).ReadIndex(ctx, req.(*ReadIndexRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Internal_ServiceDesc is the grpc.ServiceDesc for Internal service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -966,6 +1004,10 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ChangeReplica",
 			Handler:    _Internal_ChangeReplica_Handler,
+		},
+		{
+			MethodName: "ReadIndex",
+			Handler:    _Internal_ReadIndex_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
