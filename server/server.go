@@ -362,17 +362,9 @@ func (s *Server) permitShardOnRaftAddr(shard uint64, addr string) error {
 	if shard == metaShardID {
 		return nil
 	}
-	c := s.catalog()
-	n, ok := c.byRaftAddr[addr]
+	n, ok := s.catalog().byRaftAddr[addr]
 	if !ok {
 		return fmt.Errorf("%w: no node is recorded at %s", ErrResidency, addr)
 	}
-	ref, ok := c.shards[shard]
-	if !ok {
-		return fmt.Errorf("%w: shard %d is not in the catalogue", ErrResidency, shard)
-	}
-	if !ref.ks.permits(n.Locality) {
-		return fmt.Errorf("%w: keyspace %q may not be held by node %q at %s", ErrResidency, ref.ks.Name, n.ID, n.Locality)
-	}
-	return nil
+	return s.permitShardOnNode(shard, n.ID)
 }
