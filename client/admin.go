@@ -77,6 +77,9 @@ type ClusterStatus struct {
 	Nodes      []NodeStatus
 	// Placement is the conformance check over the nodes' reports.
 	Placement VerifyReport
+	// MetaMembers is the meta group's configuration as the answering node
+	// knows it.
+	MetaMembers []Member
 }
 
 func (c *Client) admin(ctx context.Context, idempotent bool, f func(ctx context.Context, a pb.AdminClient) error) error {
@@ -162,6 +165,9 @@ func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 		return ClusterStatus{}, err
 	}
 	out := ClusterStatus{MetaLeader: resp.MetaLeader, Placement: verifyFromPB(resp.Placement)}
+	for _, m := range resp.MetaMembers {
+		out.MetaMembers = append(out.MetaMembers, Member{Node: m.NodeId, Voter: m.Voter})
+	}
 	for _, n := range resp.Nodes {
 		ns := NodeStatus{Reachable: n.Reachable, Error: n.Error, ShardsHeld: int(n.ShardsHeld), ShardsLed: int(n.ShardsLed)}
 		if ni := n.Node; ni != nil {

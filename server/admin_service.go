@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 
 	pb "github.com/clover-kv/clover/api/cloverv1"
@@ -135,6 +136,11 @@ func (a *adminService) RoutingTable(ctx context.Context, req *pb.RoutingTableReq
 func (a *adminService) ClusterStatus(ctx context.Context, _ *pb.ClusterStatusRequest) (*pb.ClusterStatusResponse, error) {
 	out := &pb.ClusterStatusResponse{Nodes: a.s.gatherStatus(ctx)}
 	out.Placement = verifyPlacement(a.s.catalog(), out.Nodes)
+	if fut := a.s.meta.raft.GetConfiguration(); fut.Error() == nil {
+		for _, srv := range fut.Configuration().Servers {
+			out.MetaMembers = append(out.MetaMembers, &pb.RaftMember{NodeId: string(srv.ID), Voter: srv.Suffrage == raft.Voter})
+		}
+	}
 	if _, id := a.s.meta.raft.LeaderWithID(); id != "" {
 		out.MetaLeader = string(id)
 	}

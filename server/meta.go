@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	pb "github.com/clover-kv/clover/api/cloverv1"
+
 	"github.com/clover-kv/clover/raftfsm"
 )
 
@@ -123,11 +125,11 @@ func (s *Server) reconcileMetaMembers(ctx context.Context, members map[string]go
 		case in && string(srv.Address) != m.Raft:
 			err = s.addMetaMember(ctx, m, srv.Suffrage == raft.Voter) // moved: re-add at the new address
 		case !in:
-			voter := voters < s.cfg.MetaVoters
-			if err = s.addMetaMember(ctx, m, voter); err == nil && voter {
-				voters++
-			}
-		case srv.Suffrage == raft.Nonvoter && voters < s.cfg.MetaVoters:
+			// Every node joins as a non-voter; it is promoted once it has
+			// caught up, so a node whose Raft traffic does not flow never
+			// becomes a voter the quorum depends on.
+			err = s.addMetaMember(ctx, m, false)
+		case srv.Suffrage == raft.Nonvoter && voters < s.cfg.MetaVoters && s.metaCaughtUp(ctx, m):
 			if err = s.addMetaMember(ctx, m, true); err == nil {
 				voters++
 			}
@@ -138,7 +140,69 @@ func (s *Server) reconcileMetaMembers(ctx context.Context, members map[string]go
 		}
 		inMeta[id] = true
 	}
+	if err := s.replaceDeadMetaVoter(ctx, members, have, voters); err != nil {
+		errs = append(errs, err)
+	}
 	return inMeta, errors.Join(errs...)
+}
+
+// metaCaughtUp reports whether a node's copy of the catalogue is within a
+// few entries of the meta leader's commit index.
+func (s *Server) metaCaughtUp(ctx context.Context, m gossipMeta) bool {
+	cc, err := s.peers.get(m.GRPC)
+	if err != nil {
+		return false
+	}
+	cctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	resp, err := pb.NewInternalClient(cc).NodeStatus(cctx, &pb.NodeStatusRequest{})
+	if err != nil {
+		return false
+	}
+	return resp.Status.GetMetaAppliedIndex()+caughtUpEntries >= s.meta.raft.CommitIndex()
+}
+
+// replaceDeadMetaVoter removes one meta voter that gossip has not seen for
+// longer than DeadNodeGrace, when another member can take its vote and the
+// remaining voters keep a quorum of live ones; the next pass promotes the
+// replacement.
+func (s *Server) replaceDeadMetaVoter(ctx context.Context, members map[string]gossipMeta, have map[string]raft.Server, voters int) error {
+	now := time.Now()
+	if s.metaDown == nil {
+		s.metaDown = map[string]time.Time{}
+	}
+	liveVoters, spare := 0, false
+	var dead []string
+	for id, srv := range have {
+		_, alive := members[id]
+		if alive {
+			delete(s.metaDown, id)
+		} else if _, ok := s.metaDown[id]; !ok {
+			s.metaDown[id] = now
+		}
+		switch {
+		case srv.Suffrage == raft.Voter && alive:
+			liveVoters++
+		case srv.Suffrage == raft.Voter && now.Sub(s.metaDown[id]) > s.cfg.DeadNodeGrace:
+			dead = append(dead, id)
+		case srv.Suffrage != raft.Voter && alive:
+			spare = true
+		}
+	}
+	for id := range members {
+		if _, in := have[id]; !in {
+			spare = true
+		}
+	}
+	if len(dead) == 0 || !spare || liveVoters < (voters-1)/2+1 {
+		return nil
+	}
+	sort.Strings(dead)
+	if err := waitFuture(ctx, s.meta.raft.RemoveServer(raft.ServerID(dead[0]), 0, 10*time.Second)); err != nil {
+		return fmt.Errorf("remove dead meta voter %s: %w", dead[0], err)
+	}
+	s.logger.Info("meta: dead voter removed; another member takes its vote", "member", dead[0])
+	return nil
 }
 
 func (s *Server) addMetaMember(ctx context.Context, m gossipMeta, voter bool) error {

@@ -433,3 +433,43 @@ func (b *lockedBuffer) Bytes() []byte {
 	defer b.mu.Unlock()
 	return append([]byte(nil), b.buf.Bytes()...)
 }
+
+// A dead meta-group voter is replaced by another member, so the catalogue
+// survives losing, one after another, more voters than a quorum.
+func TestMetaGroupReplacesDeadVoters(t *testing.T) {
+	specs := append(threeEEANodes(), testcluster.NodeSpec{ID: "no-2", Locality: "country=NO,region=no-oslo,zone=a"},
+		testcluster.NodeSpec{ID: "ie-3", Locality: "country=IE,region=ie-cork,zone=a"})
+	c := testcluster.Start(t, specs, fastHealing)
+	ctx := ctxT(t)
+	cl := c.Client(t)
+	if _, err := cl.CreateKeyspace(ctx, "a", 1, eea); err != nil {
+		t.Fatal(err)
+	}
+	// Stop two meta voters one after the other, each replaced before the next.
+	for _, victim := range []string{"ie-1", "ie-2"} {
+		c.StopNode(victim)
+		cl = c.Client(t)
+		c.WaitFor(30*time.Second, "3 live meta voters without "+victim, func() bool {
+			st, err := cl.ClusterStatus(ctx)
+			if err != nil {
+				return false
+			}
+			voters := 0
+			for _, m := range st.MetaMembers {
+				if m.Voter {
+					if m.Node == victim {
+						return false
+					}
+					voters++
+				}
+			}
+			return voters == 3
+		})
+		c.WaitFor(30*time.Second, "the catalogue writable after losing "+victim, func() bool {
+			wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			_, err := cl.CreateKeyspace(wctx, "after-"+victim, 1, client.Policy{Replicas: 1, Class: "public"})
+			return err == nil || errors.Is(err, client.ErrKeyspaceExists)
+		})
+	}
+}

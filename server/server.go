@@ -38,11 +38,13 @@ type Server struct {
 	gossip *membership
 	peers  *peerConns
 
-	meta    *replica
-	ctrl    *controller
-	cat     atomic.Pointer[catalog]
-	catCh   chan struct{} // signalled on every catalogue change
-	selfRec gossipMeta
+	meta *replica
+	ctrl *controller
+	// metaDown: when gossip last stopped seeing each meta member (meta loop only).
+	metaDown map[string]time.Time
+	cat      atomic.Pointer[catalog]
+	catCh    chan struct{} // signalled on every catalogue change
+	selfRec  gossipMeta
 
 	mu       sync.RWMutex
 	replicas map[uint64]*replica

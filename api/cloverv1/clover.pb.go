@@ -1625,7 +1625,9 @@ type ClusterStatusResponse struct {
 	Nodes      []*NodeStatus          `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	MetaLeader string                 `protobuf:"bytes,2,opt,name=meta_leader,json=metaLeader,proto3" json:"meta_leader,omitempty"`
 	// The latest continuous placement check (run by the meta leader).
-	Placement     *PlacementVerifyResponse `protobuf:"bytes,3,opt,name=placement,proto3" json:"placement,omitempty"`
+	Placement *PlacementVerifyResponse `protobuf:"bytes,3,opt,name=placement,proto3" json:"placement,omitempty"`
+	// The meta group's Raft configuration (voters hold the catalogue's quorum).
+	MetaMembers   []*RaftMember `protobuf:"bytes,4,rep,name=meta_members,json=metaMembers,proto3" json:"meta_members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1677,6 +1679,13 @@ func (x *ClusterStatusResponse) GetMetaLeader() string {
 func (x *ClusterStatusResponse) GetPlacement() *PlacementVerifyResponse {
 	if x != nil {
 		return x.Placement
+	}
+	return nil
+}
+
+func (x *ClusterStatusResponse) GetMetaMembers() []*RaftMember {
+	if x != nil {
+		return x.MetaMembers
 	}
 	return nil
 }
@@ -3630,12 +3639,13 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"gossipAddr\x12\x12\n" +
 	"\x04live\x18\x06 \x01(\bR\x04live\x12$\n" +
 	"\rjurisdictions\x18\a \x03(\tR\rjurisdictions\"\x16\n" +
-	"\x14ClusterStatusRequest\"\xa7\x01\n" +
+	"\x14ClusterStatusRequest\"\xe1\x01\n" +
 	"\x15ClusterStatusResponse\x12+\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x15.clover.v1.NodeStatusR\x05nodes\x12\x1f\n" +
 	"\vmeta_leader\x18\x02 \x01(\tR\n" +
 	"metaLeader\x12@\n" +
-	"\tplacement\x18\x03 \x01(\v2\".clover.v1.PlacementVerifyResponseR\tplacement\"\xe1\x02\n" +
+	"\tplacement\x18\x03 \x01(\v2\".clover.v1.PlacementVerifyResponseR\tplacement\x128\n" +
+	"\fmeta_members\x18\x04 \x03(\v2\x15.clover.v1.RaftMemberR\vmetaMembers\"\xe1\x02\n" +
 	"\x12ShardReplicaStatus\x12\x19\n" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x1a\n" +
 	"\bkeyspace\x18\x02 \x01(\tR\bkeyspace\x12\x16\n" +
@@ -3883,71 +3893,72 @@ var file_clover_v1_clover_proto_depIdxs = []int32{
 	20, // 9: clover.v1.NodeInfo.locality:type_name -> clover.v1.Locality
 	29, // 10: clover.v1.ClusterStatusResponse.nodes:type_name -> clover.v1.NodeStatus
 	51, // 11: clover.v1.ClusterStatusResponse.placement:type_name -> clover.v1.PlacementVerifyResponse
-	28, // 12: clover.v1.ShardReplicaStatus.members:type_name -> clover.v1.RaftMember
-	24, // 13: clover.v1.NodeStatus.node:type_name -> clover.v1.NodeInfo
-	27, // 14: clover.v1.NodeStatus.shards:type_name -> clover.v1.ShardReplicaStatus
-	21, // 15: clover.v1.CreateKeyspaceRequest.policy:type_name -> clover.v1.Policy
-	23, // 16: clover.v1.CreateKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
-	23, // 17: clover.v1.ListKeyspacesResponse.keyspaces:type_name -> clover.v1.Keyspace
-	23, // 18: clover.v1.GetKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
-	23, // 19: clover.v1.RoutingTableResponse.keyspaces:type_name -> clover.v1.Keyspace
-	24, // 20: clover.v1.RoutingTableResponse.nodes:type_name -> clover.v1.NodeInfo
-	29, // 21: clover.v1.NodeStatusResponse.status:type_name -> clover.v1.NodeStatus
-	4,  // 22: clover.v1.ShardScanRequest.read:type_name -> clover.v1.ReadOptions
-	5,  // 23: clover.v1.ShardScanResponse.kvs:type_name -> clover.v1.KeyValue
-	21, // 24: clover.v1.SetPolicyRequest.policy:type_name -> clover.v1.Policy
-	23, // 25: clover.v1.SetPolicyResponse.keyspace:type_name -> clover.v1.Keyspace
-	28, // 26: clover.v1.ShardPlacementStatus.members:type_name -> clover.v1.RaftMember
-	21, // 27: clover.v1.KeyspaceStatusResponse.policy:type_name -> clover.v1.Policy
-	46, // 28: clover.v1.KeyspaceStatusResponse.shards:type_name -> clover.v1.ShardPlacementStatus
-	49, // 29: clover.v1.PlacementVerifyResponse.violations:type_name -> clover.v1.PlacementViolation
-	52, // 30: clover.v1.PlacementHistoryResponse.events:type_name -> clover.v1.PlacementEvent
-	3,  // 31: clover.v1.ChangeReplicaRequest.kind:type_name -> clover.v1.ChangeReplicaRequest.Kind
-	6,  // 32: clover.v1.KV.Put:input_type -> clover.v1.PutRequest
-	8,  // 33: clover.v1.KV.Get:input_type -> clover.v1.GetRequest
-	10, // 34: clover.v1.KV.Delete:input_type -> clover.v1.DeleteRequest
-	12, // 35: clover.v1.KV.CompareAndSwap:input_type -> clover.v1.CompareAndSwapRequest
-	15, // 36: clover.v1.KV.Batch:input_type -> clover.v1.BatchRequest
-	17, // 37: clover.v1.KV.Scan:input_type -> clover.v1.ScanRequest
-	25, // 38: clover.v1.Admin.ClusterStatus:input_type -> clover.v1.ClusterStatusRequest
-	30, // 39: clover.v1.Admin.CreateKeyspace:input_type -> clover.v1.CreateKeyspaceRequest
-	32, // 40: clover.v1.Admin.DropKeyspace:input_type -> clover.v1.DropKeyspaceRequest
-	34, // 41: clover.v1.Admin.ListKeyspaces:input_type -> clover.v1.ListKeyspacesRequest
-	36, // 42: clover.v1.Admin.GetKeyspace:input_type -> clover.v1.GetKeyspaceRequest
-	38, // 43: clover.v1.Admin.RoutingTable:input_type -> clover.v1.RoutingTableRequest
-	44, // 44: clover.v1.Admin.SetPolicy:input_type -> clover.v1.SetPolicyRequest
-	47, // 45: clover.v1.Admin.KeyspaceStatus:input_type -> clover.v1.KeyspaceStatusRequest
-	50, // 46: clover.v1.Admin.PlacementVerify:input_type -> clover.v1.PlacementVerifyRequest
-	53, // 47: clover.v1.Admin.PlacementHistory:input_type -> clover.v1.PlacementHistoryRequest
-	40, // 48: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
-	42, // 49: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
-	55, // 50: clover.v1.Internal.ChangeReplica:input_type -> clover.v1.ChangeReplicaRequest
-	57, // 51: clover.v1.Internal.ReadIndex:input_type -> clover.v1.ReadIndexRequest
-	7,  // 52: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
-	9,  // 53: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
-	11, // 54: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
-	13, // 55: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
-	16, // 56: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
-	18, // 57: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
-	26, // 58: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
-	31, // 59: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
-	33, // 60: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
-	35, // 61: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
-	37, // 62: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
-	39, // 63: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
-	45, // 64: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
-	48, // 65: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
-	51, // 66: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
-	54, // 67: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
-	41, // 68: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
-	43, // 69: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
-	56, // 70: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
-	58, // 71: clover.v1.Internal.ReadIndex:output_type -> clover.v1.ReadIndexResponse
-	52, // [52:72] is the sub-list for method output_type
-	32, // [32:52] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	28, // 12: clover.v1.ClusterStatusResponse.meta_members:type_name -> clover.v1.RaftMember
+	28, // 13: clover.v1.ShardReplicaStatus.members:type_name -> clover.v1.RaftMember
+	24, // 14: clover.v1.NodeStatus.node:type_name -> clover.v1.NodeInfo
+	27, // 15: clover.v1.NodeStatus.shards:type_name -> clover.v1.ShardReplicaStatus
+	21, // 16: clover.v1.CreateKeyspaceRequest.policy:type_name -> clover.v1.Policy
+	23, // 17: clover.v1.CreateKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
+	23, // 18: clover.v1.ListKeyspacesResponse.keyspaces:type_name -> clover.v1.Keyspace
+	23, // 19: clover.v1.GetKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
+	23, // 20: clover.v1.RoutingTableResponse.keyspaces:type_name -> clover.v1.Keyspace
+	24, // 21: clover.v1.RoutingTableResponse.nodes:type_name -> clover.v1.NodeInfo
+	29, // 22: clover.v1.NodeStatusResponse.status:type_name -> clover.v1.NodeStatus
+	4,  // 23: clover.v1.ShardScanRequest.read:type_name -> clover.v1.ReadOptions
+	5,  // 24: clover.v1.ShardScanResponse.kvs:type_name -> clover.v1.KeyValue
+	21, // 25: clover.v1.SetPolicyRequest.policy:type_name -> clover.v1.Policy
+	23, // 26: clover.v1.SetPolicyResponse.keyspace:type_name -> clover.v1.Keyspace
+	28, // 27: clover.v1.ShardPlacementStatus.members:type_name -> clover.v1.RaftMember
+	21, // 28: clover.v1.KeyspaceStatusResponse.policy:type_name -> clover.v1.Policy
+	46, // 29: clover.v1.KeyspaceStatusResponse.shards:type_name -> clover.v1.ShardPlacementStatus
+	49, // 30: clover.v1.PlacementVerifyResponse.violations:type_name -> clover.v1.PlacementViolation
+	52, // 31: clover.v1.PlacementHistoryResponse.events:type_name -> clover.v1.PlacementEvent
+	3,  // 32: clover.v1.ChangeReplicaRequest.kind:type_name -> clover.v1.ChangeReplicaRequest.Kind
+	6,  // 33: clover.v1.KV.Put:input_type -> clover.v1.PutRequest
+	8,  // 34: clover.v1.KV.Get:input_type -> clover.v1.GetRequest
+	10, // 35: clover.v1.KV.Delete:input_type -> clover.v1.DeleteRequest
+	12, // 36: clover.v1.KV.CompareAndSwap:input_type -> clover.v1.CompareAndSwapRequest
+	15, // 37: clover.v1.KV.Batch:input_type -> clover.v1.BatchRequest
+	17, // 38: clover.v1.KV.Scan:input_type -> clover.v1.ScanRequest
+	25, // 39: clover.v1.Admin.ClusterStatus:input_type -> clover.v1.ClusterStatusRequest
+	30, // 40: clover.v1.Admin.CreateKeyspace:input_type -> clover.v1.CreateKeyspaceRequest
+	32, // 41: clover.v1.Admin.DropKeyspace:input_type -> clover.v1.DropKeyspaceRequest
+	34, // 42: clover.v1.Admin.ListKeyspaces:input_type -> clover.v1.ListKeyspacesRequest
+	36, // 43: clover.v1.Admin.GetKeyspace:input_type -> clover.v1.GetKeyspaceRequest
+	38, // 44: clover.v1.Admin.RoutingTable:input_type -> clover.v1.RoutingTableRequest
+	44, // 45: clover.v1.Admin.SetPolicy:input_type -> clover.v1.SetPolicyRequest
+	47, // 46: clover.v1.Admin.KeyspaceStatus:input_type -> clover.v1.KeyspaceStatusRequest
+	50, // 47: clover.v1.Admin.PlacementVerify:input_type -> clover.v1.PlacementVerifyRequest
+	53, // 48: clover.v1.Admin.PlacementHistory:input_type -> clover.v1.PlacementHistoryRequest
+	40, // 49: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
+	42, // 50: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
+	55, // 51: clover.v1.Internal.ChangeReplica:input_type -> clover.v1.ChangeReplicaRequest
+	57, // 52: clover.v1.Internal.ReadIndex:input_type -> clover.v1.ReadIndexRequest
+	7,  // 53: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
+	9,  // 54: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
+	11, // 55: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
+	13, // 56: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
+	16, // 57: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
+	18, // 58: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
+	26, // 59: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
+	31, // 60: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
+	33, // 61: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
+	35, // 62: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
+	37, // 63: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
+	39, // 64: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
+	45, // 65: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
+	48, // 66: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
+	51, // 67: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
+	54, // 68: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
+	41, // 69: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
+	43, // 70: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
+	56, // 71: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
+	58, // 72: clover.v1.Internal.ReadIndex:output_type -> clover.v1.ReadIndexResponse
+	53, // [53:73] is the sub-list for method output_type
+	33, // [33:53] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_clover_v1_clover_proto_init() }
