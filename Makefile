@@ -7,7 +7,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build run test test-short proto lint bench-micro clean tools
+.PHONY: all build run test test-short proto lint bench-micro bench-compare clean tools
 
 all: build
 
@@ -27,6 +27,12 @@ test-short:
 
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./raftfsm/... ./placement/... ./client/...
+
+# bench-compare runs the same workloads against a local 3-node Clover cluster
+# and a 3-node etcd cluster and prints the ratios (BENCH_QUICK=1 for a smoke
+# run; see the script for BENCH_DURATION, BENCH_OUT, BENCH_PROFILE).
+bench-compare: build
+	./scripts/bench-compare.sh
 
 $(TOOLS)/protoc-gen-go:
 	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)

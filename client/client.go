@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/clover-kv/clover/api/cloverv1"
 	"github.com/clover-kv/clover/internal/keys"
@@ -34,6 +35,10 @@ type Config struct {
 	// shard leaders: useful to see how one node answers (for example, that a
 	// node outside a keyspace's jurisdiction refuses it).
 	Direct bool
+	// Unary sends every single-key request as its own gRPC call instead of
+	// multiplexing concurrent requests onto one stream per node (the
+	// default, which costs far less CPU per request under concurrency).
+	Unary bool
 }
 
 // RetryPolicy says how a request that failed for a transient reason (no
@@ -62,6 +67,7 @@ type Client struct {
 
 	connMu sync.Mutex
 	conns  map[string]*grpc.ClientConn
+	pipes  map[string]*pipe
 
 	routeMu sync.RWMutex
 	routes  *routingTable
@@ -80,7 +86,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Retry.MaxAttempts == 0 {
 		cfg.Retry = DefaultRetryPolicy()
 	}
-	c := &Client{cfg: cfg, conns: map[string]*grpc.ClientConn{}, routes: emptyRoutes()}
+	c := &Client{cfg: cfg, conns: map[string]*grpc.ClientConn{}, pipes: map[string]*pipe{}, routes: emptyRoutes()}
 	if cfg.Direct {
 		return c, nil
 	}
@@ -98,6 +104,10 @@ func (c *Client) Close() error {
 	c.connMu.Lock()
 	defer c.connMu.Unlock()
 	var first error
+	for addr, p := range c.pipes {
+		p.close()
+		delete(c.pipes, addr)
+	}
 	for addr, cc := range c.conns {
 		if err := cc.Close(); err != nil && first == nil {
 			first = err
@@ -126,6 +136,18 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
+// pipe returns the request stream to addr, created on first use.
+func (c *Client) pipe(addr string, cc *grpc.ClientConn) *pipe {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	p, ok := c.pipes[addr]
+	if !ok {
+		p = newPipe(cc)
+		c.pipes[addr] = p
+	}
+	return p
+}
+
 // request describes one call for the retry loop.
 type request struct {
 	keyspace string
@@ -135,6 +157,36 @@ type request struct {
 	// follower reads may go to any replica.
 	anyReplica bool
 	call       func(ctx context.Context, cc *grpc.ClientConn) error
+	// streamOp, when set, is the request as a stream op: unless the client
+	// is Unary it travels on the node's stream and its result goes to
+	// onResult.
+	streamOp func() *pb.StreamOp
+	onResult func(*pb.StreamResult)
+}
+
+// send makes one attempt of req at addr.
+func (c *Client) send(ctx context.Context, req request, addr string, cc *grpc.ClientConn) error {
+	if req.streamOp == nil || c.cfg.Unary {
+		return req.call(ctx, cc)
+	}
+	p := c.pipe(addr, cc)
+	if p.unsupported.Load() {
+		return req.call(ctx, cc)
+	}
+	res, err := p.call(ctx, req.streamOp())
+	if status.Code(err) == codes.Unimplemented {
+		// A node without KV.Stream ran nothing: use unary calls with it.
+		p.unsupported.Store(true)
+		return req.call(ctx, cc)
+	}
+	if err != nil {
+		return err
+	}
+	if err := resultError(res); err != nil {
+		return err
+	}
+	req.onResult(res)
+	return nil
 }
 
 // do runs a request with routing and retries.
@@ -154,7 +206,7 @@ func (c *Client) do(ctx context.Context, req request) error {
 		if cc, err = c.conn(addr); err != nil {
 			return err
 		}
-		err = fromStatus(req.call(ctx, cc))
+		err = fromStatus(c.send(ctx, req, addr, cc))
 		if err == nil {
 			return nil
 		}

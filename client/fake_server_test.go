@@ -24,6 +24,59 @@ type fakeNode struct {
 	calls  int // KV calls
 	routes *pb.RoutingTableResponse
 	put    func(*pb.PutRequest) (*pb.PutResponse, error)
+	// stream, when set, serves KV.Stream (unset: Unimplemented, like an
+	// older node). streams counts the streams opened.
+	stream  func(pb.KV_StreamServer) error
+	streams int
+}
+
+func (f *fakeNode) Stream(st pb.KV_StreamServer) error {
+	f.mu.Lock()
+	f.streams++
+	h := f.stream
+	f.mu.Unlock()
+	if h == nil {
+		return status.Error(codes.Unimplemented, "method Stream not implemented")
+	}
+	return h(st)
+}
+
+// serveStream answers every op of a stream through the fake's unary
+// handlers, until the client goes away.
+func (f *fakeNode) serveStream(st pb.KV_StreamServer) error {
+	for {
+		req, err := st.Recv()
+		if err != nil {
+			return nil
+		}
+		resp := &pb.StreamResponse{}
+		for _, op := range req.Ops {
+			r := &pb.StreamResult{Id: op.Id}
+			switch o := op.Op.(type) {
+			case *pb.StreamOp_Put:
+				pr, err := f.Put(st.Context(), o.Put)
+				if err != nil {
+					s := status.Convert(err)
+					r.Result = &pb.StreamResult_Error{Error: &pb.StreamError{Code: uint32(s.Code()), Message: s.Message()}}
+				} else {
+					r.Result = &pb.StreamResult_Put{Put: pr}
+				}
+			case *pb.StreamOp_CompareAndSwap:
+				cr, _ := f.CompareAndSwap(st.Context(), o.CompareAndSwap)
+				r.Result = &pb.StreamResult_CompareAndSwap{CompareAndSwap: cr}
+			}
+			resp.Results = append(resp.Results, r)
+		}
+		if err := st.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+func (f *fakeNode) streamCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.streams
 }
 
 // startFake starts a fake node on a loopback port; it stops at test end.

@@ -67,11 +67,15 @@ func (c *Client) Put(ctx context.Context, keyspace string, key, value []byte) (u
 		return 0, err
 	}
 	var v uint64
+	req := &pb.PutRequest{Keyspace: keyspace, Key: key, Value: value}
 	err := c.do(ctx, request{keyspace: keyspace, key: key, idempotent: true, call: func(ctx context.Context, cc *grpc.ClientConn) error {
-		resp, err := pb.NewKVClient(cc).Put(ctx, &pb.PutRequest{Keyspace: keyspace, Key: key, Value: value})
+		resp, err := pb.NewKVClient(cc).Put(ctx, req)
 		v = resp.GetVersion()
 		return err
-	}})
+	},
+		streamOp: func() *pb.StreamOp { return &pb.StreamOp{Op: &pb.StreamOp_Put{Put: req}} },
+		onResult: func(r *pb.StreamResult) { v = r.GetPut().GetVersion() },
+	})
 	return v, err
 }
 
@@ -82,13 +86,17 @@ func (c *Client) Get(ctx context.Context, keyspace string, key []byte, opts ...R
 	}
 	ro := readOptions(opts)
 	var resp *pb.GetResponse
+	req := &pb.GetRequest{Keyspace: keyspace, Key: key, Read: ro}
 	err := c.do(ctx, request{keyspace: keyspace, key: key, idempotent: true,
 		anyReplica: ro.Consistency == pb.Consistency_CONSISTENCY_FOLLOWER,
 		call: func(ctx context.Context, cc *grpc.ClientConn) error {
 			var err error
-			resp, err = pb.NewKVClient(cc).Get(ctx, &pb.GetRequest{Keyspace: keyspace, Key: key, Read: ro})
+			resp, err = pb.NewKVClient(cc).Get(ctx, req)
 			return err
-		}})
+		},
+		streamOp: func() *pb.StreamOp { return &pb.StreamOp{Op: &pb.StreamOp_Get{Get: req}} },
+		onResult: func(r *pb.StreamResult) { resp = r.GetGet() },
+	})
 	if err != nil {
 		return KV{}, err
 	}
@@ -105,11 +113,15 @@ func (c *Client) Delete(ctx context.Context, keyspace string, key []byte) (uint6
 		return 0, err
 	}
 	var v uint64
+	req := &pb.DeleteRequest{Keyspace: keyspace, Key: key}
 	err := c.do(ctx, request{keyspace: keyspace, key: key, idempotent: true, call: func(ctx context.Context, cc *grpc.ClientConn) error {
-		resp, err := pb.NewKVClient(cc).Delete(ctx, &pb.DeleteRequest{Keyspace: keyspace, Key: key})
+		resp, err := pb.NewKVClient(cc).Delete(ctx, req)
 		v = resp.GetVersion()
 		return err
-	}})
+	},
+		streamOp: func() *pb.StreamOp { return &pb.StreamOp{Op: &pb.StreamOp_Delete{Delete: req}} },
+		onResult: func(r *pb.StreamResult) { v = r.GetDelete().GetVersion() },
+	})
 	return v, err
 }
 
@@ -140,7 +152,10 @@ func (c *Client) cas(ctx context.Context, req *pb.CompareAndSwapRequest) (uint64
 		resp, err := pb.NewKVClient(cc).CompareAndSwap(ctx, req)
 		v = resp.GetVersion()
 		return err
-	}})
+	},
+		streamOp: func() *pb.StreamOp { return &pb.StreamOp{Op: &pb.StreamOp_CompareAndSwap{CompareAndSwap: req}} },
+		onResult: func(r *pb.StreamResult) { v = r.GetCompareAndSwap().GetVersion() },
+	})
 	return v, err
 }
 
@@ -194,7 +209,10 @@ func (c *Client) Batch(ctx context.Context, keyspace string, ops ...Op) (uint64,
 		resp, err := pb.NewKVClient(cc).Batch(ctx, req)
 		v = resp.GetVersion()
 		return err
-	}})
+	},
+		streamOp: func() *pb.StreamOp { return &pb.StreamOp{Op: &pb.StreamOp_Batch{Batch: req}} },
+		onResult: func(r *pb.StreamResult) { v = r.GetBatch().GetVersion() },
+	})
 	return v, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,4 +127,78 @@ func BenchmarkHealAfterNodeLoss(b *testing.B) {
 		b.ReportMetric(time.Since(start).Seconds(), "s-to-heal")
 		c.Close()
 	}
+}
+
+// runConcurrent spreads b.N operations over n goroutines and reports ops/s.
+func runConcurrent(b *testing.B, n int, op func(i int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	b.ResetTimer()
+	start := time.Now()
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				if err := op(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+}
+
+// BenchmarkConcurrent measures writes and reads (linearizable and follower)
+// from 64 concurrent callers sharing one client against a 3-node EEA
+// cluster on loopback (in-process nodes), 16 B keys and 256 B values.
+//
+//	go test ./server -run '^$' -bench Concurrent -benchtime 20000x
+func BenchmarkConcurrent(b *testing.B) {
+	c := testcluster.Start(b, threeEEANodes())
+	ctx := context.Background()
+	cl := c.Client(b)
+	if _, err := cl.CreateKeyspace(ctx, "users", 8, eea); err != nil {
+		b.Fatal(err)
+	}
+	value := make([]byte, 256)
+	key := func(i int) []byte { return []byte(fmt.Sprintf("key-%012d", i%10000)) }
+	loadRecords(b, cl, "users", 0, 256)
+	for i := 0; i < 10000; i++ {
+		if _, err := cl.Put(ctx, "users", key(i), value); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, clients := range []int{64, 256} {
+		b.Run(fmt.Sprintf("put/clients=%d", clients), func(b *testing.B) {
+			runConcurrent(b, clients, func(i int) error {
+				_, err := cl.Put(ctx, "users", key(i), value)
+				return err
+			})
+		})
+	}
+	b.Run("get-linearizable/clients=64", func(b *testing.B) {
+		runConcurrent(b, 64, func(i int) error {
+			_, err := cl.Get(ctx, "users", key(i))
+			return err
+		})
+	})
+	b.Run("get-follower/clients=64", func(b *testing.B) {
+		runConcurrent(b, 64, func(i int) error {
+			_, err := cl.Get(ctx, "users", key(i), client.Follower(100*time.Millisecond))
+			return err
+		})
+	})
 }

@@ -19,6 +19,7 @@ const (
 	maxEntryCommands = 512
 	maxEntryBytes    = 4 << 20
 	proposalQueue    = 4096
+	entriesInFlight  = 1
 )
 
 type proposal struct {
@@ -34,14 +35,16 @@ type proposalResult struct {
 }
 
 type proposer struct {
-	r    *replica
-	ch   chan *proposal
-	quit chan struct{}
-	done chan struct{}
+	r  *replica
+	ch chan *proposal
+	// slots bounds the entries in flight (proposed, not yet applied).
+	slots chan struct{}
+	quit  chan struct{}
+	done  chan struct{}
 }
 
 func newProposer(r *replica) *proposer {
-	p := &proposer{r: r, ch: make(chan *proposal, proposalQueue), quit: make(chan struct{}), done: make(chan struct{})}
+	p := &proposer{r: r, ch: make(chan *proposal, proposalQueue), slots: make(chan struct{}, entriesInFlight), quit: make(chan struct{}), done: make(chan struct{})}
 	go p.loop()
 	return p
 }
@@ -108,6 +111,17 @@ func (p *proposer) loop() {
 				return
 			}
 		}
+		// Wait for an entry slot: while entries are in flight, proposals
+		// accumulate and the next entry carries them all.
+		select {
+		case p.slots <- struct{}{}:
+		case <-p.quit:
+			for _, pr := range carry {
+				pr.done <- proposalResult{err: unavailablef("shard %d is closing", p.r.id)}
+			}
+			p.failQueued()
+			return
+		}
 		batch, rest := p.collect(carry)
 		carry = rest
 		cmds := make([]raftfsm.Command, len(batch))
@@ -119,7 +133,10 @@ func (p *proposer) loop() {
 		data := make([]byte, len(buf))
 		copy(data, buf)
 		fut := p.r.raft.Apply(data, p.r.node.cfg.Raft.ApplyTimeout)
-		go p.finish(fut, batch)
+		go func() {
+			p.finish(fut, batch)
+			<-p.slots
+		}()
 	}
 }
 

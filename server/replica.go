@@ -102,7 +102,7 @@ func (s *Server) openReplica(id uint64, initial []raft.Server, onApply func(*rep
 	if err != nil {
 		return nil, fmt.Errorf("shard %d: register transport: %w", id, err)
 	}
-	r.trans = raftmux.NewTransport(stream, raftmux.TransportConfig{Logger: hclogFor(r.logger, "transport")})
+	r.trans = raftmux.NewTransport(stream, raftmux.TransportConfig{Logger: hclogFor(r.logger, "transport"), MaxRPCsInFlight: 1})
 
 	conf := s.raftConfig(r.logger)
 	// The FSM persists its own state with its applied index, so a restart

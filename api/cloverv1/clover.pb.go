@@ -182,7 +182,7 @@ func (x ErrorDetail_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorDetail_Kind.Descriptor instead.
 func (ErrorDetail_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{15, 0}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{20, 0}
 }
 
 type ChangeReplicaRequest_Kind int32
@@ -234,7 +234,7 @@ func (x ChangeReplicaRequest_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ChangeReplicaRequest_Kind.Descriptor instead.
 func (ChangeReplicaRequest_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{51, 0}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{56, 0}
 }
 
 type ReadOptions struct {
@@ -966,6 +966,459 @@ func (x *BatchResponse) GetVersion() uint64 {
 	return 0
 }
 
+type StreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ops           []*StreamOp            `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamRequest) Reset() {
+	*x = StreamRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamRequest) ProtoMessage() {}
+
+func (x *StreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
+func (*StreamRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *StreamRequest) GetOps() []*StreamOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+type StreamOp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the client, unique among its requests in flight on the stream.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// How long the client waits for the result, in milliseconds (0 = no limit).
+	TimeoutMs uint32 `protobuf:"varint,2,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*StreamOp_Put
+	//	*StreamOp_Get
+	//	*StreamOp_Delete
+	//	*StreamOp_CompareAndSwap
+	//	*StreamOp_Batch
+	Op            isStreamOp_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamOp) Reset() {
+	*x = StreamOp{}
+	mi := &file_clover_v1_clover_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamOp) ProtoMessage() {}
+
+func (x *StreamOp) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamOp.ProtoReflect.Descriptor instead.
+func (*StreamOp) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *StreamOp) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *StreamOp) GetTimeoutMs() uint32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *StreamOp) GetOp() isStreamOp_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *StreamOp) GetPut() *PutRequest {
+	if x != nil {
+		if x, ok := x.Op.(*StreamOp_Put); ok {
+			return x.Put
+		}
+	}
+	return nil
+}
+
+func (x *StreamOp) GetGet() *GetRequest {
+	if x != nil {
+		if x, ok := x.Op.(*StreamOp_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *StreamOp) GetDelete() *DeleteRequest {
+	if x != nil {
+		if x, ok := x.Op.(*StreamOp_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *StreamOp) GetCompareAndSwap() *CompareAndSwapRequest {
+	if x != nil {
+		if x, ok := x.Op.(*StreamOp_CompareAndSwap); ok {
+			return x.CompareAndSwap
+		}
+	}
+	return nil
+}
+
+func (x *StreamOp) GetBatch() *BatchRequest {
+	if x != nil {
+		if x, ok := x.Op.(*StreamOp_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
+type isStreamOp_Op interface {
+	isStreamOp_Op()
+}
+
+type StreamOp_Put struct {
+	Put *PutRequest `protobuf:"bytes,3,opt,name=put,proto3,oneof"`
+}
+
+type StreamOp_Get struct {
+	Get *GetRequest `protobuf:"bytes,4,opt,name=get,proto3,oneof"`
+}
+
+type StreamOp_Delete struct {
+	Delete *DeleteRequest `protobuf:"bytes,5,opt,name=delete,proto3,oneof"`
+}
+
+type StreamOp_CompareAndSwap struct {
+	CompareAndSwap *CompareAndSwapRequest `protobuf:"bytes,6,opt,name=compare_and_swap,json=compareAndSwap,proto3,oneof"`
+}
+
+type StreamOp_Batch struct {
+	Batch *BatchRequest `protobuf:"bytes,7,opt,name=batch,proto3,oneof"`
+}
+
+func (*StreamOp_Put) isStreamOp_Op() {}
+
+func (*StreamOp_Get) isStreamOp_Op() {}
+
+func (*StreamOp_Delete) isStreamOp_Op() {}
+
+func (*StreamOp_CompareAndSwap) isStreamOp_Op() {}
+
+func (*StreamOp_Batch) isStreamOp_Op() {}
+
+type StreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*StreamResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamResponse) Reset() {
+	*x = StreamResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamResponse) ProtoMessage() {}
+
+func (x *StreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
+func (*StreamResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *StreamResponse) GetResults() []*StreamResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type StreamResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*StreamResult_Put
+	//	*StreamResult_Get
+	//	*StreamResult_Delete
+	//	*StreamResult_CompareAndSwap
+	//	*StreamResult_Batch
+	//	*StreamResult_Error
+	Result        isStreamResult_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamResult) Reset() {
+	*x = StreamResult{}
+	mi := &file_clover_v1_clover_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamResult) ProtoMessage() {}
+
+func (x *StreamResult) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamResult.ProtoReflect.Descriptor instead.
+func (*StreamResult) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *StreamResult) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *StreamResult) GetResult() isStreamResult_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *StreamResult) GetPut() *PutResponse {
+	if x != nil {
+		if x, ok := x.Result.(*StreamResult_Put); ok {
+			return x.Put
+		}
+	}
+	return nil
+}
+
+func (x *StreamResult) GetGet() *GetResponse {
+	if x != nil {
+		if x, ok := x.Result.(*StreamResult_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *StreamResult) GetDelete() *DeleteResponse {
+	if x != nil {
+		if x, ok := x.Result.(*StreamResult_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *StreamResult) GetCompareAndSwap() *CompareAndSwapResponse {
+	if x != nil {
+		if x, ok := x.Result.(*StreamResult_CompareAndSwap); ok {
+			return x.CompareAndSwap
+		}
+	}
+	return nil
+}
+
+func (x *StreamResult) GetBatch() *BatchResponse {
+	if x != nil {
+		if x, ok := x.Result.(*StreamResult_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
+func (x *StreamResult) GetError() *StreamError {
+	if x != nil {
+		if x, ok := x.Result.(*StreamResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isStreamResult_Result interface {
+	isStreamResult_Result()
+}
+
+type StreamResult_Put struct {
+	Put *PutResponse `protobuf:"bytes,2,opt,name=put,proto3,oneof"`
+}
+
+type StreamResult_Get struct {
+	Get *GetResponse `protobuf:"bytes,3,opt,name=get,proto3,oneof"`
+}
+
+type StreamResult_Delete struct {
+	Delete *DeleteResponse `protobuf:"bytes,4,opt,name=delete,proto3,oneof"`
+}
+
+type StreamResult_CompareAndSwap struct {
+	CompareAndSwap *CompareAndSwapResponse `protobuf:"bytes,5,opt,name=compare_and_swap,json=compareAndSwap,proto3,oneof"`
+}
+
+type StreamResult_Batch struct {
+	Batch *BatchResponse `protobuf:"bytes,6,opt,name=batch,proto3,oneof"`
+}
+
+type StreamResult_Error struct {
+	// The request failed: what its unary method would have returned as a
+	// gRPC status.
+	Error *StreamError `protobuf:"bytes,7,opt,name=error,proto3,oneof"`
+}
+
+func (*StreamResult_Put) isStreamResult_Result() {}
+
+func (*StreamResult_Get) isStreamResult_Result() {}
+
+func (*StreamResult_Delete) isStreamResult_Result() {}
+
+func (*StreamResult_CompareAndSwap) isStreamResult_Result() {}
+
+func (*StreamResult_Batch) isStreamResult_Result() {}
+
+func (*StreamResult_Error) isStreamResult_Result() {}
+
+type StreamError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A google.golang.org/grpc/codes value.
+	Code          uint32       `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string       `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Detail        *ErrorDetail `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamError) Reset() {
+	*x = StreamError{}
+	mi := &file_clover_v1_clover_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamError) ProtoMessage() {}
+
+func (x *StreamError) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamError.ProtoReflect.Descriptor instead.
+func (*StreamError) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *StreamError) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *StreamError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *StreamError) GetDetail() *ErrorDetail {
+	if x != nil {
+		return x.Detail
+	}
+	return nil
+}
+
 type ScanRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Keyspace string                 `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
@@ -985,7 +1438,7 @@ type ScanRequest struct {
 
 func (x *ScanRequest) Reset() {
 	*x = ScanRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[13]
+	mi := &file_clover_v1_clover_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1450,7 @@ func (x *ScanRequest) String() string {
 func (*ScanRequest) ProtoMessage() {}
 
 func (x *ScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[13]
+	mi := &file_clover_v1_clover_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1463,7 @@ func (x *ScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
 func (*ScanRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{13}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ScanRequest) GetKeyspace() string {
@@ -1080,7 +1533,7 @@ type ScanResponse struct {
 
 func (x *ScanResponse) Reset() {
 	*x = ScanResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[14]
+	mi := &file_clover_v1_clover_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1545,7 @@ func (x *ScanResponse) String() string {
 func (*ScanResponse) ProtoMessage() {}
 
 func (x *ScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[14]
+	mi := &file_clover_v1_clover_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1558,7 @@ func (x *ScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
 func (*ScanResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{14}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ScanResponse) GetKvs() []*KeyValue {
@@ -1139,7 +1592,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_clover_v1_clover_proto_msgTypes[15]
+	mi := &file_clover_v1_clover_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1604,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[15]
+	mi := &file_clover_v1_clover_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1617,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{15}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ErrorDetail) GetKind() ErrorDetail_Kind {
@@ -1213,7 +1666,7 @@ type Locality struct {
 
 func (x *Locality) Reset() {
 	*x = Locality{}
-	mi := &file_clover_v1_clover_proto_msgTypes[16]
+	mi := &file_clover_v1_clover_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1678,7 @@ func (x *Locality) String() string {
 func (*Locality) ProtoMessage() {}
 
 func (x *Locality) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[16]
+	mi := &file_clover_v1_clover_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1691,7 @@ func (x *Locality) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Locality.ProtoReflect.Descriptor instead.
 func (*Locality) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{16}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Locality) GetCountry() string {
@@ -1276,7 +1729,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_clover_v1_clover_proto_msgTypes[17]
+	mi := &file_clover_v1_clover_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1741,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[17]
+	mi := &file_clover_v1_clover_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1754,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{17}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Policy) GetAllowJurisdictions() []string {
@@ -1361,7 +1814,7 @@ type ShardInfo struct {
 
 func (x *ShardInfo) Reset() {
 	*x = ShardInfo{}
-	mi := &file_clover_v1_clover_proto_msgTypes[18]
+	mi := &file_clover_v1_clover_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1826,7 @@ func (x *ShardInfo) String() string {
 func (*ShardInfo) ProtoMessage() {}
 
 func (x *ShardInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[18]
+	mi := &file_clover_v1_clover_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1839,7 @@ func (x *ShardInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardInfo.ProtoReflect.Descriptor instead.
 func (*ShardInfo) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{18}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ShardInfo) GetId() uint64 {
@@ -1436,7 +1889,7 @@ type Keyspace struct {
 
 func (x *Keyspace) Reset() {
 	*x = Keyspace{}
-	mi := &file_clover_v1_clover_proto_msgTypes[19]
+	mi := &file_clover_v1_clover_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1448,7 +1901,7 @@ func (x *Keyspace) String() string {
 func (*Keyspace) ProtoMessage() {}
 
 func (x *Keyspace) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[19]
+	mi := &file_clover_v1_clover_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1461,7 +1914,7 @@ func (x *Keyspace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Keyspace.ProtoReflect.Descriptor instead.
 func (*Keyspace) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{19}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Keyspace) GetName() string {
@@ -1507,7 +1960,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_clover_v1_clover_proto_msgTypes[20]
+	mi := &file_clover_v1_clover_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1972,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[20]
+	mi := &file_clover_v1_clover_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1985,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{20}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *NodeInfo) GetId() string {
@@ -1592,7 +2045,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[21]
+	mi := &file_clover_v1_clover_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +2057,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[21]
+	mi := &file_clover_v1_clover_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +2070,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{21}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{26}
 }
 
 type ClusterStatusResponse struct {
@@ -1634,7 +2087,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[22]
+	mi := &file_clover_v1_clover_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +2099,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[22]
+	mi := &file_clover_v1_clover_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +2112,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{22}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ClusterStatusResponse) GetNodes() []*NodeStatus {
@@ -1715,7 +2168,7 @@ type ShardReplicaStatus struct {
 
 func (x *ShardReplicaStatus) Reset() {
 	*x = ShardReplicaStatus{}
-	mi := &file_clover_v1_clover_proto_msgTypes[23]
+	mi := &file_clover_v1_clover_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +2180,7 @@ func (x *ShardReplicaStatus) String() string {
 func (*ShardReplicaStatus) ProtoMessage() {}
 
 func (x *ShardReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[23]
+	mi := &file_clover_v1_clover_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +2193,7 @@ func (x *ShardReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ShardReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{23}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ShardReplicaStatus) GetShardId() uint64 {
@@ -1830,7 +2283,7 @@ type RaftMember struct {
 
 func (x *RaftMember) Reset() {
 	*x = RaftMember{}
-	mi := &file_clover_v1_clover_proto_msgTypes[24]
+	mi := &file_clover_v1_clover_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +2295,7 @@ func (x *RaftMember) String() string {
 func (*RaftMember) ProtoMessage() {}
 
 func (x *RaftMember) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[24]
+	mi := &file_clover_v1_clover_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +2308,7 @@ func (x *RaftMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMember.ProtoReflect.Descriptor instead.
 func (*RaftMember) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{24}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RaftMember) GetNodeId() string {
@@ -1888,7 +2341,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_clover_v1_clover_proto_msgTypes[25]
+	mi := &file_clover_v1_clover_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1900,7 +2353,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[25]
+	mi := &file_clover_v1_clover_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1913,7 +2366,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{25}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *NodeStatus) GetNode() *NodeInfo {
@@ -1976,7 +2429,7 @@ type CreateKeyspaceRequest struct {
 
 func (x *CreateKeyspaceRequest) Reset() {
 	*x = CreateKeyspaceRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[26]
+	mi := &file_clover_v1_clover_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1988,7 +2441,7 @@ func (x *CreateKeyspaceRequest) String() string {
 func (*CreateKeyspaceRequest) ProtoMessage() {}
 
 func (x *CreateKeyspaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[26]
+	mi := &file_clover_v1_clover_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2001,7 +2454,7 @@ func (x *CreateKeyspaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyspaceRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyspaceRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{26}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateKeyspaceRequest) GetName() string {
@@ -2034,7 +2487,7 @@ type CreateKeyspaceResponse struct {
 
 func (x *CreateKeyspaceResponse) Reset() {
 	*x = CreateKeyspaceResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[27]
+	mi := &file_clover_v1_clover_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2499,7 @@ func (x *CreateKeyspaceResponse) String() string {
 func (*CreateKeyspaceResponse) ProtoMessage() {}
 
 func (x *CreateKeyspaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[27]
+	mi := &file_clover_v1_clover_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2512,7 @@ func (x *CreateKeyspaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyspaceResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyspaceResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{27}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateKeyspaceResponse) GetKeyspace() *Keyspace {
@@ -2078,7 +2531,7 @@ type DropKeyspaceRequest struct {
 
 func (x *DropKeyspaceRequest) Reset() {
 	*x = DropKeyspaceRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[28]
+	mi := &file_clover_v1_clover_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2090,7 +2543,7 @@ func (x *DropKeyspaceRequest) String() string {
 func (*DropKeyspaceRequest) ProtoMessage() {}
 
 func (x *DropKeyspaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[28]
+	mi := &file_clover_v1_clover_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2103,7 +2556,7 @@ func (x *DropKeyspaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropKeyspaceRequest.ProtoReflect.Descriptor instead.
 func (*DropKeyspaceRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{28}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DropKeyspaceRequest) GetName() string {
@@ -2121,7 +2574,7 @@ type DropKeyspaceResponse struct {
 
 func (x *DropKeyspaceResponse) Reset() {
 	*x = DropKeyspaceResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[29]
+	mi := &file_clover_v1_clover_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2133,7 +2586,7 @@ func (x *DropKeyspaceResponse) String() string {
 func (*DropKeyspaceResponse) ProtoMessage() {}
 
 func (x *DropKeyspaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[29]
+	mi := &file_clover_v1_clover_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2146,7 +2599,7 @@ func (x *DropKeyspaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropKeyspaceResponse.ProtoReflect.Descriptor instead.
 func (*DropKeyspaceResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{29}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{34}
 }
 
 type ListKeyspacesRequest struct {
@@ -2157,7 +2610,7 @@ type ListKeyspacesRequest struct {
 
 func (x *ListKeyspacesRequest) Reset() {
 	*x = ListKeyspacesRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[30]
+	mi := &file_clover_v1_clover_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2169,7 +2622,7 @@ func (x *ListKeyspacesRequest) String() string {
 func (*ListKeyspacesRequest) ProtoMessage() {}
 
 func (x *ListKeyspacesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[30]
+	mi := &file_clover_v1_clover_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2182,7 +2635,7 @@ func (x *ListKeyspacesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyspacesRequest.ProtoReflect.Descriptor instead.
 func (*ListKeyspacesRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{30}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{35}
 }
 
 type ListKeyspacesResponse struct {
@@ -2194,7 +2647,7 @@ type ListKeyspacesResponse struct {
 
 func (x *ListKeyspacesResponse) Reset() {
 	*x = ListKeyspacesResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[31]
+	mi := &file_clover_v1_clover_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2206,7 +2659,7 @@ func (x *ListKeyspacesResponse) String() string {
 func (*ListKeyspacesResponse) ProtoMessage() {}
 
 func (x *ListKeyspacesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[31]
+	mi := &file_clover_v1_clover_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2219,7 +2672,7 @@ func (x *ListKeyspacesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyspacesResponse.ProtoReflect.Descriptor instead.
 func (*ListKeyspacesResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{31}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListKeyspacesResponse) GetKeyspaces() []*Keyspace {
@@ -2238,7 +2691,7 @@ type GetKeyspaceRequest struct {
 
 func (x *GetKeyspaceRequest) Reset() {
 	*x = GetKeyspaceRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[32]
+	mi := &file_clover_v1_clover_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2250,7 +2703,7 @@ func (x *GetKeyspaceRequest) String() string {
 func (*GetKeyspaceRequest) ProtoMessage() {}
 
 func (x *GetKeyspaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[32]
+	mi := &file_clover_v1_clover_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2263,7 +2716,7 @@ func (x *GetKeyspaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyspaceRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyspaceRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{32}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetKeyspaceRequest) GetName() string {
@@ -2282,7 +2735,7 @@ type GetKeyspaceResponse struct {
 
 func (x *GetKeyspaceResponse) Reset() {
 	*x = GetKeyspaceResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[33]
+	mi := &file_clover_v1_clover_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2294,7 +2747,7 @@ func (x *GetKeyspaceResponse) String() string {
 func (*GetKeyspaceResponse) ProtoMessage() {}
 
 func (x *GetKeyspaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[33]
+	mi := &file_clover_v1_clover_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2307,7 +2760,7 @@ func (x *GetKeyspaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyspaceResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyspaceResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{33}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetKeyspaceResponse) GetKeyspace() *Keyspace {
@@ -2327,7 +2780,7 @@ type RoutingTableRequest struct {
 
 func (x *RoutingTableRequest) Reset() {
 	*x = RoutingTableRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[34]
+	mi := &file_clover_v1_clover_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2339,7 +2792,7 @@ func (x *RoutingTableRequest) String() string {
 func (*RoutingTableRequest) ProtoMessage() {}
 
 func (x *RoutingTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[34]
+	mi := &file_clover_v1_clover_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2352,7 +2805,7 @@ func (x *RoutingTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutingTableRequest.ProtoReflect.Descriptor instead.
 func (*RoutingTableRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{34}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RoutingTableRequest) GetKeyspace() string {
@@ -2374,7 +2827,7 @@ type RoutingTableResponse struct {
 
 func (x *RoutingTableResponse) Reset() {
 	*x = RoutingTableResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[35]
+	mi := &file_clover_v1_clover_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2386,7 +2839,7 @@ func (x *RoutingTableResponse) String() string {
 func (*RoutingTableResponse) ProtoMessage() {}
 
 func (x *RoutingTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[35]
+	mi := &file_clover_v1_clover_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2399,7 +2852,7 @@ func (x *RoutingTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutingTableResponse.ProtoReflect.Descriptor instead.
 func (*RoutingTableResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{35}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RoutingTableResponse) GetKeyspaces() []*Keyspace {
@@ -2431,7 +2884,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[36]
+	mi := &file_clover_v1_clover_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2443,7 +2896,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[36]
+	mi := &file_clover_v1_clover_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2456,7 +2909,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{36}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{41}
 }
 
 type NodeStatusResponse struct {
@@ -2468,7 +2921,7 @@ type NodeStatusResponse struct {
 
 func (x *NodeStatusResponse) Reset() {
 	*x = NodeStatusResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[37]
+	mi := &file_clover_v1_clover_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2480,7 +2933,7 @@ func (x *NodeStatusResponse) String() string {
 func (*NodeStatusResponse) ProtoMessage() {}
 
 func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[37]
+	mi := &file_clover_v1_clover_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2493,7 +2946,7 @@ func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusResponse.ProtoReflect.Descriptor instead.
 func (*NodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{37}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *NodeStatusResponse) GetStatus() *NodeStatus {
@@ -2518,7 +2971,7 @@ type ShardScanRequest struct {
 
 func (x *ShardScanRequest) Reset() {
 	*x = ShardScanRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[38]
+	mi := &file_clover_v1_clover_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2530,7 +2983,7 @@ func (x *ShardScanRequest) String() string {
 func (*ShardScanRequest) ProtoMessage() {}
 
 func (x *ShardScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[38]
+	mi := &file_clover_v1_clover_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2543,7 +2996,7 @@ func (x *ShardScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardScanRequest.ProtoReflect.Descriptor instead.
 func (*ShardScanRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{38}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ShardScanRequest) GetShardId() uint64 {
@@ -2605,7 +3058,7 @@ type ShardScanResponse struct {
 
 func (x *ShardScanResponse) Reset() {
 	*x = ShardScanResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[39]
+	mi := &file_clover_v1_clover_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2617,7 +3070,7 @@ func (x *ShardScanResponse) String() string {
 func (*ShardScanResponse) ProtoMessage() {}
 
 func (x *ShardScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[39]
+	mi := &file_clover_v1_clover_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2630,7 +3083,7 @@ func (x *ShardScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardScanResponse.ProtoReflect.Descriptor instead.
 func (*ShardScanResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{39}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ShardScanResponse) GetKvs() []*KeyValue {
@@ -2657,7 +3110,7 @@ type SetPolicyRequest struct {
 
 func (x *SetPolicyRequest) Reset() {
 	*x = SetPolicyRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[40]
+	mi := &file_clover_v1_clover_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2669,7 +3122,7 @@ func (x *SetPolicyRequest) String() string {
 func (*SetPolicyRequest) ProtoMessage() {}
 
 func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[40]
+	mi := &file_clover_v1_clover_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2682,7 +3135,7 @@ func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{40}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SetPolicyRequest) GetName() string {
@@ -2708,7 +3161,7 @@ type SetPolicyResponse struct {
 
 func (x *SetPolicyResponse) Reset() {
 	*x = SetPolicyResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[41]
+	mi := &file_clover_v1_clover_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2720,7 +3173,7 @@ func (x *SetPolicyResponse) String() string {
 func (*SetPolicyResponse) ProtoMessage() {}
 
 func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[41]
+	mi := &file_clover_v1_clover_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2733,7 +3186,7 @@ func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{41}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SetPolicyResponse) GetKeyspace() *Keyspace {
@@ -2758,7 +3211,7 @@ type ShardPlacementStatus struct {
 
 func (x *ShardPlacementStatus) Reset() {
 	*x = ShardPlacementStatus{}
-	mi := &file_clover_v1_clover_proto_msgTypes[42]
+	mi := &file_clover_v1_clover_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2770,7 +3223,7 @@ func (x *ShardPlacementStatus) String() string {
 func (*ShardPlacementStatus) ProtoMessage() {}
 
 func (x *ShardPlacementStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[42]
+	mi := &file_clover_v1_clover_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2783,7 +3236,7 @@ func (x *ShardPlacementStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardPlacementStatus.ProtoReflect.Descriptor instead.
 func (*ShardPlacementStatus) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{42}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ShardPlacementStatus) GetShardId() uint64 {
@@ -2837,7 +3290,7 @@ type KeyspaceStatusRequest struct {
 
 func (x *KeyspaceStatusRequest) Reset() {
 	*x = KeyspaceStatusRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[43]
+	mi := &file_clover_v1_clover_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2849,7 +3302,7 @@ func (x *KeyspaceStatusRequest) String() string {
 func (*KeyspaceStatusRequest) ProtoMessage() {}
 
 func (x *KeyspaceStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[43]
+	mi := &file_clover_v1_clover_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2862,7 +3315,7 @@ func (x *KeyspaceStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyspaceStatusRequest.ProtoReflect.Descriptor instead.
 func (*KeyspaceStatusRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{43}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *KeyspaceStatusRequest) GetName() string {
@@ -2887,7 +3340,7 @@ type KeyspaceStatusResponse struct {
 
 func (x *KeyspaceStatusResponse) Reset() {
 	*x = KeyspaceStatusResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[44]
+	mi := &file_clover_v1_clover_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2899,7 +3352,7 @@ func (x *KeyspaceStatusResponse) String() string {
 func (*KeyspaceStatusResponse) ProtoMessage() {}
 
 func (x *KeyspaceStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[44]
+	mi := &file_clover_v1_clover_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2912,7 +3365,7 @@ func (x *KeyspaceStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyspaceStatusResponse.ProtoReflect.Descriptor instead.
 func (*KeyspaceStatusResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{44}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *KeyspaceStatusResponse) GetName() string {
@@ -2978,7 +3431,7 @@ type PlacementViolation struct {
 
 func (x *PlacementViolation) Reset() {
 	*x = PlacementViolation{}
-	mi := &file_clover_v1_clover_proto_msgTypes[45]
+	mi := &file_clover_v1_clover_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2990,7 +3443,7 @@ func (x *PlacementViolation) String() string {
 func (*PlacementViolation) ProtoMessage() {}
 
 func (x *PlacementViolation) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[45]
+	mi := &file_clover_v1_clover_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3003,7 +3456,7 @@ func (x *PlacementViolation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlacementViolation.ProtoReflect.Descriptor instead.
 func (*PlacementViolation) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{45}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PlacementViolation) GetShardId() uint64 {
@@ -3049,7 +3502,7 @@ type PlacementVerifyRequest struct {
 
 func (x *PlacementVerifyRequest) Reset() {
 	*x = PlacementVerifyRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[46]
+	mi := &file_clover_v1_clover_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3061,7 +3514,7 @@ func (x *PlacementVerifyRequest) String() string {
 func (*PlacementVerifyRequest) ProtoMessage() {}
 
 func (x *PlacementVerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[46]
+	mi := &file_clover_v1_clover_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3074,7 +3527,7 @@ func (x *PlacementVerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlacementVerifyRequest.ProtoReflect.Descriptor instead.
 func (*PlacementVerifyRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{46}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{51}
 }
 
 type PlacementVerifyResponse struct {
@@ -3090,7 +3543,7 @@ type PlacementVerifyResponse struct {
 
 func (x *PlacementVerifyResponse) Reset() {
 	*x = PlacementVerifyResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[47]
+	mi := &file_clover_v1_clover_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3102,7 +3555,7 @@ func (x *PlacementVerifyResponse) String() string {
 func (*PlacementVerifyResponse) ProtoMessage() {}
 
 func (x *PlacementVerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[47]
+	mi := &file_clover_v1_clover_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3115,7 +3568,7 @@ func (x *PlacementVerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlacementVerifyResponse.ProtoReflect.Descriptor instead.
 func (*PlacementVerifyResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{47}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PlacementVerifyResponse) GetOk() bool {
@@ -3168,7 +3621,7 @@ type PlacementEvent struct {
 
 func (x *PlacementEvent) Reset() {
 	*x = PlacementEvent{}
-	mi := &file_clover_v1_clover_proto_msgTypes[48]
+	mi := &file_clover_v1_clover_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3180,7 +3633,7 @@ func (x *PlacementEvent) String() string {
 func (*PlacementEvent) ProtoMessage() {}
 
 func (x *PlacementEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[48]
+	mi := &file_clover_v1_clover_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3193,7 +3646,7 @@ func (x *PlacementEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlacementEvent.ProtoReflect.Descriptor instead.
 func (*PlacementEvent) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{48}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *PlacementEvent) GetUnixMs() int64 {
@@ -3250,7 +3703,7 @@ type PlacementHistoryRequest struct {
 
 func (x *PlacementHistoryRequest) Reset() {
 	*x = PlacementHistoryRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[49]
+	mi := &file_clover_v1_clover_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3262,7 +3715,7 @@ func (x *PlacementHistoryRequest) String() string {
 func (*PlacementHistoryRequest) ProtoMessage() {}
 
 func (x *PlacementHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[49]
+	mi := &file_clover_v1_clover_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3275,7 +3728,7 @@ func (x *PlacementHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlacementHistoryRequest.ProtoReflect.Descriptor instead.
 func (*PlacementHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{49}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *PlacementHistoryRequest) GetKeyspace() string {
@@ -3301,7 +3754,7 @@ type PlacementHistoryResponse struct {
 
 func (x *PlacementHistoryResponse) Reset() {
 	*x = PlacementHistoryResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[50]
+	mi := &file_clover_v1_clover_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3313,7 +3766,7 @@ func (x *PlacementHistoryResponse) String() string {
 func (*PlacementHistoryResponse) ProtoMessage() {}
 
 func (x *PlacementHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[50]
+	mi := &file_clover_v1_clover_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3326,7 +3779,7 @@ func (x *PlacementHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlacementHistoryResponse.ProtoReflect.Descriptor instead.
 func (*PlacementHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{50}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *PlacementHistoryResponse) GetEvents() []*PlacementEvent {
@@ -3347,7 +3800,7 @@ type ChangeReplicaRequest struct {
 
 func (x *ChangeReplicaRequest) Reset() {
 	*x = ChangeReplicaRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[51]
+	mi := &file_clover_v1_clover_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3359,7 +3812,7 @@ func (x *ChangeReplicaRequest) String() string {
 func (*ChangeReplicaRequest) ProtoMessage() {}
 
 func (x *ChangeReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[51]
+	mi := &file_clover_v1_clover_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3372,7 +3825,7 @@ func (x *ChangeReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicaRequest.ProtoReflect.Descriptor instead.
 func (*ChangeReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{51}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ChangeReplicaRequest) GetKind() ChangeReplicaRequest_Kind {
@@ -3404,7 +3857,7 @@ type ChangeReplicaResponse struct {
 
 func (x *ChangeReplicaResponse) Reset() {
 	*x = ChangeReplicaResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[52]
+	mi := &file_clover_v1_clover_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3416,7 +3869,7 @@ func (x *ChangeReplicaResponse) String() string {
 func (*ChangeReplicaResponse) ProtoMessage() {}
 
 func (x *ChangeReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[52]
+	mi := &file_clover_v1_clover_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3429,7 +3882,7 @@ func (x *ChangeReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicaResponse.ProtoReflect.Descriptor instead.
 func (*ChangeReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{52}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{57}
 }
 
 type ReadIndexRequest struct {
@@ -3441,7 +3894,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_clover_v1_clover_proto_msgTypes[53]
+	mi := &file_clover_v1_clover_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3453,7 +3906,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[53]
+	mi := &file_clover_v1_clover_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3466,7 +3919,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{53}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ReadIndexRequest) GetShardId() uint64 {
@@ -3485,7 +3938,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_clover_v1_clover_proto_msgTypes[54]
+	mi := &file_clover_v1_clover_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3497,7 +3950,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clover_v1_clover_proto_msgTypes[54]
+	mi := &file_clover_v1_clover_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3510,7 +3963,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_clover_v1_clover_proto_rawDescGZIP(), []int{54}
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -3574,7 +4027,34 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12$\n" +
 	"\x03ops\x18\x02 \x03(\v2\x12.clover.v1.BatchOpR\x03ops\")\n" +
 	"\rBatchResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x04R\aversion\"\xe7\x01\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"6\n" +
+	"\rStreamRequest\x12%\n" +
+	"\x03ops\x18\x01 \x03(\v2\x13.clover.v1.StreamOpR\x03ops\"\xc8\x02\n" +
+	"\bStreamOp\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x02 \x01(\rR\ttimeoutMs\x12)\n" +
+	"\x03put\x18\x03 \x01(\v2\x15.clover.v1.PutRequestH\x00R\x03put\x12)\n" +
+	"\x03get\x18\x04 \x01(\v2\x15.clover.v1.GetRequestH\x00R\x03get\x122\n" +
+	"\x06delete\x18\x05 \x01(\v2\x18.clover.v1.DeleteRequestH\x00R\x06delete\x12L\n" +
+	"\x10compare_and_swap\x18\x06 \x01(\v2 .clover.v1.CompareAndSwapRequestH\x00R\x0ecompareAndSwap\x12/\n" +
+	"\x05batch\x18\a \x01(\v2\x17.clover.v1.BatchRequestH\x00R\x05batchB\x04\n" +
+	"\x02op\"C\n" +
+	"\x0eStreamResponse\x121\n" +
+	"\aresults\x18\x01 \x03(\v2\x17.clover.v1.StreamResultR\aresults\"\xe6\x02\n" +
+	"\fStreamResult\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12*\n" +
+	"\x03put\x18\x02 \x01(\v2\x16.clover.v1.PutResponseH\x00R\x03put\x12*\n" +
+	"\x03get\x18\x03 \x01(\v2\x16.clover.v1.GetResponseH\x00R\x03get\x123\n" +
+	"\x06delete\x18\x04 \x01(\v2\x19.clover.v1.DeleteResponseH\x00R\x06delete\x12M\n" +
+	"\x10compare_and_swap\x18\x05 \x01(\v2!.clover.v1.CompareAndSwapResponseH\x00R\x0ecompareAndSwap\x120\n" +
+	"\x05batch\x18\x06 \x01(\v2\x18.clover.v1.BatchResponseH\x00R\x05batch\x12.\n" +
+	"\x05error\x18\a \x01(\v2\x16.clover.v1.StreamErrorH\x00R\x05errorB\b\n" +
+	"\x06result\"k\n" +
+	"\vStreamError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
+	"\x06detail\x18\x03 \x01(\v2\x16.clover.v1.ErrorDetailR\x06detail\"\xe7\x01\n" +
 	"\vScanRequest\x12\x1a\n" +
 	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12\x16\n" +
 	"\x06prefix\x18\x02 \x01(\fR\x06prefix\x12\x14\n" +
@@ -3779,14 +4259,15 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index*E\n" +
 	"\vConsistency\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x00\x12\x18\n" +
-	"\x14CONSISTENCY_FOLLOWER\x10\x012\xfb\x02\n" +
+	"\x14CONSISTENCY_FOLLOWER\x10\x012\xbe\x03\n" +
 	"\x02KV\x124\n" +
 	"\x03Put\x12\x15.clover.v1.PutRequest\x1a\x16.clover.v1.PutResponse\x124\n" +
 	"\x03Get\x12\x15.clover.v1.GetRequest\x1a\x16.clover.v1.GetResponse\x12=\n" +
 	"\x06Delete\x12\x18.clover.v1.DeleteRequest\x1a\x19.clover.v1.DeleteResponse\x12U\n" +
 	"\x0eCompareAndSwap\x12 .clover.v1.CompareAndSwapRequest\x1a!.clover.v1.CompareAndSwapResponse\x12:\n" +
 	"\x05Batch\x12\x17.clover.v1.BatchRequest\x1a\x18.clover.v1.BatchResponse\x127\n" +
-	"\x04Scan\x12\x16.clover.v1.ScanRequest\x1a\x17.clover.v1.ScanResponse2\xcc\x06\n" +
+	"\x04Scan\x12\x16.clover.v1.ScanRequest\x1a\x17.clover.v1.ScanResponse\x12A\n" +
+	"\x06Stream\x12\x18.clover.v1.StreamRequest\x1a\x19.clover.v1.StreamResponse(\x010\x012\xcc\x06\n" +
 	"\x05Admin\x12R\n" +
 	"\rClusterStatus\x12\x1f.clover.v1.ClusterStatusRequest\x1a .clover.v1.ClusterStatusResponse\x12U\n" +
 	"\x0eCreateKeyspace\x12 .clover.v1.CreateKeyspaceRequest\x1a!.clover.v1.CreateKeyspaceResponse\x12O\n" +
@@ -3818,7 +4299,7 @@ func file_clover_v1_clover_proto_rawDescGZIP() []byte {
 }
 
 var file_clover_v1_clover_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_clover_v1_clover_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_clover_v1_clover_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_clover_v1_clover_proto_goTypes = []any{
 	(Consistency)(0),                 // 0: clover.v1.Consistency
 	(BatchOp_Kind)(0),                // 1: clover.v1.BatchOp.Kind
@@ -3837,128 +4318,149 @@ var file_clover_v1_clover_proto_goTypes = []any{
 	(*BatchOp)(nil),                  // 14: clover.v1.BatchOp
 	(*BatchRequest)(nil),             // 15: clover.v1.BatchRequest
 	(*BatchResponse)(nil),            // 16: clover.v1.BatchResponse
-	(*ScanRequest)(nil),              // 17: clover.v1.ScanRequest
-	(*ScanResponse)(nil),             // 18: clover.v1.ScanResponse
-	(*ErrorDetail)(nil),              // 19: clover.v1.ErrorDetail
-	(*Locality)(nil),                 // 20: clover.v1.Locality
-	(*Policy)(nil),                   // 21: clover.v1.Policy
-	(*ShardInfo)(nil),                // 22: clover.v1.ShardInfo
-	(*Keyspace)(nil),                 // 23: clover.v1.Keyspace
-	(*NodeInfo)(nil),                 // 24: clover.v1.NodeInfo
-	(*ClusterStatusRequest)(nil),     // 25: clover.v1.ClusterStatusRequest
-	(*ClusterStatusResponse)(nil),    // 26: clover.v1.ClusterStatusResponse
-	(*ShardReplicaStatus)(nil),       // 27: clover.v1.ShardReplicaStatus
-	(*RaftMember)(nil),               // 28: clover.v1.RaftMember
-	(*NodeStatus)(nil),               // 29: clover.v1.NodeStatus
-	(*CreateKeyspaceRequest)(nil),    // 30: clover.v1.CreateKeyspaceRequest
-	(*CreateKeyspaceResponse)(nil),   // 31: clover.v1.CreateKeyspaceResponse
-	(*DropKeyspaceRequest)(nil),      // 32: clover.v1.DropKeyspaceRequest
-	(*DropKeyspaceResponse)(nil),     // 33: clover.v1.DropKeyspaceResponse
-	(*ListKeyspacesRequest)(nil),     // 34: clover.v1.ListKeyspacesRequest
-	(*ListKeyspacesResponse)(nil),    // 35: clover.v1.ListKeyspacesResponse
-	(*GetKeyspaceRequest)(nil),       // 36: clover.v1.GetKeyspaceRequest
-	(*GetKeyspaceResponse)(nil),      // 37: clover.v1.GetKeyspaceResponse
-	(*RoutingTableRequest)(nil),      // 38: clover.v1.RoutingTableRequest
-	(*RoutingTableResponse)(nil),     // 39: clover.v1.RoutingTableResponse
-	(*NodeStatusRequest)(nil),        // 40: clover.v1.NodeStatusRequest
-	(*NodeStatusResponse)(nil),       // 41: clover.v1.NodeStatusResponse
-	(*ShardScanRequest)(nil),         // 42: clover.v1.ShardScanRequest
-	(*ShardScanResponse)(nil),        // 43: clover.v1.ShardScanResponse
-	(*SetPolicyRequest)(nil),         // 44: clover.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),        // 45: clover.v1.SetPolicyResponse
-	(*ShardPlacementStatus)(nil),     // 46: clover.v1.ShardPlacementStatus
-	(*KeyspaceStatusRequest)(nil),    // 47: clover.v1.KeyspaceStatusRequest
-	(*KeyspaceStatusResponse)(nil),   // 48: clover.v1.KeyspaceStatusResponse
-	(*PlacementViolation)(nil),       // 49: clover.v1.PlacementViolation
-	(*PlacementVerifyRequest)(nil),   // 50: clover.v1.PlacementVerifyRequest
-	(*PlacementVerifyResponse)(nil),  // 51: clover.v1.PlacementVerifyResponse
-	(*PlacementEvent)(nil),           // 52: clover.v1.PlacementEvent
-	(*PlacementHistoryRequest)(nil),  // 53: clover.v1.PlacementHistoryRequest
-	(*PlacementHistoryResponse)(nil), // 54: clover.v1.PlacementHistoryResponse
-	(*ChangeReplicaRequest)(nil),     // 55: clover.v1.ChangeReplicaRequest
-	(*ChangeReplicaResponse)(nil),    // 56: clover.v1.ChangeReplicaResponse
-	(*ReadIndexRequest)(nil),         // 57: clover.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),        // 58: clover.v1.ReadIndexResponse
+	(*StreamRequest)(nil),            // 17: clover.v1.StreamRequest
+	(*StreamOp)(nil),                 // 18: clover.v1.StreamOp
+	(*StreamResponse)(nil),           // 19: clover.v1.StreamResponse
+	(*StreamResult)(nil),             // 20: clover.v1.StreamResult
+	(*StreamError)(nil),              // 21: clover.v1.StreamError
+	(*ScanRequest)(nil),              // 22: clover.v1.ScanRequest
+	(*ScanResponse)(nil),             // 23: clover.v1.ScanResponse
+	(*ErrorDetail)(nil),              // 24: clover.v1.ErrorDetail
+	(*Locality)(nil),                 // 25: clover.v1.Locality
+	(*Policy)(nil),                   // 26: clover.v1.Policy
+	(*ShardInfo)(nil),                // 27: clover.v1.ShardInfo
+	(*Keyspace)(nil),                 // 28: clover.v1.Keyspace
+	(*NodeInfo)(nil),                 // 29: clover.v1.NodeInfo
+	(*ClusterStatusRequest)(nil),     // 30: clover.v1.ClusterStatusRequest
+	(*ClusterStatusResponse)(nil),    // 31: clover.v1.ClusterStatusResponse
+	(*ShardReplicaStatus)(nil),       // 32: clover.v1.ShardReplicaStatus
+	(*RaftMember)(nil),               // 33: clover.v1.RaftMember
+	(*NodeStatus)(nil),               // 34: clover.v1.NodeStatus
+	(*CreateKeyspaceRequest)(nil),    // 35: clover.v1.CreateKeyspaceRequest
+	(*CreateKeyspaceResponse)(nil),   // 36: clover.v1.CreateKeyspaceResponse
+	(*DropKeyspaceRequest)(nil),      // 37: clover.v1.DropKeyspaceRequest
+	(*DropKeyspaceResponse)(nil),     // 38: clover.v1.DropKeyspaceResponse
+	(*ListKeyspacesRequest)(nil),     // 39: clover.v1.ListKeyspacesRequest
+	(*ListKeyspacesResponse)(nil),    // 40: clover.v1.ListKeyspacesResponse
+	(*GetKeyspaceRequest)(nil),       // 41: clover.v1.GetKeyspaceRequest
+	(*GetKeyspaceResponse)(nil),      // 42: clover.v1.GetKeyspaceResponse
+	(*RoutingTableRequest)(nil),      // 43: clover.v1.RoutingTableRequest
+	(*RoutingTableResponse)(nil),     // 44: clover.v1.RoutingTableResponse
+	(*NodeStatusRequest)(nil),        // 45: clover.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),       // 46: clover.v1.NodeStatusResponse
+	(*ShardScanRequest)(nil),         // 47: clover.v1.ShardScanRequest
+	(*ShardScanResponse)(nil),        // 48: clover.v1.ShardScanResponse
+	(*SetPolicyRequest)(nil),         // 49: clover.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),        // 50: clover.v1.SetPolicyResponse
+	(*ShardPlacementStatus)(nil),     // 51: clover.v1.ShardPlacementStatus
+	(*KeyspaceStatusRequest)(nil),    // 52: clover.v1.KeyspaceStatusRequest
+	(*KeyspaceStatusResponse)(nil),   // 53: clover.v1.KeyspaceStatusResponse
+	(*PlacementViolation)(nil),       // 54: clover.v1.PlacementViolation
+	(*PlacementVerifyRequest)(nil),   // 55: clover.v1.PlacementVerifyRequest
+	(*PlacementVerifyResponse)(nil),  // 56: clover.v1.PlacementVerifyResponse
+	(*PlacementEvent)(nil),           // 57: clover.v1.PlacementEvent
+	(*PlacementHistoryRequest)(nil),  // 58: clover.v1.PlacementHistoryRequest
+	(*PlacementHistoryResponse)(nil), // 59: clover.v1.PlacementHistoryResponse
+	(*ChangeReplicaRequest)(nil),     // 60: clover.v1.ChangeReplicaRequest
+	(*ChangeReplicaResponse)(nil),    // 61: clover.v1.ChangeReplicaResponse
+	(*ReadIndexRequest)(nil),         // 62: clover.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),        // 63: clover.v1.ReadIndexResponse
 }
 var file_clover_v1_clover_proto_depIdxs = []int32{
 	0,  // 0: clover.v1.ReadOptions.consistency:type_name -> clover.v1.Consistency
 	4,  // 1: clover.v1.GetRequest.read:type_name -> clover.v1.ReadOptions
 	1,  // 2: clover.v1.BatchOp.kind:type_name -> clover.v1.BatchOp.Kind
 	14, // 3: clover.v1.BatchRequest.ops:type_name -> clover.v1.BatchOp
-	4,  // 4: clover.v1.ScanRequest.read:type_name -> clover.v1.ReadOptions
-	5,  // 5: clover.v1.ScanResponse.kvs:type_name -> clover.v1.KeyValue
-	2,  // 6: clover.v1.ErrorDetail.kind:type_name -> clover.v1.ErrorDetail.Kind
-	21, // 7: clover.v1.Keyspace.policy:type_name -> clover.v1.Policy
-	22, // 8: clover.v1.Keyspace.shards:type_name -> clover.v1.ShardInfo
-	20, // 9: clover.v1.NodeInfo.locality:type_name -> clover.v1.Locality
-	29, // 10: clover.v1.ClusterStatusResponse.nodes:type_name -> clover.v1.NodeStatus
-	51, // 11: clover.v1.ClusterStatusResponse.placement:type_name -> clover.v1.PlacementVerifyResponse
-	28, // 12: clover.v1.ClusterStatusResponse.meta_members:type_name -> clover.v1.RaftMember
-	28, // 13: clover.v1.ShardReplicaStatus.members:type_name -> clover.v1.RaftMember
-	24, // 14: clover.v1.NodeStatus.node:type_name -> clover.v1.NodeInfo
-	27, // 15: clover.v1.NodeStatus.shards:type_name -> clover.v1.ShardReplicaStatus
-	21, // 16: clover.v1.CreateKeyspaceRequest.policy:type_name -> clover.v1.Policy
-	23, // 17: clover.v1.CreateKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
-	23, // 18: clover.v1.ListKeyspacesResponse.keyspaces:type_name -> clover.v1.Keyspace
-	23, // 19: clover.v1.GetKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
-	23, // 20: clover.v1.RoutingTableResponse.keyspaces:type_name -> clover.v1.Keyspace
-	24, // 21: clover.v1.RoutingTableResponse.nodes:type_name -> clover.v1.NodeInfo
-	29, // 22: clover.v1.NodeStatusResponse.status:type_name -> clover.v1.NodeStatus
-	4,  // 23: clover.v1.ShardScanRequest.read:type_name -> clover.v1.ReadOptions
-	5,  // 24: clover.v1.ShardScanResponse.kvs:type_name -> clover.v1.KeyValue
-	21, // 25: clover.v1.SetPolicyRequest.policy:type_name -> clover.v1.Policy
-	23, // 26: clover.v1.SetPolicyResponse.keyspace:type_name -> clover.v1.Keyspace
-	28, // 27: clover.v1.ShardPlacementStatus.members:type_name -> clover.v1.RaftMember
-	21, // 28: clover.v1.KeyspaceStatusResponse.policy:type_name -> clover.v1.Policy
-	46, // 29: clover.v1.KeyspaceStatusResponse.shards:type_name -> clover.v1.ShardPlacementStatus
-	49, // 30: clover.v1.PlacementVerifyResponse.violations:type_name -> clover.v1.PlacementViolation
-	52, // 31: clover.v1.PlacementHistoryResponse.events:type_name -> clover.v1.PlacementEvent
-	3,  // 32: clover.v1.ChangeReplicaRequest.kind:type_name -> clover.v1.ChangeReplicaRequest.Kind
-	6,  // 33: clover.v1.KV.Put:input_type -> clover.v1.PutRequest
-	8,  // 34: clover.v1.KV.Get:input_type -> clover.v1.GetRequest
-	10, // 35: clover.v1.KV.Delete:input_type -> clover.v1.DeleteRequest
-	12, // 36: clover.v1.KV.CompareAndSwap:input_type -> clover.v1.CompareAndSwapRequest
-	15, // 37: clover.v1.KV.Batch:input_type -> clover.v1.BatchRequest
-	17, // 38: clover.v1.KV.Scan:input_type -> clover.v1.ScanRequest
-	25, // 39: clover.v1.Admin.ClusterStatus:input_type -> clover.v1.ClusterStatusRequest
-	30, // 40: clover.v1.Admin.CreateKeyspace:input_type -> clover.v1.CreateKeyspaceRequest
-	32, // 41: clover.v1.Admin.DropKeyspace:input_type -> clover.v1.DropKeyspaceRequest
-	34, // 42: clover.v1.Admin.ListKeyspaces:input_type -> clover.v1.ListKeyspacesRequest
-	36, // 43: clover.v1.Admin.GetKeyspace:input_type -> clover.v1.GetKeyspaceRequest
-	38, // 44: clover.v1.Admin.RoutingTable:input_type -> clover.v1.RoutingTableRequest
-	44, // 45: clover.v1.Admin.SetPolicy:input_type -> clover.v1.SetPolicyRequest
-	47, // 46: clover.v1.Admin.KeyspaceStatus:input_type -> clover.v1.KeyspaceStatusRequest
-	50, // 47: clover.v1.Admin.PlacementVerify:input_type -> clover.v1.PlacementVerifyRequest
-	53, // 48: clover.v1.Admin.PlacementHistory:input_type -> clover.v1.PlacementHistoryRequest
-	40, // 49: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
-	42, // 50: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
-	55, // 51: clover.v1.Internal.ChangeReplica:input_type -> clover.v1.ChangeReplicaRequest
-	57, // 52: clover.v1.Internal.ReadIndex:input_type -> clover.v1.ReadIndexRequest
-	7,  // 53: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
-	9,  // 54: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
-	11, // 55: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
-	13, // 56: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
-	16, // 57: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
-	18, // 58: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
-	26, // 59: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
-	31, // 60: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
-	33, // 61: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
-	35, // 62: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
-	37, // 63: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
-	39, // 64: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
-	45, // 65: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
-	48, // 66: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
-	51, // 67: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
-	54, // 68: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
-	41, // 69: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
-	43, // 70: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
-	56, // 71: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
-	58, // 72: clover.v1.Internal.ReadIndex:output_type -> clover.v1.ReadIndexResponse
-	53, // [53:73] is the sub-list for method output_type
-	33, // [33:53] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	18, // 4: clover.v1.StreamRequest.ops:type_name -> clover.v1.StreamOp
+	6,  // 5: clover.v1.StreamOp.put:type_name -> clover.v1.PutRequest
+	8,  // 6: clover.v1.StreamOp.get:type_name -> clover.v1.GetRequest
+	10, // 7: clover.v1.StreamOp.delete:type_name -> clover.v1.DeleteRequest
+	12, // 8: clover.v1.StreamOp.compare_and_swap:type_name -> clover.v1.CompareAndSwapRequest
+	15, // 9: clover.v1.StreamOp.batch:type_name -> clover.v1.BatchRequest
+	20, // 10: clover.v1.StreamResponse.results:type_name -> clover.v1.StreamResult
+	7,  // 11: clover.v1.StreamResult.put:type_name -> clover.v1.PutResponse
+	9,  // 12: clover.v1.StreamResult.get:type_name -> clover.v1.GetResponse
+	11, // 13: clover.v1.StreamResult.delete:type_name -> clover.v1.DeleteResponse
+	13, // 14: clover.v1.StreamResult.compare_and_swap:type_name -> clover.v1.CompareAndSwapResponse
+	16, // 15: clover.v1.StreamResult.batch:type_name -> clover.v1.BatchResponse
+	21, // 16: clover.v1.StreamResult.error:type_name -> clover.v1.StreamError
+	24, // 17: clover.v1.StreamError.detail:type_name -> clover.v1.ErrorDetail
+	4,  // 18: clover.v1.ScanRequest.read:type_name -> clover.v1.ReadOptions
+	5,  // 19: clover.v1.ScanResponse.kvs:type_name -> clover.v1.KeyValue
+	2,  // 20: clover.v1.ErrorDetail.kind:type_name -> clover.v1.ErrorDetail.Kind
+	26, // 21: clover.v1.Keyspace.policy:type_name -> clover.v1.Policy
+	27, // 22: clover.v1.Keyspace.shards:type_name -> clover.v1.ShardInfo
+	25, // 23: clover.v1.NodeInfo.locality:type_name -> clover.v1.Locality
+	34, // 24: clover.v1.ClusterStatusResponse.nodes:type_name -> clover.v1.NodeStatus
+	56, // 25: clover.v1.ClusterStatusResponse.placement:type_name -> clover.v1.PlacementVerifyResponse
+	33, // 26: clover.v1.ClusterStatusResponse.meta_members:type_name -> clover.v1.RaftMember
+	33, // 27: clover.v1.ShardReplicaStatus.members:type_name -> clover.v1.RaftMember
+	29, // 28: clover.v1.NodeStatus.node:type_name -> clover.v1.NodeInfo
+	32, // 29: clover.v1.NodeStatus.shards:type_name -> clover.v1.ShardReplicaStatus
+	26, // 30: clover.v1.CreateKeyspaceRequest.policy:type_name -> clover.v1.Policy
+	28, // 31: clover.v1.CreateKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
+	28, // 32: clover.v1.ListKeyspacesResponse.keyspaces:type_name -> clover.v1.Keyspace
+	28, // 33: clover.v1.GetKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
+	28, // 34: clover.v1.RoutingTableResponse.keyspaces:type_name -> clover.v1.Keyspace
+	29, // 35: clover.v1.RoutingTableResponse.nodes:type_name -> clover.v1.NodeInfo
+	34, // 36: clover.v1.NodeStatusResponse.status:type_name -> clover.v1.NodeStatus
+	4,  // 37: clover.v1.ShardScanRequest.read:type_name -> clover.v1.ReadOptions
+	5,  // 38: clover.v1.ShardScanResponse.kvs:type_name -> clover.v1.KeyValue
+	26, // 39: clover.v1.SetPolicyRequest.policy:type_name -> clover.v1.Policy
+	28, // 40: clover.v1.SetPolicyResponse.keyspace:type_name -> clover.v1.Keyspace
+	33, // 41: clover.v1.ShardPlacementStatus.members:type_name -> clover.v1.RaftMember
+	26, // 42: clover.v1.KeyspaceStatusResponse.policy:type_name -> clover.v1.Policy
+	51, // 43: clover.v1.KeyspaceStatusResponse.shards:type_name -> clover.v1.ShardPlacementStatus
+	54, // 44: clover.v1.PlacementVerifyResponse.violations:type_name -> clover.v1.PlacementViolation
+	57, // 45: clover.v1.PlacementHistoryResponse.events:type_name -> clover.v1.PlacementEvent
+	3,  // 46: clover.v1.ChangeReplicaRequest.kind:type_name -> clover.v1.ChangeReplicaRequest.Kind
+	6,  // 47: clover.v1.KV.Put:input_type -> clover.v1.PutRequest
+	8,  // 48: clover.v1.KV.Get:input_type -> clover.v1.GetRequest
+	10, // 49: clover.v1.KV.Delete:input_type -> clover.v1.DeleteRequest
+	12, // 50: clover.v1.KV.CompareAndSwap:input_type -> clover.v1.CompareAndSwapRequest
+	15, // 51: clover.v1.KV.Batch:input_type -> clover.v1.BatchRequest
+	22, // 52: clover.v1.KV.Scan:input_type -> clover.v1.ScanRequest
+	17, // 53: clover.v1.KV.Stream:input_type -> clover.v1.StreamRequest
+	30, // 54: clover.v1.Admin.ClusterStatus:input_type -> clover.v1.ClusterStatusRequest
+	35, // 55: clover.v1.Admin.CreateKeyspace:input_type -> clover.v1.CreateKeyspaceRequest
+	37, // 56: clover.v1.Admin.DropKeyspace:input_type -> clover.v1.DropKeyspaceRequest
+	39, // 57: clover.v1.Admin.ListKeyspaces:input_type -> clover.v1.ListKeyspacesRequest
+	41, // 58: clover.v1.Admin.GetKeyspace:input_type -> clover.v1.GetKeyspaceRequest
+	43, // 59: clover.v1.Admin.RoutingTable:input_type -> clover.v1.RoutingTableRequest
+	49, // 60: clover.v1.Admin.SetPolicy:input_type -> clover.v1.SetPolicyRequest
+	52, // 61: clover.v1.Admin.KeyspaceStatus:input_type -> clover.v1.KeyspaceStatusRequest
+	55, // 62: clover.v1.Admin.PlacementVerify:input_type -> clover.v1.PlacementVerifyRequest
+	58, // 63: clover.v1.Admin.PlacementHistory:input_type -> clover.v1.PlacementHistoryRequest
+	45, // 64: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
+	47, // 65: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
+	60, // 66: clover.v1.Internal.ChangeReplica:input_type -> clover.v1.ChangeReplicaRequest
+	62, // 67: clover.v1.Internal.ReadIndex:input_type -> clover.v1.ReadIndexRequest
+	7,  // 68: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
+	9,  // 69: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
+	11, // 70: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
+	13, // 71: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
+	16, // 72: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
+	23, // 73: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
+	19, // 74: clover.v1.KV.Stream:output_type -> clover.v1.StreamResponse
+	31, // 75: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
+	36, // 76: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
+	38, // 77: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
+	40, // 78: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
+	42, // 79: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
+	44, // 80: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
+	50, // 81: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
+	53, // 82: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
+	56, // 83: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
+	59, // 84: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
+	46, // 85: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
+	48, // 86: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
+	61, // 87: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
+	63, // 88: clover.v1.Internal.ReadIndex:output_type -> clover.v1.ReadIndexResponse
+	68, // [68:89] is the sub-list for method output_type
+	47, // [47:68] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_clover_v1_clover_proto_init() }
@@ -3966,13 +4468,28 @@ func file_clover_v1_clover_proto_init() {
 	if File_clover_v1_clover_proto != nil {
 		return
 	}
+	file_clover_v1_clover_proto_msgTypes[14].OneofWrappers = []any{
+		(*StreamOp_Put)(nil),
+		(*StreamOp_Get)(nil),
+		(*StreamOp_Delete)(nil),
+		(*StreamOp_CompareAndSwap)(nil),
+		(*StreamOp_Batch)(nil),
+	}
+	file_clover_v1_clover_proto_msgTypes[16].OneofWrappers = []any{
+		(*StreamResult_Put)(nil),
+		(*StreamResult_Get)(nil),
+		(*StreamResult_Delete)(nil),
+		(*StreamResult_CompareAndSwap)(nil),
+		(*StreamResult_Batch)(nil),
+		(*StreamResult_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clover_v1_clover_proto_rawDesc), len(file_clover_v1_clover_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   55,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -1,0 +1,131 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/status"
+
+	pb "github.com/clover-kv/clover/api/cloverv1"
+)
+
+// maxStreamResults bounds the results packed into one StreamResponse.
+const maxStreamResults = 1024
+
+// Stream serves single-key requests multiplexed on one stream. Every request
+// runs concurrently, exactly as its unary method would (same checks, same
+// residency refusal, same forwarding); results are sent as they complete,
+// packed with whichever other results are ready.
+func (k *kvService) Stream(st pb.KV_StreamServer) error {
+	ctx := st.Context()
+	results := make(chan *pb.StreamResult, maxStreamResults)
+	sendErr := make(chan error, 1)
+	go func() { sendErr <- streamSender(st, results) }()
+
+	var wg sync.WaitGroup
+	for {
+		req, err := st.Recv()
+		if err != nil {
+			break // io.EOF: the client is done; otherwise the stream broke
+		}
+		for _, op := range req.Ops {
+			wg.Add(1)
+			go func(op *pb.StreamOp) {
+				defer wg.Done()
+				res := k.streamOp(ctx, op)
+				select {
+				case results <- res:
+				case <-ctx.Done():
+				}
+			}(op)
+		}
+	}
+	wg.Wait()
+	close(results)
+	return <-sendErr
+}
+
+// streamSender sends results as they complete, packing every result that
+// is ready into one message.
+func streamSender(st pb.KV_StreamServer, results <-chan *pb.StreamResult) error {
+	var failed error
+	for res := range results {
+		if failed != nil {
+			continue // drain so request goroutines never block
+		}
+		msg := &pb.StreamResponse{Results: append(make([]*pb.StreamResult, 0, 8), res)}
+	more:
+		for len(msg.Results) < maxStreamResults {
+			select {
+			case r, ok := <-results:
+				if !ok {
+					break more
+				}
+				msg.Results = append(msg.Results, r)
+			default:
+				break more
+			}
+		}
+		if err := st.Send(msg); err != nil {
+			failed = err
+		}
+	}
+	return failed
+}
+
+// streamOp runs one request through its unary handler.
+func (k *kvService) streamOp(ctx context.Context, op *pb.StreamOp) *pb.StreamResult {
+	if op.TimeoutMs > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(op.TimeoutMs)*time.Millisecond)
+		defer cancel()
+	}
+	res := &pb.StreamResult{Id: op.Id}
+	var err error
+	switch o := op.Op.(type) {
+	case *pb.StreamOp_Put:
+		var r *pb.PutResponse
+		if r, err = k.Put(ctx, o.Put); err == nil {
+			res.Result = &pb.StreamResult_Put{Put: r}
+		}
+	case *pb.StreamOp_Get:
+		var r *pb.GetResponse
+		if r, err = k.Get(ctx, o.Get); err == nil {
+			res.Result = &pb.StreamResult_Get{Get: r}
+		}
+	case *pb.StreamOp_Delete:
+		var r *pb.DeleteResponse
+		if r, err = k.Delete(ctx, o.Delete); err == nil {
+			res.Result = &pb.StreamResult_Delete{Delete: r}
+		}
+	case *pb.StreamOp_CompareAndSwap:
+		var r *pb.CompareAndSwapResponse
+		if r, err = k.CompareAndSwap(ctx, o.CompareAndSwap); err == nil {
+			res.Result = &pb.StreamResult_CompareAndSwap{CompareAndSwap: r}
+		}
+	case *pb.StreamOp_Batch:
+		var r *pb.BatchResponse
+		if r, err = k.Batch(ctx, o.Batch); err == nil {
+			res.Result = &pb.StreamResult_Batch{Batch: r}
+		}
+	default:
+		err = toStatus(invalidf("stream request %d carries no known operation", op.Id))
+	}
+	if err != nil {
+		res.Result = &pb.StreamResult_Error{Error: streamError(err)}
+	}
+	return res
+}
+
+// streamError carries a unary method's error status inside a stream result.
+func streamError(err error) *pb.StreamError {
+	st := status.Convert(toStatus(err))
+	e := &pb.StreamError{Code: uint32(st.Code()), Message: st.Message()}
+	for _, d := range st.Details() {
+		if ed, ok := d.(*pb.ErrorDetail); ok {
+			e.Detail = ed
+		}
+	}
+	return e
+}
