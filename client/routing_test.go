@@ -190,3 +190,23 @@ func TestNotLeaderWithoutUsefulHint(t *testing.T) {
 		t.Errorf("%d attempts, want 4", a.kvCalls())
 	}
 }
+
+// BenchmarkRoutingLookup measures routing one key to its shard leader's
+// address in a table of 1,000 shards (hash, shard lookup, leader load).
+//
+//	go test ./client -run '^$' -bench RoutingLookup
+func BenchmarkRoutingLookup(b *testing.B) {
+	nodes := map[string]string{"a": "10.0.0.1:7400", "b": "10.0.0.2:7400", "c": "10.0.0.3:7400"}
+	rt := buildRoutes(table("ks", 1000, nodes, []string{"a", "b", "c"}, "b"))
+	ks := make([][]byte, 1024)
+	for i := range ks {
+		ks[i] = []byte(fmt.Sprintf("user%012d", i))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if rt.addrFor("ks", keys.Hash(ks[i&1023]), false, "", 0) == "" {
+			b.Fatal("no route")
+		}
+	}
+}

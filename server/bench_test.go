@@ -3,7 +3,9 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -170,7 +172,7 @@ func BenchmarkConcurrent(b *testing.B) {
 	c := testcluster.Start(b, threeEEANodes())
 	ctx := context.Background()
 	cl := c.Client(b)
-	if _, err := cl.CreateKeyspace(ctx, "users", 8, eea); err != nil {
+	if _, err := cl.CreateKeyspace(ctx, "users", benchShards(), eea); err != nil {
 		b.Fatal(err)
 	}
 	value := make([]byte, 256)
@@ -201,4 +203,13 @@ func BenchmarkConcurrent(b *testing.B) {
 			return err
 		})
 	})
+}
+
+// benchShards is the shard count of BenchmarkConcurrent's keyspace:
+// CLOVER_BENCH_SHARDS, default 8.
+func benchShards() int {
+	if n, err := strconv.Atoi(os.Getenv("CLOVER_BENCH_SHARDS")); err == nil && n > 0 {
+		return n
+	}
+	return 8
 }

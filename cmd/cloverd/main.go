@@ -11,6 +11,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -34,6 +37,15 @@ func run() int {
 		return 2
 	}
 	cfg.Logger = newLogger(opts)
+	if opts.PprofAddr != "" {
+		ln, err := net.Listen("tcp", opts.PprofAddr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cloverd: pprof-addr: %v\n", err)
+			return 2
+		}
+		go func() { _ = http.Serve(ln, nil) }() // net/http/pprof registers on the default mux
+		cfg.Logger.Info("serving profiles", "addr", ln.Addr().String())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s, err := server.New(cfg)

@@ -13,6 +13,7 @@ package nodeconfig
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -30,6 +31,8 @@ import (
 type Options struct {
 	LogLevel  string // debug, info, warn, error
 	LogFormat string // text, json
+	// PprofAddr, if set, is a loopback host:port serving net/http/pprof.
+	PprofAddr string
 	Help      bool
 }
 
@@ -125,6 +128,21 @@ func settings() []setting {
 				return nil
 			}
 			return fmt.Errorf("want debug, info, warn or error, got %q", v)
+		}},
+		{"pprof-addr", "serve Go's net/http/pprof profiles on this host:port (loopback only; empty = off)", "string", func(_ *server.Config, o *Options, v string) error {
+			if v == "" {
+				o.PprofAddr = ""
+				return nil
+			}
+			host, _, err := net.SplitHostPort(v)
+			if err != nil {
+				return err
+			}
+			if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+				return fmt.Errorf("want a loopback address (profiles are not for the network), got %q", v)
+			}
+			o.PprofAddr = v
+			return nil
 		}},
 		{"log-format", "log format: text or json", "string", func(_ *server.Config, o *Options, v string) error {
 			if v != "text" && v != "json" {
