@@ -26,7 +26,7 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem ./raftfsm/... ./placement/... ./client/...
+	$(GO) test -run '^$$' -bench . -benchmem ./raftfsm/... ./placement/... ./client/... ./bench/
 
 # bench-compare runs the same workloads against a local 3-node Clover cluster
 # and a 3-node etcd cluster and prints the ratios (BENCH_QUICK=1 for a smoke
