@@ -81,14 +81,17 @@ type Config struct {
 // RaftConfig tunes the node's Raft groups.
 type RaftConfig struct {
 	// HeartbeatTimeout: a follower without contact for this long starts an
-	// election. Default 500ms.
+	// election; the leader heartbeats every tenth of it. Default 1s.
 	HeartbeatTimeout time.Duration
-	// ElectionTimeout: a candidate without a result for this long retries. Default 500ms.
+	// ElectionTimeout: a candidate without a result for this long retries. Default 1s.
 	ElectionTimeout time.Duration
-	// LeaderLeaseTimeout: a leader without quorum contact for this long steps down. Default 250ms.
+	// LeaderLeaseTimeout: a leader without quorum contact for this long steps down. Default 500ms.
 	LeaderLeaseTimeout time.Duration
 	// CommitTimeout: how long a leader waits before sending an empty append so
-	// followers learn the commit index; bounds follower-read freshness. Default 20ms.
+	// followers learn the commit index. Every follower of every group gets
+	// one each CommitTimeout, so it is most of what an idle group costs; a
+	// follower read that finds its replica behind is served by the leader
+	// instead. Default 100ms.
 	CommitTimeout time.Duration
 	// MaxAppendEntries per replication RPC (1..1024). Default 256.
 	MaxAppendEntries int
@@ -119,10 +122,10 @@ func DefaultConfig() Config {
 // DefaultRaftConfig returns the Raft tuning defaults.
 func DefaultRaftConfig() RaftConfig {
 	return RaftConfig{
-		HeartbeatTimeout:   500 * time.Millisecond,
-		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond,
-		CommitTimeout:      20 * time.Millisecond,
+		HeartbeatTimeout:   time.Second,
+		ElectionTimeout:    time.Second,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      100 * time.Millisecond,
 		MaxAppendEntries:   256,
 		SnapshotThreshold:  16384,
 		SnapshotInterval:   30 * time.Second,

@@ -277,7 +277,10 @@ func (r *replica) followerRead(ctx context.Context, maxStale time.Duration) erro
 	if err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(ctx, maxStale)
+	// The follower learns the commit index with the leader's next append
+	// (at most CommitTimeout after the last write). Waiting longer than a
+	// short while costs more than serving the read at the leader.
+	wctx, cancel := context.WithTimeout(ctx, min(maxStale, followerCatchUpWait))
 	defer cancel()
 	if err := r.applied.wait(wctx, idx); err != nil {
 		if ctx.Err() != nil {
@@ -316,6 +319,10 @@ func (r *replica) followerReadIndex(ctx context.Context, maxStale time.Duration)
 	r.frIndex, r.frAt = resp.Index, sent
 	return resp.Index, nil
 }
+
+// followerCatchUpWait bounds how long a follower read waits for the
+// replica to apply the leader's read index before it is forwarded.
+const followerCatchUpWait = 10 * time.Millisecond
 
 // emptyEntry is a Raft entry with no commands: it commits and applies,
 // changing nothing.
