@@ -7,7 +7,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build run test test-short proto lint bench-micro bench-compare clean tools
+.PHONY: all build run test test-short proto lint bench-micro bench-compare bench-scale clean tools
 
 all: build
 
@@ -33,6 +33,12 @@ bench-micro:
 # run; see the script for BENCH_DURATION, BENCH_OUT, BENCH_PROFILE).
 bench-compare: build
 	./scripts/bench-compare.sh
+
+# bench-scale measures a 3-node cluster's idle CPU and memory and its write
+# throughput at 0, 10, 100 and 1000 shards (SCALE_QUICK=1 for a smoke run;
+# see the script for SCALE_SHARDS, SCALE_IDLE, BENCH_OUT).
+bench-scale: build
+	./scripts/bench-scale.sh
 
 $(TOOLS)/protoc-gen-go:
 	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
