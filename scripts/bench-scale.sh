@@ -44,7 +44,11 @@ BIN=./bin
 for b in cloverd clover clover-bench; do
   [ -x "$BIN/$b" ] || { echo "$BIN/$b missing: run 'make build' first" >&2; exit 1; }
 done
-command -v jq >/dev/null || { echo "jq is needed to read the CLI's JSON: apt-get install -y jq" >&2; exit 1; }
+if ! command -v jq >/dev/null; then
+  echo "installing jq (Debian) to read the CLI's JSON"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null) ||
+    { echo "jq is needed to read the CLI's JSON: apt-get install -y jq" >&2; exit 1; }
+fi
 
 if [ "${SCALE_QUICK:-0}" = 1 ]; then
   SHARDS=${SCALE_SHARDS:-0 10 100} SETTLE=${SCALE_SETTLE:-3} IDLE=${SCALE_IDLE:-10}
