@@ -10,8 +10,14 @@ import (
 	pb "github.com/clover-kv/clover/api/cloverv1"
 )
 
-// maxStreamResults bounds the results packed into one StreamResponse.
-const maxStreamResults = 1024
+const (
+	// maxStreamResults bounds the results packed into one StreamResponse.
+	maxStreamResults = 1024
+	// maxStreamInFlight bounds the requests of one stream running at once;
+	// past it the stream stops reading (flow control pushes back on the
+	// client).
+	maxStreamInFlight = 4096
+)
 
 // Stream serves single-key requests multiplexed on one stream. Every request
 // runs concurrently, exactly as its unary method would (same checks, same
@@ -24,15 +30,22 @@ func (k *kvService) Stream(st pb.KV_StreamServer) error {
 	go func() { sendErr <- streamSender(st, results) }()
 
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, maxStreamInFlight)
+recv:
 	for {
 		req, err := st.Recv()
 		if err != nil {
 			break // io.EOF: the client is done; otherwise the stream broke
 		}
 		for _, op := range req.Ops {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				break recv
+			}
 			wg.Add(1)
 			go func(op *pb.StreamOp) {
-				defer wg.Done()
+				defer func() { <-slots; wg.Done() }()
 				res := k.streamOp(ctx, op)
 				select {
 				case results <- res:
