@@ -177,7 +177,6 @@ func BenchmarkConcurrent(b *testing.B) {
 	}
 	value := make([]byte, 256)
 	key := func(i int) []byte { return []byte(fmt.Sprintf("key-%012d", i%10000)) }
-	loadRecords(b, cl, "users", 0, 256)
 	for i := 0; i < 10000; i++ {
 		if _, err := cl.Put(ctx, "users", key(i), value); err != nil {
 			b.Fatal(err)
