@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -26,6 +27,19 @@ type DBOptions struct {
 	// MemTableSize is the size of one memtable in bytes. 0 means 32 MiB.
 	MemTableSize uint64
 
+	// GroupCommitWindow is how long a WAL sync waits for more log appends
+	// after the previous sync while Busy reports true: the appends of many
+	// shards then share one fsync, at the cost of up to this much latency
+	// under load. 0 means DefaultGroupCommitWindow; negative turns the wait
+	// off.
+	GroupCommitWindow time.Duration
+
+	// Busy reports whether the node has enough writes in flight that
+	// holding syncs back gathers appends (see GroupCommitWindow). Pebble's
+	// WAL calls it after every sync, so it must be cheap; each true is one
+	// sync held back. Nil means never: every sync goes at once.
+	Busy func() bool
+
 	// Logger receives Pebble's log lines. Nil means slog.Default(). Keys
 	// that Pebble formats into its messages are redacted (see OpenDB).
 	Logger *slog.Logger
@@ -35,6 +49,9 @@ const (
 	defaultCacheSize    = 64 << 20
 	defaultMemTableSize = 32 << 20
 	bloomBitsPerKey     = 10
+
+	// DefaultGroupCommitWindow is DBOptions.GroupCommitWindow's default.
+	DefaultGroupCommitWindow = time.Millisecond
 )
 
 // withDefaults returns o with every zero field replaced by its default.
@@ -47,6 +64,9 @@ func (o DBOptions) withDefaults() DBOptions {
 	}
 	if o.MemTableSize == 0 {
 		o.MemTableSize = defaultMemTableSize
+	}
+	if o.GroupCommitWindow == 0 {
+		o.GroupCommitWindow = DefaultGroupCommitWindow
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -79,7 +99,9 @@ func OpenDB(dir string, opts DBOptions) (*pebble.DB, error) {
 		Comparer:           &cmp,
 		Logger:             slogAdapter{l: opts.Logger},
 		Cleaner:            pebble.ArchiveCleaner{}, // with purgeFS: delete, never recycle
-
+	}
+	if opts.GroupCommitWindow > 0 && opts.Busy != nil {
+		po.WALMinSyncInterval = groupCommit{window: opts.GroupCommitWindow, busy: opts.Busy}.minSyncInterval
 	}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)

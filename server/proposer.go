@@ -62,6 +62,9 @@ func (p *proposer) propose(ctx context.Context, cmd raftfsm.Command) (raftfsm.Re
 		return raftfsm.Result{}, notLeaderError(p.r.id, p.r.leaderHintAddr())
 	}
 	pr := &proposal{cmd: cmd, size: commandSize(cmd), done: make(chan proposalResult, 1)}
+	inFlight := &p.r.node.writesInFlight
+	inFlight.Add(1)
+	defer inFlight.Add(-1)
 	select {
 	case p.ch <- pr:
 	case <-ctx.Done():

@@ -49,6 +49,10 @@ type Server struct {
 	mu       sync.RWMutex
 	replicas map[uint64]*replica
 
+	// writesInFlight counts client write commands proposed on this node
+	// and not yet answered, across all shards (see writesBusy).
+	writesInFlight atomic.Int64
+
 	ready     chan struct{}
 	readyOnce sync.Once
 	ctx       context.Context
@@ -87,12 +91,26 @@ func New(cfg Config) (*Server, error) {
 	if err := checkIdentity(cfg); err != nil {
 		return nil, err
 	}
-	db, err := raftfsm.OpenDB(filepath.Join(cfg.DataDir, "pebble"), raftfsm.DBOptions{Logger: s.logger.With("component", "pebble")})
+	window := cfg.Raft.GroupCommitWindow
+	if window == 0 {
+		window = -1 // off
+	}
+	db, err := raftfsm.OpenDB(filepath.Join(cfg.DataDir, "pebble"), raftfsm.DBOptions{
+		Logger:            s.logger.With("component", "pebble"),
+		GroupCommitWindow: window,
+		Busy:              s.writesBusy,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
 	}
 	s.db = db
 	return s, nil
+}
+
+// writesBusy reports whether the node has two or more client writes in
+// flight: its Raft log syncs then wait for the group commit window.
+func (s *Server) writesBusy() bool {
+	return s.writesInFlight.Load() >= 2
 }
 
 func checkIdentity(cfg Config) error {

@@ -74,6 +74,8 @@ func TestPrecedenceFlagEnvFileDefault(t *testing.T) {
 			get: func(c server.Config, _ nodeconfig.Options) string { return c.Raft.HeartbeatTimeout.String() }},
 		{name: "raft-commit-timeout", flag: "5ms", env: "7ms", file: "9ms", fileWant: "9ms", def: "100ms",
 			get: func(c server.Config, _ nodeconfig.Options) string { return c.Raft.CommitTimeout.String() }},
+		{name: "raft-group-commit-window", flag: "2ms", env: "0s", envWant: "0s", file: "500us", fileWant: "500µs", def: "1ms",
+			get: func(c server.Config, _ nodeconfig.Options) string { return c.Raft.GroupCommitWindow.String() }},
 		{name: "raft-snapshot-threshold", flag: "100", env: "200", file: "300", fileWant: "300", def: "16384",
 			get: func(c server.Config, _ nodeconfig.Options) string { return itoa(int(c.Raft.SnapshotThreshold)) }},
 		{name: "log-level", flag: "debug", env: "warn", file: "error", fileWant: "error", def: "info",
@@ -363,6 +365,8 @@ func TestErrors(t *testing.T) {
 			want: []string{"data-dir is required", "--data-dir", "CLOVER_DATA_DIR"}},
 		{name: "missing locality", args: []string{"--node-id=n", "--data-dir=/d"},
 			want: []string{"locality is required", "CLOVER_LOCALITY"}},
+		{name: "group commit window too long", args: []string{"--node-id=n", "--data-dir=/d", "--locality=country=IE", "--raft-group-commit-window=1s"},
+			is: []error{server.ErrInvalidConfig}, want: []string{"group commit window"}},
 		{name: "invalid node-id", args: []string{"--node-id=Node 1"}, is: []error{server.ErrInvalidConfig}, want: []string{"node id"}},
 
 		{name: "bad log level flag", args: []string{"--log-level=verbose"}, want: []string{"flag --log-level", "verbose"}},
