@@ -7,7 +7,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build run test test-short proto lint bench-micro bench-compare bench-scale clean tools
+.PHONY: all build run test test-short chaos proto lint bench-micro bench-compare bench-scale clean tools
 
 all: build
 
@@ -33,6 +33,16 @@ bench-micro:
 # run; see the script for BENCH_DURATION, BENCH_OUT, BENCH_PROFILE).
 bench-compare: build
 	./scripts/bench-compare.sh
+
+# chaos runs the fault-injection suite against real cloverd processes, each in
+# its own network namespace (needs root, ip and iptables): kills, pauses and
+# partitions chosen from a printed seed (CHAOS_SEED=n replays it), histories
+# checked with Porcupine; failures leave artifacts in chaos-out/.
+CHAOS_DURATION ?= 5m
+CHAOS_SEED ?=
+chaos:
+	CLOVER_CHAOS=$(CHAOS_DURATION) CLOVER_CHAOS_SEED=$(CHAOS_SEED) CLOVER_CHAOS_ARTIFACTS=$(CURDIR)/chaos-out \
+		$(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./test/e2e
 
 # bench-scale measures a 3-node cluster's idle CPU and memory and its write
 # throughput at 0, 10, 100 and 1000 shards (SCALE_QUICK=1 for a smoke run;

@@ -59,6 +59,8 @@ type node struct {
 	grpc    string
 	raft    string
 	gossip  string
+	prefix  []string // command prefix, e.g. ip netns exec NS; none on loopback
+	extra   []string // more cloverd flags, for every start
 	first   []string // flags of the first start: --bootstrap, or --join SEED
 	rejoin  []string // flags of every restart: --join with every other node
 
@@ -86,6 +88,7 @@ func (n *node) args() []string {
 		"--listen-grpc", n.grpc, "--listen-raft", n.raft, "--listen-gossip", n.gossip,
 	}
 	a = append(a, raftFlags...)
+	a = append(a, n.extra...)
 	if n.starts > 0 {
 		return append(a, n.rejoin...)
 	}
@@ -108,7 +111,9 @@ func (n *node) start() {
 	args := n.args()
 	n.starts++
 	fmt.Fprintf(logf, "=== e2e: start #%d of %s: cloverd %s\n", n.starts, n.spec.ID, strings.Join(args, " "))
-	cmd := exec.Command(binaries.cloverd, args...)
+	argv := append(slices.Clone(n.prefix), binaries.cloverd)
+	argv = append(argv, args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
@@ -248,12 +253,27 @@ func startCluster(t *testing.T, specs []nodeSpec) *cluster {
 	return c
 }
 
-// newCluster lays out the nodes without starting them.
+// newCluster lays out the nodes on loopback without starting them.
 func newCluster(t *testing.T, specs []nodeSpec) *cluster {
+	t.Helper()
+	return newClusterAt(t, specs, nil)
+}
+
+// newClusterAt lays out the nodes without starting them: on loopback, or,
+// with a lab, node i in the lab's namespace i on its own address.
+func newClusterAt(t *testing.T, specs []nodeSpec, lab *netLab) *cluster {
 	t.Helper()
 	c := &cluster{t: t, byID: map[string]*node{}, directs: map[string]*client.Client{}}
 	root := t.TempDir()
-	ports := freePorts(t, 3*len(specs))
+	var ports []string
+	if lab == nil {
+		ports = freePorts(t, 3*len(specs))
+	} else {
+		for i := range specs {
+			ip := lab.ips[i]
+			ports = append(ports, ip+":7400", ip+":7500", ip+":7600")
+		}
+	}
 	// Cleanups run last-in first-out: processes are killed (node cleanups,
 	// registered below) before the logs are printed.
 	t.Cleanup(func() {
@@ -263,6 +283,9 @@ func newCluster(t *testing.T, specs []nodeSpec) *cluster {
 	})
 	for i, sp := range specs {
 		n := newNode(t, sp, root, ports[3*i:3*i+3])
+		if lab != nil {
+			n.prefix = lab.prefix(i)
+		}
 		c.nodes = append(c.nodes, n)
 		c.byID[sp.ID] = n
 	}

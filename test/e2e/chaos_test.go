@@ -1,0 +1,494 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/clover-kv/clover/client"
+)
+
+// TestChaos runs a workload against the demo topology (ie-1, ie-2, no-1,
+// us-1, each cloverd in its own network namespace) while a nemesis injects
+// one fault at a time, chosen at random from a seed: SIGKILL and restart of
+// a node or of a shard's leader, SIGSTOP/SIGCONT pauses, a node isolated, a
+// two-two split, one-way packet loss. Afterwards it checks:
+//
+//   - the register history (get, put, compare-and-swap on a few keys) is
+//     linearizable (Porcupine);
+//   - every acknowledged write of a set workload is still there;
+//   - no byte of a canary written to the EEA keyspace appears in any file
+//     under the US node's data directory or in its log;
+//   - the placement audit (clover placement verify) is clean.
+//
+// It runs only when CLOVER_CHAOS gives its duration (make chaos):
+//
+//	CLOVER_CHAOS=5m CLOVER_CHAOS_SEED=42 go test ./test/e2e -run TestChaos -v -timeout 30m
+//
+// The seed is printed; the same seed replays the same choice of faults (the
+// timing of a real cluster still varies). On a failure, Porcupine's HTML
+// visualisation and every node's log are written to CLOVER_CHAOS_ARTIFACTS
+// (default: a new directory under the system's temporary directory).
+func TestChaos(t *testing.T) {
+	duration := chaosDuration(t)
+	needBinaries(t)
+	seed := chaosSeed(t)
+	t.Logf("chaos: seed %d (replay with CLOVER_CHAOS_SEED=%d), %v of faults", seed, seed, duration)
+	fmt.Fprintf(os.Stderr, "chaos: seed %d\n", seed)
+	rng := mrand.New(mrand.NewPCG(seed, seed^0x5eed))
+
+	lab := newNetLab(t, len(demoNodes()))
+	c := newClusterAt(t, demoNodes(), lab)
+	for _, n := range c.nodes {
+		// Snapshots every 128 entries, so restarted followers meet them.
+		n.extra = []string{"--raft-snapshot-threshold=128"}
+	}
+	for _, n := range c.nodes {
+		n.start()
+	}
+	c.waitLive(t, c.ids()...)
+	cl := c.client(t)
+	ctx := context.Background()
+	const ks = "chaos"
+	if _, err := cl.CreateKeyspace(ctx, ks, 2, eea); err != nil {
+		t.Fatalf("create keyspace: %v", err)
+	}
+	waitConforming(t, c, ks)
+
+	canary := "canary-" + randHex(16)
+	if _, err := cl.Put(ctx, ks, []byte("canary"), []byte(canary)); err != nil {
+		t.Fatalf("write canary: %v", err)
+	}
+
+	rec := newRecorder()
+	set := &setWorkload{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	const registerWorkers, registerKeys, setWorkers = 6, 4, 2
+	for w := 0; w < registerWorkers; w++ {
+		wg.Go(func() { registerWorker(cl, ks, rec, w, registerWorkers, registerKeys, seed, stop) })
+	}
+	for w := 0; w < setWorkers; w++ {
+		wg.Go(func() { set.run(cl, ks, w, stop) })
+	}
+
+	nem := &nemesis{t: t, c: c, lab: lab, cl: cl, ks: ks, rng: rng}
+	deadline := time.Now().Add(duration)
+	for time.Now().Before(deadline) {
+		nem.step()
+	}
+	nem.healAll()
+	close(stop)
+	wg.Wait()
+	c.waitLive(t, c.ids()...)
+	waitConforming(t, c, ks)
+
+	history := rec.history()
+	t.Logf("chaos: %d faults (%s); %d register operations, %d of unknown outcome; %d set writes acknowledged",
+		nem.count, nem.summary(), len(history), unknownOps(history), set.acked())
+
+	art := &artifacts{t: t, c: c}
+	checkLinearizable(t, art, history)
+	checkSet(t, cl, ks, set)
+	checkNoCanary(t, c.node("us-1"), canary)
+	checkPlacement(t, cl)
+	if t.Failed() {
+		art.saveLogs()
+	}
+}
+
+func chaosDuration(t *testing.T) time.Duration {
+	v := os.Getenv("CLOVER_CHAOS")
+	if v == "" {
+		t.Skip("set CLOVER_CHAOS to a duration to run the fault-injection suite (make chaos)")
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("CLOVER_CHAOS=%q: want a positive duration such as 5m", v)
+	}
+	return d
+}
+
+func chaosSeed(t *testing.T) uint64 {
+	if v := os.Getenv("CLOVER_CHAOS_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("CLOVER_CHAOS_SEED=%q: want an unsigned integer", v)
+		}
+		return s
+	}
+	return uint64(time.Now().UnixNano())
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// waitConforming waits until every shard of ks has its full replica set
+// and a leader.
+func waitConforming(t *testing.T, c *cluster, ks string) {
+	t.Helper()
+	c.waitFor(t, 2*readyTimeout, ks+" conforming", func(ctx context.Context, cl *client.Client) (bool, string) {
+		st, err := cl.KeyspaceStatus(ctx, ks)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, s := range st.Shards {
+			if s.Status != "conforming" || s.Leader == "" {
+				return false, fmt.Sprintf("shard %d %s, leader %q", s.ShardID, s.Status, s.Leader)
+			}
+		}
+		return len(st.Shards) > 0, "no shards"
+	})
+}
+
+// registerWorker issues gets, puts and compare-and-swaps on a few keys
+// until stop closes. Values are unique; a compare-and-swap expects the
+// version this worker last saw for the key.
+func registerWorker(cl *client.Client, ks string, rec *recorder, w, workers, keys int, seed uint64, stop <-chan struct{}) {
+	rng := mrand.New(mrand.NewPCG(seed, uint64(w)))
+	id := w
+	seen := map[string]uint64{}
+	for n := 0; ; n++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		in := kvInput{key: fmt.Sprintf("r%d", rng.IntN(keys))}
+		switch p := rng.IntN(10); {
+		case p < 4:
+			in.kind = opGet
+		case p < 7:
+			in.kind, in.value = opPut, fmt.Sprintf("w%d-%d", w, n)
+		default:
+			in.kind, in.value, in.expect = opCAS, fmt.Sprintf("w%d-%d", w, n), seen[in.key]
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		call := rec.now()
+		out, keep := doOp(ctx, cl, ks, in)
+		cancel()
+		if !keep {
+			continue
+		}
+		rec.add(id, in, call, out)
+		if out.unknown {
+			id += workers // a new client: this one's operation never returned
+			continue
+		}
+		if in.kind != opGet || out.ok {
+			seen[in.key] = out.version
+		}
+	}
+}
+
+// setWorkload writes unique keys and remembers those acknowledged.
+type setWorkload struct {
+	mu   sync.Mutex
+	keys []string
+	n    atomic.Int64
+}
+
+func (s *setWorkload) run(cl *client.Client, ks string, w int, stop <-chan struct{}) {
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		key := fmt.Sprintf("s%d-%06d", w, i)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := cl.Put(ctx, ks, []byte(key), []byte("v-"+key))
+		cancel()
+		if err == nil {
+			s.mu.Lock()
+			s.keys = append(s.keys, key)
+			s.mu.Unlock()
+			s.n.Add(1)
+		}
+	}
+}
+
+func (s *setWorkload) acked() int64 { return s.n.Load() }
+
+// nemesis injects one fault at a time: it applies one, holds it for one to
+// five seconds, undoes it and lets the cluster settle.
+type nemesis struct {
+	t     *testing.T
+	c     *cluster
+	lab   *netLab
+	cl    *client.Client
+	ks    string
+	rng   *mrand.Rand
+	count int
+	kinds map[string]int
+}
+
+func (n *nemesis) step() {
+	t := n.t
+	t.Helper()
+	hold := time.Duration(1000+n.rng.IntN(4000)) * time.Millisecond
+	nodes := n.c.nodes
+	victim := n.rng.IntN(len(nodes))
+	var kind string
+	var undo func()
+	switch n.rng.IntN(6) {
+	case 0:
+		kind = "kill"
+		nodes[victim].crash()
+		undo = func() { nodes[victim].start() }
+	case 1:
+		kind = "kill-leader"
+		if i := n.leaderIndex(); i >= 0 {
+			victim = i
+		}
+		nodes[victim].crash()
+		undo = func() { nodes[victim].start() }
+	case 2:
+		kind = "pause"
+		signal(t, nodes[victim], syscall.SIGSTOP)
+		undo = func() { signal(t, nodes[victim], syscall.SIGCONT) }
+	case 3:
+		kind = "isolate-leader"
+		if i := n.leaderIndex(); i >= 0 {
+			victim = i
+		}
+		n.lab.split([]int{victim}, others(len(nodes), victim))
+		undo = n.lab.heal
+	case 4:
+		kind = "split-2-2"
+		perm := n.rng.Perm(len(nodes))
+		n.lab.split(perm[:2], perm[2:])
+		undo = n.lab.heal
+	default:
+		kind = "one-way"
+		to := (victim + 1 + n.rng.IntN(len(nodes)-1)) % len(nodes)
+		n.lab.cut(victim, to)
+		undo = n.lab.heal
+	}
+	t.Logf("chaos: fault %d: %s on %s for %v %s", n.count+1, kind, nodes[victim].spec.ID, hold, n.lab.describe())
+	time.Sleep(hold) // the fault's duration is the point: nothing to wait for
+	undo()
+	n.count++
+	if n.kinds == nil {
+		n.kinds = map[string]int{}
+	}
+	n.kinds[kind]++
+	// Settle: every node answers again before the next fault.
+	n.c.waitLive(t, n.c.ids()...)
+}
+
+// leaderIndex is the index of the node leading a random shard of the
+// keyspace, or -1 when none is known.
+func (n *nemesis) leaderIndex() int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ks, err := n.cl.Keyspace(ctx, n.ks)
+	if err != nil || len(ks.Shards) == 0 {
+		return -1
+	}
+	leader := ks.Shards[n.rng.IntN(len(ks.Shards))].Leader
+	for i, nd := range n.c.nodes {
+		if nd.spec.ID == leader {
+			return i
+		}
+	}
+	return -1
+}
+
+func (n *nemesis) healAll() {
+	n.lab.heal()
+	for _, nd := range n.c.nodes {
+		if !nd.running() {
+			nd.start()
+		}
+	}
+}
+
+func (n *nemesis) summary() string {
+	s := ""
+	for k, v := range n.kinds {
+		s += fmt.Sprintf("%s %d, ", k, v)
+	}
+	if s == "" {
+		return "none"
+	}
+	return s[:len(s)-2]
+}
+
+func others(n, except int) []int {
+	var out []int
+	for i := 0; i < n; i++ {
+		if i != except {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func signal(t *testing.T, n *node, sig syscall.Signal) {
+	t.Helper()
+	if !n.running() {
+		t.Fatalf("signal %v to %s: not running (exit: %v)", sig, n.spec.ID, n.waitErr)
+	}
+	if err := n.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v to %s: %v", sig, n.spec.ID, err)
+	}
+}
+
+func unknownOps(h []porcupine.Operation) int {
+	n := 0
+	for _, op := range h {
+		if op.Output.(kvOutput).unknown {
+			n++
+		}
+	}
+	return n
+}
+
+// artifacts keeps what a failed run leaves for a human.
+type artifacts struct {
+	t   *testing.T
+	c   *cluster
+	dir string
+}
+
+func (a *artifacts) path(name string) string {
+	if a.dir == "" {
+		a.dir = os.Getenv("CLOVER_CHAOS_ARTIFACTS")
+		if a.dir == "" {
+			d, err := os.MkdirTemp("", "clover-chaos-")
+			if err != nil {
+				a.t.Fatal(err)
+			}
+			a.dir = d
+		}
+		if err := os.MkdirAll(a.dir, 0o755); err != nil {
+			a.t.Fatal(err)
+		}
+		a.t.Logf("chaos: artifacts in %s", a.dir)
+	}
+	return filepath.Join(a.dir, name)
+}
+
+func (a *artifacts) saveLogs() {
+	for _, n := range a.c.nodes {
+		b, err := os.ReadFile(n.logPath)
+		if err == nil {
+			err = os.WriteFile(a.path(n.spec.ID+".log"), b, 0o644)
+		}
+		if err != nil {
+			a.t.Logf("keep log of %s: %v", n.spec.ID, err)
+		}
+	}
+}
+
+func checkLinearizable(t *testing.T, art *artifacts, history []porcupine.Operation) {
+	t.Helper()
+	res, info := porcupine.CheckOperationsVerbose(kvModel, history, 5*time.Minute)
+	switch res {
+	case porcupine.Ok:
+		t.Logf("chaos: %d operations linearizable", len(history))
+	case porcupine.Unknown:
+		t.Errorf("linearizability check of %d operations timed out", len(history))
+	default:
+		p := art.path("history.html")
+		if err := porcupine.VisualizePath(kvModel, info, p); err != nil {
+			t.Logf("visualise: %v", err)
+		}
+		t.Errorf("history of %d operations is not linearizable; see %s", len(history), p)
+	}
+}
+
+func checkSet(t *testing.T, cl *client.Client, ks string, set *setWorkload) {
+	t.Helper()
+	set.mu.Lock()
+	keys := append([]string(nil), set.keys...)
+	set.mu.Unlock()
+	lost := 0
+	for _, k := range keys {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		kv, err := cl.Get(ctx, ks, []byte(k))
+		cancel()
+		switch {
+		case errors.Is(err, client.ErrNotFound):
+			lost++
+			t.Errorf("acknowledged write %s lost", k)
+		case err != nil:
+			t.Errorf("read back %s: %v", k, err)
+		case string(kv.Value) != "v-"+k:
+			t.Errorf("acknowledged write %s reads back a different value", k)
+		}
+		if lost > 20 {
+			t.Fatalf("more than 20 acknowledged writes lost; stopping")
+		}
+	}
+	t.Logf("chaos: %d acknowledged set writes read back, %d lost", len(keys), lost)
+}
+
+// checkNoCanary looks for the canary's bytes in every file under the node's
+// data directory and in its log.
+func checkNoCanary(t *testing.T, n *node, canary string) {
+	t.Helper()
+	needle := []byte(canary)
+	files := 0
+	scan := func(path string) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Errorf("read %s: %v", path, err)
+			return
+		}
+		files++
+		if bytes.Contains(b, needle) {
+			t.Errorf("EEA canary found in %s on non-EEA node %s", path, n.spec.ID)
+		}
+	}
+	err := filepath.WalkDir(n.dataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking (compaction, WAL rotation)
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			scan(path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("walk %s: %v", n.dataDir, err)
+	}
+	scan(n.logPath)
+	t.Logf("chaos: canary absent from %d files of %s", files, n.spec.ID)
+}
+
+func checkPlacement(t *testing.T, cl *client.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rep, err := cl.VerifyPlacement(ctx)
+	if err != nil {
+		t.Errorf("placement verify: %v", err)
+		return
+	}
+	if !rep.OK {
+		t.Errorf("placement verify: %d violations: %+v", len(rep.Violations), rep.Violations)
+	}
+}
