@@ -7,7 +7,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build run test test-short chaos proto lint bench-micro bench-compare bench-scale clean tools
+.PHONY: all build run test test-short fuzz chaos proto lint bench-micro bench-compare bench-scale clean tools
 
 all: build
 
@@ -25,6 +25,22 @@ test:
 test-short:
 	$(GO) test -short -count=1 ./...
 
+# fuzz runs each fuzz target for FUZZTIME, one after another. Their seed
+# corpora also run as ordinary tests under `make test`.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEntry$$' -fuzztime $(FUZZTIME) ./raftfsm
+	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZTIME) ./raftfsm
+	$(GO) test -run '^$$' -fuzz '^FuzzKVRequest$$' -fuzztime $(FUZZTIME) ./server
+	$(GO) test -run '^$$' -fuzz '^FuzzCreateKeyspace$$' -fuzztime $(FUZZTIME) ./server
+	$(GO) test -run '^$$' -fuzz '^FuzzGossipMetaDecode$$' -fuzztime $(FUZZTIME) ./server
+	$(GO) test -run '^$$' -fuzz '^FuzzGossipMetaEncode$$' -fuzztime $(FUZZTIME) ./server
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/nodeconfig
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadSetting$$' -fuzztime $(FUZZTIME) ./internal/nodeconfig
+	$(GO) test -run '^$$' -fuzz '^FuzzParseLocality$$' -fuzztime $(FUZZTIME) ./placement
+	$(GO) test -run '^$$' -fuzz '^FuzzParseResidency$$' -fuzztime $(FUZZTIME) ./placement
+	$(GO) test -run '^$$' -fuzz '^FuzzCatalogueWith$$' -fuzztime $(FUZZTIME) ./placement
+
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./raftfsm/... ./placement/... ./client/... ./bench/
 
@@ -37,12 +53,14 @@ bench-compare: build
 # chaos runs the fault-injection suite against real cloverd processes, each in
 # its own network namespace (needs root, ip and iptables): kills, pauses and
 # partitions chosen from a printed seed (CHAOS_SEED=n replays it), histories
-# checked with Porcupine; failures leave artifacts in chaos-out/.
+# checked with Porcupine; then CRASH_CYCLES kill -9 cycles during writes, no
+# acknowledged write lost. Failures leave artifacts in chaos-out/.
 CHAOS_DURATION ?= 5m
 CHAOS_SEED ?=
+CRASH_CYCLES ?= 50
 chaos:
-	CLOVER_CHAOS=$(CHAOS_DURATION) CLOVER_CHAOS_SEED=$(CHAOS_SEED) CLOVER_CHAOS_ARTIFACTS=$(CURDIR)/chaos-out \
-		$(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./test/e2e
+	CLOVER_CHAOS=$(CHAOS_DURATION) CLOVER_CRASH_CYCLES=$(CRASH_CYCLES) CLOVER_CHAOS_SEED=$(CHAOS_SEED) CLOVER_CHAOS_ARTIFACTS=$(CURDIR)/chaos-out \
+		$(GO) test -count=1 -timeout 60m -run '^(TestChaos|TestCrashCycles)$$' -v ./test/e2e
 
 # bench-scale measures a 3-node cluster's idle CPU and memory and its write
 # throughput at 0, 10, 100 and 1000 shards (SCALE_QUICK=1 for a smoke run;

@@ -152,7 +152,11 @@ func (c *Client) pipe(addr string, cc *grpc.ClientConn) *pipe {
 type request struct {
 	keyspace string
 	key      []byte // routes the call; nil = any permitted node
-	// idempotent requests may be retried when the outcome is unknown.
+	// idempotent requests (reads) may be retried when the outcome of an
+	// attempt is unknown. A write is not: sent again after its first
+	// attempt was applied, it would apply twice (a put of value A retried
+	// after another client's put of B would leave A over B, and its
+	// version would not be the one readers saw).
 	idempotent bool
 	// follower reads may go to any replica.
 	anyReplica bool
@@ -258,6 +262,9 @@ func (c *Client) do(ctx context.Context, req request) error {
 		case errors.Is(err, ErrUnavailable) && (req.idempotent || neverSent(e)):
 			avoid = addr
 			c.forgetLeader(req.keyspace, req.key)
+		case errors.Is(err, ErrUnavailable):
+			c.forgetLeader(req.keyspace, req.key)
+			return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		case errors.Is(err, ErrConflict):
 		default:
 			return err
@@ -273,12 +280,12 @@ func (c *Client) do(ctx context.Context, req request) error {
 	return err
 }
 
-// neverSent reports an error from a connection that could not be
-// established: the request never left the client, so even a request whose
-// outcome would otherwise be unknown may be retried.
+// neverSent reports an error for a request that never left the client (a
+// connection that could not be established, a stream that had already
+// broken): even a write may then be sent again.
 func neverSent(e *Error) bool {
 	return e.Code == codes.Unavailable && e.kind == pb.ErrorDetail_KIND_UNSPECIFIED &&
-		strings.Contains(e.Message, "while dialing")
+		(strings.Contains(e.Message, "while dialing") || strings.HasPrefix(e.Message, notSentPrefix))
 }
 
 func jitter(d time.Duration) time.Duration {

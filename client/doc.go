@@ -12,9 +12,12 @@
 //
 // The client caches the cluster's routing table and sends each request to
 // its shard's leader, following leader hints and retrying transient failures
-// under Config.Retry. Requests whose outcome can be unknown after a failure
-// (CompareAndSwap, CompareAndDelete, conditional batches) are retried only
-// when the node certainly did not apply them.
+// under Config.Retry. Reads are retried on any transient failure. Writes
+// (Put, Delete, CompareAndSwap, CompareAndDelete, Batch) are retried only
+// when the node certainly did not apply them (not the leader, no
+// connection); a write that failed after it may have been applied returns
+// an error matching both ErrUnavailable and ErrOutcomeUnknown, and is not
+// sent again, since applying it twice could undo a write made in between.
 //
 // Errors are sentinels tested with errors.Is (ErrNotFound,
 // ErrVersionMismatch, ErrResidency, ErrUnavailable, ErrUnknownKeyspace,

@@ -15,10 +15,14 @@ import (
 // (the permitted endpoints of a residency error, the current version of a
 // version mismatch).
 var (
-	ErrNotFound         = errors.New("clover: key not found")
-	ErrVersionMismatch  = errors.New("clover: version mismatch")
-	ErrResidency        = errors.New("clover: keyspace not permitted on this node's jurisdiction")
-	ErrUnavailable      = errors.New("clover: unavailable")
+	ErrNotFound        = errors.New("clover: key not found")
+	ErrVersionMismatch = errors.New("clover: version mismatch")
+	ErrResidency       = errors.New("clover: keyspace not permitted on this node's jurisdiction")
+	ErrUnavailable     = errors.New("clover: unavailable")
+	// ErrOutcomeUnknown comes with ErrUnavailable when a write failed after
+	// it may have reached its shard's leader: it may or may not have been
+	// applied. Read the key to find out before writing again.
+	ErrOutcomeUnknown   = errors.New("clover: outcome unknown: the write may or may not have been applied")
 	ErrUnknownKeyspace  = errors.New("clover: unknown keyspace")
 	ErrInvalidArgument  = errors.New("clover: invalid argument")
 	ErrKeyspaceExists   = errors.New("clover: keyspace exists")

@@ -61,6 +61,9 @@ func (f *fakeNode) serveStream(st pb.KV_StreamServer) error {
 				} else {
 					r.Result = &pb.StreamResult_Put{Put: pr}
 				}
+			case *pb.StreamOp_Get:
+				gr, _ := f.Get(st.Context(), o.Get)
+				r.Result = &pb.StreamResult_Get{Get: gr}
 			case *pb.StreamOp_CompareAndSwap:
 				cr, _ := f.CompareAndSwap(st.Context(), o.CompareAndSwap)
 				r.Result = &pb.StreamResult_CompareAndSwap{CompareAndSwap: cr}

@@ -68,7 +68,7 @@ func (c *Client) Put(ctx context.Context, keyspace string, key, value []byte) (u
 	}
 	var v uint64
 	req := &pb.PutRequest{Keyspace: keyspace, Key: key, Value: value}
-	err := c.do(ctx, request{keyspace: keyspace, key: key, idempotent: true, call: func(ctx context.Context, cc *grpc.ClientConn) error {
+	err := c.do(ctx, request{keyspace: keyspace, key: key, call: func(ctx context.Context, cc *grpc.ClientConn) error {
 		resp, err := pb.NewKVClient(cc).Put(ctx, req)
 		v = resp.GetVersion()
 		return err
@@ -100,10 +100,10 @@ func (c *Client) Get(ctx context.Context, keyspace string, key []byte, opts ...R
 	if err != nil {
 		return KV{}, err
 	}
-	if !resp.Found {
+	if !resp.GetFound() {
 		return KV{}, ErrNotFound
 	}
-	return KV{Key: key, Value: resp.Value, Version: resp.Version}, nil
+	return KV{Key: key, Value: resp.GetValue(), Version: resp.GetVersion()}, nil
 }
 
 // Delete removes key (a no-op for a missing key) and returns the Raft index
@@ -114,7 +114,7 @@ func (c *Client) Delete(ctx context.Context, keyspace string, key []byte) (uint6
 	}
 	var v uint64
 	req := &pb.DeleteRequest{Keyspace: keyspace, Key: key}
-	err := c.do(ctx, request{keyspace: keyspace, key: key, idempotent: true, call: func(ctx context.Context, cc *grpc.ClientConn) error {
+	err := c.do(ctx, request{keyspace: keyspace, key: key, call: func(ctx context.Context, cc *grpc.ClientConn) error {
 		resp, err := pb.NewKVClient(cc).Delete(ctx, req)
 		v = resp.GetVersion()
 		return err
@@ -185,7 +185,7 @@ func (c *Client) Batch(ctx context.Context, keyspace string, ops ...Op) (uint64,
 		return 0, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
 	}
 	req := &pb.BatchRequest{Keyspace: keyspace}
-	size, conditional := 0, false
+	size := 0
 	for _, o := range ops {
 		if err := checkKey(o.key); err != nil {
 			return 0, err
@@ -198,14 +198,13 @@ func (c *Client) Batch(ctx context.Context, keyspace string, ops ...Op) (uint64,
 		if o.del {
 			bo.Kind = pb.BatchOp_KIND_DELETE
 		}
-		conditional = conditional || o.hasVersion
 		req.Ops = append(req.Ops, bo)
 	}
 	if err := keys.ValidateBatchSize(len(ops), size); err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
 	}
 	var v uint64
-	err := c.do(ctx, request{keyspace: keyspace, key: ops[0].key, idempotent: !conditional, call: func(ctx context.Context, cc *grpc.ClientConn) error {
+	err := c.do(ctx, request{keyspace: keyspace, key: ops[0].key, call: func(ctx context.Context, cc *grpc.ClientConn) error {
 		resp, err := pb.NewKVClient(cc).Batch(ctx, req)
 		v = resp.GetVersion()
 		return err

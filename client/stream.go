@@ -126,7 +126,7 @@ func (p *pipe) call(ctx context.Context, op *pb.StreamOp) (*pb.StreamResult, err
 	ps.mu.Lock()
 	if ps.err != nil {
 		ps.mu.Unlock()
-		return nil, ps.err
+		return nil, notSent(ps.err)
 	}
 	op.Id = p.nextID.Add(1)
 	ps.pending[op.Id] = c
@@ -253,11 +253,25 @@ func (ps *pipeStream) fail(cause error) {
 	}
 	ps.err = cause
 	for id, c := range ps.pending {
+		// A call the sender has not taken yet never will be sent on this
+		// stream (the sender checks failed() under ps.mu before sending),
+		// so the caller may safely send it again.
 		c.err = cause
+		if c.state.Load() == callQueued {
+			c.err = notSent(cause)
+		}
 		close(c.done)
 		delete(ps.pending, id)
 	}
 	ps.cancel()
+}
+
+// notSentPrefix starts the message of an Unavailable error for a request
+// that never left the client (see neverSent).
+const notSentPrefix = "not sent: "
+
+func notSent(cause error) error {
+	return status.Error(codes.Unavailable, notSentPrefix+status.Convert(cause).Message())
 }
 
 // resultError turns a StreamResult carrying an error into the status error

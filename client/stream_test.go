@@ -82,8 +82,9 @@ func TestStreamFallsBackToUnary(t *testing.T) {
 }
 
 // A stream that breaks after a request was sent leaves its outcome unknown:
-// an idempotent put is retried on a new stream; a compare-and-swap is not
-// retried and fails with ErrUnavailable.
+// a put is not sent again (applied twice, it could undo a write made in
+// between) and fails with ErrUnavailable and ErrOutcomeUnknown; a read is
+// retried on a new stream.
 func TestStreamBreakMidRequest(t *testing.T) {
 	f := startFake(t)
 	var mu sync.Mutex
@@ -105,11 +106,22 @@ func TestStreamBreakMidRequest(t *testing.T) {
 		return f.serveStream(st)
 	}
 	c := newTestClient(t, f, Config{Retry: RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}})
-	if _, err := c.Put(context.Background(), "ks", []byte("k"), []byte("v")); err != nil {
-		t.Fatalf("idempotent put across a broken stream: %v", err)
+	_, err := c.Put(context.Background(), "ks", []byte("k"), []byte("v"))
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("put across a broken stream: %v, want ErrUnavailable and ErrOutcomeUnknown", err)
 	}
-	if f.streamCount() != 2 {
-		t.Fatalf("%d streams, want 2 (the broken one and its replacement)", f.streamCount())
+	if f.streamCount() != 1 {
+		t.Fatalf("%d streams, want 1: a put of unknown outcome must not be sent again", f.streamCount())
+	}
+	mu.Lock()
+	broken = 0
+	mu.Unlock()
+	// The fake answers every read with "not found": an answer, not a failure.
+	if _, err := c.Get(context.Background(), "ks", []byte("k")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read across a broken stream: %v, want the node's answer (not found)", err)
+	}
+	if f.streamCount() != 3 {
+		t.Fatalf("%d streams, want 3 (the put's, the read's broken one and its replacement)", f.streamCount())
 	}
 
 	mu.Lock()
@@ -123,9 +135,9 @@ func TestStreamBreakMidRequest(t *testing.T) {
 		p.mu.Unlock()
 	}
 	c.connMu.Unlock()
-	_, err := c.CompareAndSwap(context.Background(), "ks", []byte("k"), 1, []byte("w"))
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("compare-and-swap across a broken stream: %v, want ErrUnavailable", err)
+	_, err = c.CompareAndSwap(context.Background(), "ks", []byte("k"), 1, []byte("w"))
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("compare-and-swap across a broken stream: %v, want ErrUnavailable and ErrOutcomeUnknown", err)
 	}
 }
 

@@ -9,6 +9,9 @@ import (
 	"net"
 	"regexp"
 	"time"
+	"unicode/utf8"
+
+	"github.com/hashicorp/memberlist"
 
 	"github.com/clover-kv/clover/placement"
 )
@@ -31,7 +34,8 @@ type Config struct {
 	ListenRaft   string
 	ListenGossip string
 	// Advertise* are the addresses other nodes and clients use; empty = the
-	// listener's actual address.
+	// listener's actual address. Each is host:port; the node gossips them
+	// with its ID and locality in at most 512 bytes, which bounds their length.
 	AdvertiseGRPC   string
 	AdvertiseRaft   string
 	AdvertiseGossip string
@@ -169,6 +173,17 @@ func (c Config) Validate() error {
 			return bad("join address %q: %v", j, err)
 		}
 	}
+	for _, a := range []struct{ name, addr string }{
+		{"advertise-grpc", c.AdvertiseGRPC}, {"advertise-raft", c.AdvertiseRaft}, {"advertise-gossip", c.AdvertiseGossip},
+	} {
+		if _, _, err := net.SplitHostPort(a.addr); a.addr != "" && (err != nil || !utf8.ValidString(a.addr)) {
+			return bad("%s %q: want host:port", a.name, a.addr)
+		}
+	}
+	if n := len(mustJSON(c.gossipMetaBound())); n > memberlist.MetaMaxSize {
+		return bad("advertise-grpc %q, advertise-raft %q: with the node id and locality they take up to %d bytes of gossip metadata, over the limit of %d",
+			c.AdvertiseGRPC, c.AdvertiseRaft, n, memberlist.MetaMaxSize)
+	}
 	if _, err := c.catalogue(); err != nil {
 		return bad("jurisdictions: %v", err)
 	}
@@ -200,6 +215,27 @@ func (c Config) Validate() error {
 			r.SnapshotThreshold, r.SnapshotInterval, r.ApplyTimeout)
 	}
 	return nil
+}
+
+// longestLocalAddr is as long as an address the node takes from a listener
+// or a resolved name gets: an IPv6 address with a 15-byte interface zone and
+// a five-digit port.
+const longestLocalAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%interface-name1]:65535"
+
+// gossipMetaBound is the largest gossip metadata the node can advertise;
+// memberlist refuses (panics on) more than memberlist.MetaMaxSize bytes. The
+// gRPC address goes out as given; the Raft address as it resolves, which
+// keeps an IP literal's zone and may turn a port name into five digits; the
+// others are taken from the listeners.
+func (c Config) gossipMetaBound() gossipMeta {
+	m := gossipMeta{ID: c.NodeID, Locality: c.Locality, GRPC: c.AdvertiseGRPC, Raft: longestLocalAddr, Gossip: longestLocalAddr}
+	if m.GRPC == "" {
+		m.GRPC = longestLocalAddr
+	}
+	if r := c.AdvertiseRaft + "65535"; len(r) > len(longestLocalAddr) {
+		m.Raft = r
+	}
+	return m
 }
 
 // catalogue is the built-in jurisdiction catalogue plus the operator's sets.

@@ -113,7 +113,7 @@ func (m *membership) members() map[string]gossipMeta {
 	m.mu.Unlock()
 	for name, meta := range metas {
 		var gm gossipMeta
-		if err := json.Unmarshal(meta, &gm); err != nil || gm.ID != name {
+		if err := json.Unmarshal(meta, &gm); err != nil || gm.ID != name || !nodeIDPattern.MatchString(gm.ID) {
 			m.logger.Warn("ignoring member with bad metadata", "member", name)
 			continue
 		}
@@ -176,28 +176,41 @@ func (m *membership) record(name string, meta []byte) {
 	m.notify()
 }
 
-// gossipJoinLoop keeps this node in the gossip cluster: it joins the
-// configured peers and, whenever it sees no other member, the gossip
-// addresses recorded in the catalogue (so a restarted node that founded the
-// cluster, and has no --join, finds the others again).
+// gossipJoinLoop keeps this node in the gossip cluster. Alone, it joins the
+// configured peers and the gossip addresses recorded in the catalogue (so a
+// restarted node that founded the cluster, and has no --join, finds the
+// others again). Not alone, it still rejoins every recorded node that gossip
+// has lost: memberlist stops probing a member it declared dead, so after a
+// partition longer than its suspicion timeout each side would otherwise
+// stay dead to the other for good, even once the network heals.
 func (s *Server) gossipJoinLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for {
-		if s.gossip.ml.NumMembers() <= 1 {
-			peers := append([]string(nil), s.cfg.Join...)
-			for _, n := range s.catalog().sortedNodes() {
-				if n.ID != s.cfg.NodeID && n.GossipAddr != "" {
-					peers = append(peers, n.GossipAddr)
-				}
+		alive := s.gossip.members()
+		var peers []string
+		if len(alive) <= 1 {
+			peers = append(peers, s.cfg.Join...)
+		}
+		var lost []string
+		for _, n := range s.catalog().sortedNodes() {
+			if _, ok := alive[n.ID]; !ok && n.ID != s.cfg.NodeID && n.GossipAddr != "" {
+				peers = append(peers, n.GossipAddr)
+				lost = append(lost, n.ID)
 			}
-			if len(peers) > 0 {
-				if n, err := s.gossip.ml.Join(peers); n > 0 {
-					s.logger.Info("joined cluster", "contacted", n)
-					backoff = 100 * time.Millisecond
-				} else {
-					s.logger.Warn("join failed; retrying", "peers", len(peers), "err", err, "retry_in", backoff)
-					backoff = min(backoff*2, 5*time.Second)
+		}
+		if len(peers) > 0 {
+			if n, err := s.gossip.ml.Join(peers); n > 0 {
+				s.logger.Info("joined gossip", "contacted", n, "lost", lost)
+				backoff = 100 * time.Millisecond
+			} else {
+				// A lost node may be down for good; keep trying, quietly
+				// once others are around.
+				level := slog.LevelWarn
+				if len(alive) > 1 {
+					level = slog.LevelDebug
 				}
+				s.logger.Log(ctx, level, "join failed; retrying", "peers", len(peers), "lost", lost, "err", err, "retry_in", backoff)
+				backoff = min(backoff*2, 5*time.Second)
 			}
 		} else {
 			backoff = time.Second

@@ -49,6 +49,11 @@ func (s *Server) changeReplica(ctx context.Context, req *pb.ChangeReplicaRequest
 	case pb.ChangeReplicaRequest_KIND_REMOVE:
 		fut = r.raft.RemoveServer(id, 0, timeout)
 	case pb.ChangeReplicaRequest_KIND_TRANSFER_LEADER:
+		release, qerr := r.prop.quiesce(ctx)
+		if qerr != nil {
+			return qerr
+		}
+		defer release()
 		fut = r.raft.LeadershipTransferToServer(id, addr)
 	default:
 		return invalidf("unknown change kind %d", req.Kind)

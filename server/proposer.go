@@ -92,6 +92,22 @@ func (p *proposer) propose(ctx context.Context, cmd raftfsm.Command) (raftfsm.Re
 	}
 }
 
+// quiesce waits until no entry of this proposer is in flight and keeps it
+// so: commands queue instead of entering the log, until release is called.
+// A leadership transfer runs in between, so that no entry is caught in it
+// (its commands would get an unknown outcome); the queued commands then meet
+// a follower and are refused as not leader, certainly not applied.
+func (p *proposer) quiesce(ctx context.Context) (release func(), err error) {
+	select {
+	case p.slots <- struct{}{}:
+		return func() { <-p.slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-p.quit:
+		return nil, unavailablef("shard %d is closing", p.r.id)
+	}
+}
+
 func commandSize(cmd raftfsm.Command) int {
 	n := 0
 	for _, op := range cmd.Ops {

@@ -368,9 +368,26 @@ func (r *replica) handOverToIntendedLeader() {
 	if want == r.node.cfg.NodeID || !ok || !n.Live {
 		return
 	}
-	if err := r.raft.LeadershipTransferToServer(raft.ServerID(want), raft.ServerAddress(n.RaftAddr)).Error(); err != nil {
+	err := r.transferLeadership(context.Background(), func() raft.Future {
+		return r.raft.LeadershipTransferToServer(raft.ServerID(want), raft.ServerAddress(n.RaftAddr))
+	})
+	if err != nil {
 		r.logger.Debug("leadership hand-over", "to", want, "err", err)
 	}
+}
+
+// transferLeadership runs transfer (a raft leadership transfer) once no
+// client command is in flight, holding new ones back meanwhile (see
+// proposer.quiesce), and waits for it.
+func (r *replica) transferLeadership(ctx context.Context, transfer func() raft.Future) error {
+	ctx, cancel := context.WithTimeout(ctx, r.node.cfg.Raft.ApplyTimeout)
+	defer cancel()
+	release, err := r.prop.quiesce(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return waitFuture(ctx, transfer())
 }
 
 // appliedNotifier lets readers wait until the state machine reaches an index.

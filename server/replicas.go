@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -62,7 +63,11 @@ func (s *Server) reconcileReplicas() {
 				// serves nothing and hands leadership to a permitted replica
 				// at once; the controller then replaces the replica.
 				s.logger.Info("policy no longer permits this node: handing over leadership", "shard", id, "keyspace", ref.ks.Name)
-				r.raft.LeadershipTransfer()
+				go func() {
+					if err := r.transferLeadership(s.ctx, r.raft.LeadershipTransfer); err != nil && !errors.Is(err, raft.ErrNotLeader) {
+						s.logger.Warn("leadership hand-over failed", "shard", r.id, "err", err)
+					}
+				}()
 			}
 			continue
 		}

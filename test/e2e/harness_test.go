@@ -443,8 +443,13 @@ func (c *cluster) waitLive(t *testing.T, ids ...string) {
 			var missing []string
 			for _, id := range ids {
 				i := slices.IndexFunc(st.Nodes, func(n client.NodeStatus) bool { return n.ID == id })
-				if i < 0 || !st.Nodes[i].Live || !st.Nodes[i].Reachable {
-					missing = append(missing, id)
+				switch {
+				case i < 0:
+					missing = append(missing, id+" (unknown)")
+				case !st.Nodes[i].Live:
+					missing = append(missing, id+" (not live)")
+				case !st.Nodes[i].Reachable:
+					missing = append(missing, fmt.Sprintf("%s (not answering: %s)", id, st.Nodes[i].Error))
 				}
 			}
 			if len(missing) > 0 {
