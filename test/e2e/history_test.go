@@ -218,3 +218,60 @@ func doOp(ctx context.Context, cl *client.Client, ks string, in kvInput) (out kv
 		return kvOutput{unknown: true}, true
 	}
 }
+
+// dropUnobserved removes writes of unknown outcome that nothing observed:
+// no read returned their value, and no version seen without a value on their
+// key (a compare-and-swap's expected or reported version) is unexplained by
+// the writes of known outcome and the reads. Such a write can always be placed
+// after every other operation (its return time is open), where it changes
+// nothing anyone saw, so the history is linearizable with it exactly when it
+// is without it; left in, each one multiplies the orders Porcupine tries.
+func dropUnobserved(h []porcupine.Operation) []porcupine.Operation {
+	readValues := map[string]map[string]bool{}    // key -> values read
+	knownVersions := map[string]map[uint64]bool{} // key -> versions written with known outcome
+	seenVersions := map[string]map[uint64]bool{}  // key -> versions observed
+	add := func(m map[string]map[uint64]bool, k string, v uint64) {
+		if m[k] == nil {
+			m[k] = map[uint64]bool{}
+		}
+		m[k][v] = true
+	}
+	for _, op := range h {
+		in, out := op.Input.(kvInput), op.Output.(kvOutput)
+		switch {
+		case out.unknown:
+		case in.kind == opGet:
+			if out.ok {
+				if readValues[in.key] == nil {
+					readValues[in.key] = map[string]bool{}
+				}
+				readValues[in.key][out.value] = true
+				add(knownVersions, in.key, out.version) // tied to the value read, whose write is kept
+			}
+		case in.kind == opCAS && !out.ok:
+			add(seenVersions, in.key, out.version)
+		default:
+			add(knownVersions, in.key, out.version)
+		}
+		if in.kind == opCAS {
+			add(seenVersions, in.key, in.expect)
+		}
+	}
+	unexplained := map[string]bool{}
+	for k, vs := range seenVersions {
+		for v := range vs {
+			if v != 0 && !knownVersions[k][v] {
+				unexplained[k] = true
+			}
+		}
+	}
+	out := h[:0:0]
+	for _, op := range h {
+		in, o := op.Input.(kvInput), op.Output.(kvOutput)
+		if o.unknown && in.kind != opGet && !readValues[in.key][in.value] && !unexplained[in.key] {
+			continue
+		}
+		out = append(out, op)
+	}
+	return out
+}

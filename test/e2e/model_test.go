@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/anishathalye/porcupine"
@@ -96,5 +97,34 @@ func TestRegisterModel(t *testing.T) {
 				t.Fatalf("linearizable = %v, want %v", got, c.ok)
 			}
 		})
+	}
+}
+
+// Writes of unknown outcome that nothing observed are dropped before the
+// check; any that a read or an unexplained version could have come from
+// are kept.
+func TestDropUnobserved(t *testing.T) {
+	never := int64(math.MaxInt64)
+	unknown := kvOutput{unknown: true}
+	h := []porcupine.Operation{
+		op(0, put("a", "x"), 0, wrote(5), 1),
+		op(1, put("a", "lost"), 2, unknown, never), // never read: dropped
+		op(2, put("a", "seen"), 2, unknown, never), // read below: kept
+		op(3, get("a"), 3, read("seen", 9), 4),
+		op(4, put("b", "y"), 0, unknown, never), // b: version 7 unexplained: kept
+		op(5, cas("b", 3, "z"), 5, kvOutput{version: 7}, 6),
+		op(6, cas("c", 0, "w"), 0, unknown, never), // never read: dropped
+	}
+	got := dropUnobserved(h)
+	var kept []string
+	for _, o := range got {
+		kept = append(kept, o.Input.(kvInput).key+":"+o.Input.(kvInput).value)
+	}
+	want := []string{"a:x", "a:seen", "a:", "b:y", "b:z"}
+	if strings.Join(kept, " ") != strings.Join(want, " ") {
+		t.Fatalf("kept %v, want %v", kept, want)
+	}
+	if !porcupine.CheckOperations(kvModel, got) || !porcupine.CheckOperations(kvModel, h) {
+		t.Fatal("both histories should be linearizable")
 	}
 }
