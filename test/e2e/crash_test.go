@@ -66,8 +66,8 @@ func TestCrashCycles(t *testing.T) {
 	}
 	stopWriters()
 	wg.Wait()
-	t.Logf("crash cycles: %d done (%d killed every node), %d writes acknowledged, %d puts failed after retries",
-		cycles, all, len(l.acked), l.failed)
+	t.Logf("crash cycles: %d done (%d killed every node), %d writes acknowledged, %d of unknown outcome, %d failed otherwise",
+		cycles, all, len(l.acked), l.unknown, l.failed)
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	checkAllReadable(rctx, t, c.client(t), l.acked)
