@@ -281,11 +281,13 @@ func (c *Client) do(ctx context.Context, req request) error {
 }
 
 // neverSent reports an error for a request that never left the client (a
-// connection that could not be established, a stream that had already
-// broken): even a write may then be sent again.
+// connection that could not be established or whose HTTP/2 handshake
+// failed, a stream that could not be opened or had already broken): even a
+// write may then be sent again.
 func neverSent(e *Error) bool {
 	return e.Code == codes.Unavailable && e.kind == pb.ErrorDetail_KIND_UNSPECIFIED &&
-		(strings.Contains(e.Message, "while dialing") || strings.HasPrefix(e.Message, notSentPrefix))
+		(strings.Contains(e.Message, "while dialing") || strings.Contains(e.Message, "error reading server preface") ||
+			strings.HasPrefix(e.Message, notSentPrefix))
 }
 
 func jitter(d time.Duration) time.Duration {

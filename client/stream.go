@@ -117,6 +117,10 @@ func (p *pipe) open() (*pipeStream, error) {
 func (p *pipe) call(ctx context.Context, op *pb.StreamOp) (*pb.StreamResult, error) {
 	ps, err := p.open()
 	if err != nil {
+		// The op goes out only on an open stream: nothing was sent.
+		if status.Code(err) == codes.Unavailable {
+			return nil, notSent(err)
+		}
 		return nil, err
 	}
 	if dl, ok := ctx.Deadline(); ok {
