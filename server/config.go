@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/clover-kv/clover/placement"
+	"github.com/clover-kv/clover/raftfsm"
 )
 
 // Config is everything a node needs. Build it with DefaultConfig and override
@@ -140,7 +141,7 @@ func DefaultRaftConfig() RaftConfig {
 		SnapshotInterval:   30 * time.Second,
 		TrailingLogs:       10240,
 		ApplyTimeout:       5 * time.Second,
-		GroupCommitWindow:  time.Millisecond,
+		GroupCommitWindow:  raftfsm.DefaultGroupCommitWindow,
 	}
 }
 

@@ -40,25 +40,19 @@ func (s *Server) changeReplica(ctx context.Context, req *pb.ChangeReplicaRequest
 		timeout = time.Until(dl)
 	}
 	id, addr := raft.ServerID(n.ID), raft.ServerAddress(n.RaftAddr)
-	var fut raft.Future
+	var err error
 	switch req.Kind {
 	case pb.ChangeReplicaRequest_KIND_ADD_NONVOTER:
-		fut = r.raft.AddNonvoter(id, addr, 0, timeout)
+		err = waitFuture(ctx, r.raft.AddNonvoter(id, addr, 0, timeout))
 	case pb.ChangeReplicaRequest_KIND_PROMOTE:
-		fut = r.raft.AddVoter(id, addr, 0, timeout)
+		err = waitFuture(ctx, r.raft.AddVoter(id, addr, 0, timeout))
 	case pb.ChangeReplicaRequest_KIND_REMOVE:
-		fut = r.raft.RemoveServer(id, 0, timeout)
+		err = waitFuture(ctx, r.raft.RemoveServer(id, 0, timeout))
 	case pb.ChangeReplicaRequest_KIND_TRANSFER_LEADER:
-		release, qerr := r.prop.quiesce(ctx)
-		if qerr != nil {
-			return qerr
-		}
-		defer release()
-		fut = r.raft.LeadershipTransferToServer(id, addr)
+		err = r.transferLeadership(ctx, func() raft.Future { return r.raft.LeadershipTransferToServer(id, addr) })
 	default:
 		return invalidf("unknown change kind %d", req.Kind)
 	}
-	err := waitFuture(ctx, fut)
 	if err != nil {
 		if err == raft.ErrNotLeader || err == raft.ErrLeadershipLost {
 			return notLeaderError(req.ShardId, r.leaderHintAddr())

@@ -368,7 +368,9 @@ func (r *replica) handOverToIntendedLeader() {
 	if want == r.node.cfg.NodeID || !ok || !n.Live {
 		return
 	}
-	err := r.transferLeadership(context.Background(), func() raft.Future {
+	ctx, cancel := context.WithTimeout(context.Background(), r.node.cfg.Raft.ApplyTimeout)
+	defer cancel()
+	err := r.transferLeadership(ctx, func() raft.Future {
 		return r.raft.LeadershipTransferToServer(raft.ServerID(want), raft.ServerAddress(n.RaftAddr))
 	})
 	if err != nil {
@@ -378,10 +380,8 @@ func (r *replica) handOverToIntendedLeader() {
 
 // transferLeadership runs transfer (a raft leadership transfer) once no
 // client command is in flight, holding new ones back meanwhile (see
-// proposer.quiesce), and waits for it.
+// proposer.quiesce), and waits for it or ctx.
 func (r *replica) transferLeadership(ctx context.Context, transfer func() raft.Future) error {
-	ctx, cancel := context.WithTimeout(ctx, r.node.cfg.Raft.ApplyTimeout)
-	defer cancel()
 	release, err := r.prop.quiesce(ctx)
 	if err != nil {
 		return err

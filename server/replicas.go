@@ -64,7 +64,9 @@ func (s *Server) reconcileReplicas() {
 				// at once; the controller then replaces the replica.
 				s.logger.Info("policy no longer permits this node: handing over leadership", "shard", id, "keyspace", ref.ks.Name)
 				go func() {
-					if err := r.transferLeadership(s.ctx, r.raft.LeadershipTransfer); err != nil && !errors.Is(err, raft.ErrNotLeader) {
+					ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Raft.ApplyTimeout)
+					defer cancel()
+					if err := r.transferLeadership(ctx, r.raft.LeadershipTransfer); err != nil && !errors.Is(err, raft.ErrNotLeader) {
 						s.logger.Warn("leadership hand-over failed", "shard", r.id, "err", err)
 					}
 				}()

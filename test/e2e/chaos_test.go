@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
@@ -88,7 +87,7 @@ func TestChaos(t *testing.T) {
 	for w := 0; w < registerWorkers; w++ {
 		wg.Go(func() { registerWorker(cl, ks, rec, w, registerWorkers, registerKeys, seed, stop) })
 	}
-	run := randHex(6)
+	run := randomHex(t)
 	for w := 0; w < setWorkers; w++ {
 		wg.Go(func() { write(setCtx, cl, set, w, run) })
 	}
@@ -156,12 +155,6 @@ func canaryText(n int) string {
 		b[i] = letters[int(b[i])%len(letters)]
 	}
 	return string(b)
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // waitConforming waits until every shard of ks has its full replica set
@@ -323,14 +316,15 @@ func (n *nemesis) healAll() {
 }
 
 func (n *nemesis) summary() string {
-	s := ""
+	var s []string
 	for k, v := range n.kinds {
-		s += fmt.Sprintf("%s %d, ", k, v)
+		s = append(s, fmt.Sprintf("%s %d", k, v))
 	}
-	if s == "" {
+	if len(s) == 0 {
 		return "none"
 	}
-	return s[:len(s)-2]
+	sort.Strings(s)
+	return strings.Join(s, ", ")
 }
 
 func others(n, except int) []int {

@@ -35,7 +35,7 @@ func TestCrashCycles(t *testing.T) {
 	c.waitKeyspaceKnown(t, "users", c.ids()...)
 
 	l := newLedger(usersShards)
-	run := randHex(6)
+	run := randomHex(t)
 	wctx, stopWriters := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for w := range writers {
