@@ -11,22 +11,42 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// openPaced opens a DB whose Busy function reports busy and counts its calls:
-// Pebble calls it once after every WAL sync.
-func openPaced(t *testing.T, window time.Duration, busy bool) (*pebble.DB, *atomic.Int64) {
+// syncCounter counts the calls of a DB's Busy function: Pebble makes one
+// after every WAL sync, once the sync's waiters are released (so a call can
+// land just after the append it covered returns).
+type syncCounter struct {
+	n       atomic.Int64
+	changed chan struct{}
+}
+
+func (c *syncCounter) Load() int64 { return c.n.Load() }
+
+// waitAtLeast waits until n calls were made.
+func (c *syncCounter) waitAtLeast(n int64) {
+	for c.n.Load() < n {
+		<-c.changed
+	}
+}
+
+// openPaced opens a DB whose Busy function reports busy and counts its calls.
+func openPaced(t *testing.T, window time.Duration, busy bool) (*pebble.DB, *syncCounter) {
 	t.Helper()
-	var syncs atomic.Int64
+	syncs := &syncCounter{changed: make(chan struct{}, 1)}
 	db, err := OpenDB(t.TempDir(), DBOptions{FS: vfs.Default, CacheSize: 8 << 20, MemTableSize: 4 << 20, Logger: quietLogger(),
 		GroupCommitWindow: window,
 		Busy: func() bool {
-			syncs.Add(1)
+			syncs.n.Add(1)
+			select {
+			case syncs.changed <- struct{}{}:
+			default:
+			}
 			return busy
 		}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeQuietly(db) })
-	return db, &syncs
+	return db, syncs
 }
 
 func appendOne(t *testing.T, s *LogStore, index uint64) {
@@ -51,7 +71,9 @@ func TestGroupCommitBusySharesOneSync(t *testing.T) {
 		}
 		stores[i] = s
 	}
+	start := syncs.Load()
 	appendOne(t, stores[0], 1) // this sync opens the window
+	syncs.waitAtLeast(start + 1)
 	before := syncs.Load()
 
 	var wg sync.WaitGroup
@@ -59,6 +81,7 @@ func TestGroupCommitBusySharesOneSync(t *testing.T) {
 		wg.Go(func() { appendOne(t, s, 2) })
 	}
 	wg.Wait()
+	syncs.waitAtLeast(before + 1)
 	if got := syncs.Load() - before; got != 1 {
 		t.Fatalf("%d synced appends of %d shards took %d syncs, want 1", shards, shards, got)
 	}
