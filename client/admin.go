@@ -55,6 +55,11 @@ type ReplicaStatus struct {
 	LastIndex    uint64
 	// Lag is how many entries the replica is behind its leader.
 	Lag uint64
+	// Damaged: the replica's stored data failed verification; the node
+	// does not run it and the cluster replaces it. Fault says what was
+	// found (also set when a state machine halted).
+	Damaged bool
+	Fault   string
 }
 
 // NodeStatus is one node as the cluster sees it.
@@ -176,7 +181,8 @@ func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 		}
 		for _, r := range n.Shards {
 			ns.Replicas = append(ns.Replicas, ReplicaStatus{ShardID: r.ShardId, Keyspace: r.Keyspace, Leader: r.Leader, State: r.State,
-				AppliedIndex: r.AppliedIndex, CommitIndex: r.CommitIndex, LastIndex: r.LastIndex, Lag: r.Lag})
+				AppliedIndex: r.AppliedIndex, CommitIndex: r.CommitIndex, LastIndex: r.LastIndex, Lag: r.Lag,
+				Damaged: r.Damaged, Fault: r.Fault})
 		}
 		out.Nodes = append(out.Nodes, ns)
 	}

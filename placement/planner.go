@@ -37,6 +37,11 @@ type ReplicaState struct {
 	// CaughtUp: for a non-voter, close enough to the leader to be promoted.
 	// Ignored for voters.
 	CaughtUp bool
+	// Damaged: the node reports this replica's stored data failed
+	// verification and does not run it. Plan treats it as a replica on a
+	// dead node: it is removed (while a quorum of live voters remains) and
+	// replaced, possibly on the same node once the damaged copy is deleted.
+	Damaged bool
 }
 
 // ShardState is one shard as read from its leader.

@@ -16,6 +16,7 @@ import (
 //	    adds a node, or changes an existing one (loc may then be left out)
 //	policy ks=users residency=EEA replicas=3 [leaders=ie-dublin,no-hamar] [deny=NO] [class=public]
 //	shard id=1 (or id=1-6) ks=users voters=ie-1,ie-2 [learners=no-1:caughtup,de-1] [leader=ie-1] [busy]
+//	    [damaged=ie-2] (after voters and learners)
 //	    adds or replaces shards
 //	plan [max-moves=2]     prints Plan.Table()
 //	converge [max-moves=2] [rounds=50]
@@ -215,6 +216,14 @@ func (sc *scenario) shard(t *testing.T, d *datadriven.TestData) {
 			for _, n := range strings.Split(arg.SingleVal(t), ",") {
 				n, caught := strings.CutSuffix(n, ":caughtup")
 				tmpl.Replicas = append(tmpl.Replicas, ReplicaState{Node: n, CaughtUp: caught})
+			}
+		case "damaged":
+			for _, n := range strings.Split(arg.SingleVal(t), ",") {
+				for i := range tmpl.Replicas {
+					if tmpl.Replicas[i].Node == n {
+						tmpl.Replicas[i].Damaged = true
+					}
+				}
 			}
 		case "leader":
 			tmpl.Leader = arg.SingleVal(t)

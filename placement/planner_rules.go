@@ -15,7 +15,8 @@ type rep struct {
 	loc       Locality
 	permitted bool
 	live      bool // Live and not Dead
-	dead      bool // Dead, or a node Plan does not know
+	dead      bool // Dead, or a node Plan does not know, or Damaged
+	damaged   bool
 	draining  bool
 	leader    bool
 	rank      int // position of its region in LeaderPreference
@@ -144,6 +145,9 @@ func (p *planner) readShard(e *shardEval) bool {
 		} else {
 			x.dead = true
 		}
+		if r.Damaged {
+			x.live, x.dead, x.damaged = false, true, true
+		}
 		x.rank = e.k.rankOf(x.loc.Region)
 		e.reps = append(e.reps, x)
 	}
@@ -179,6 +183,8 @@ func (p *planner) readShard(e *shardEval) bool {
 			e.problem("replica on %s: the node is not in the cluster", r.desc())
 		case !r.permitted:
 			e.problem("replica on %s is outside policy %s", r.desc(), e.k.where)
+		case r.damaged:
+			e.problem("replica on %s is damaged (its stored data failed verification)", r.desc())
 		case r.dead:
 			e.problem("replica on %s is on a dead node", r.desc())
 		case !r.live && r.voter:
@@ -486,6 +492,8 @@ func state(r *rep) string {
 	switch {
 	case !r.known:
 		return "not in the cluster"
+	case r.damaged:
+		return "damaged"
 	case r.dead:
 		return "dead"
 	case !r.live:

@@ -201,7 +201,7 @@ func (f *FSM) currentVersion(key []byte) (uint64, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read version: %w", err)
+		return 0, fmt.Errorf("read version: %w", storageErr(err))
 	}
 	defer closer.Close()
 	version, _, err := decodeStored(v)

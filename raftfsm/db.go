@@ -83,6 +83,11 @@ func (o DBOptions) withDefaults() DBOptions {
 // installs a comparer that prints shard, kind and a hash of the rest instead
 // of the bytes, so no user key reaches a log line.
 //
+// OpenDB refuses, with an error wrapping ErrCorrupt, a store whose
+// write-ahead log is damaged before its synced end (see checkWALs) or that
+// Pebble finds corrupt: Pebble alone would open it with the damaged log's
+// later records silently dropped.
+//
 // The caller owns the DB and closes it after every FSM, LogStore and
 // snapshot using it is done.
 func OpenDB(dir string, opts DBOptions) (*pebble.DB, error) {
@@ -99,6 +104,7 @@ func OpenDB(dir string, opts DBOptions) (*pebble.DB, error) {
 		Comparer:           &cmp,
 		Logger:             slogAdapter{l: opts.Logger},
 		Cleaner:            pebble.ArchiveCleaner{}, // with purgeFS: delete, never recycle
+		EventListener:      &pebble.EventListener{DataCorruption: corruptionLogger(opts.Logger)},
 	}
 	if opts.GroupCommitWindow > 0 && opts.Busy != nil {
 		po.WALMinSyncInterval = groupCommit{window: opts.GroupCommitWindow, busy: opts.Busy}.minSyncInterval
@@ -106,9 +112,23 @@ func OpenDB(dir string, opts DBOptions) (*pebble.DB, error) {
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
 	}
+	if err := checkWALs(opts.FS, dir); err != nil {
+		return nil, err
+	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
+		if pebble.IsCorruptionError(err) {
+			return nil, fmt.Errorf("%w: the store in %s is damaged: %w", ErrCorrupt, dir, err)
+		}
 		return nil, fmt.Errorf("raftfsm: open pebble: %w", err)
+	}
+	// Rotate the WAL: a new store's first WAL is written before Pebble
+	// moves to the newest format and lacks the synced offsets that let
+	// checkWALs (and Pebble) tell damage from a torn tail; every WAL after
+	// a rotation has them.
+	if err := db.Flush(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("raftfsm: flush on open: %w", err)
 	}
 	return db, nil
 }
@@ -194,6 +214,19 @@ func (v redactedValue) Format(f fmt.State, _ rune) { fmt.Fprintf(f, "value(len=%
 func shortHash(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:4])
+}
+
+// corruptionLogger logs a damaged file Pebble found while reading. Pebble's
+// default handler is fatal and prints the file's key bounds raw; here the
+// read that found the damage fails with an error (wrapped with ErrCorrupt by
+// storageErr), the replica concerned is taken out of service, and the
+// bounds are printed redacted.
+func corruptionLogger(l *slog.Logger) func(pebble.DataCorruptionInfo) {
+	return func(info pebble.DataCorruptionInfo) {
+		l.Error("on-disk corruption found", "component", "pebble", "file", info.Path,
+			"from", fmt.Sprint(redactedKey(info.Bounds.Start)), "to", fmt.Sprint(redactedKey(info.Bounds.End.Key)),
+			"err", info.Details.Error())
+	}
 }
 
 // slogAdapter routes Pebble's logger to slog. Fatalf must not return (Pebble

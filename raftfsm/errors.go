@@ -3,6 +3,8 @@ package raftfsm
 import (
 	"errors"
 	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // Sentinel errors. Every error this package returns wraps one of them (or a
@@ -72,4 +74,14 @@ func (e *MismatchError) Unwrap() error { return ErrVersionMismatch }
 
 func corruptf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+}
+
+// storageErr marks an error Pebble reports as corruption (a block checksum
+// mismatch in a data file, say) with ErrCorrupt too, so callers need only
+// test for ErrCorrupt. Other errors pass through.
+func storageErr(err error) error {
+	if err != nil && !errors.Is(err, ErrCorrupt) && pebble.IsCorruptionError(err) {
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return err
 }

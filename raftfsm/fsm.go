@@ -144,7 +144,7 @@ func (f *FSM) Get(key []byte) (value []byte, version uint64, found bool, err err
 		return nil, 0, false, nil
 	}
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("raftfsm: shard %d: get: %w", f.shard, err)
+		return nil, 0, false, fmt.Errorf("raftfsm: shard %d: get: %w", f.shard, storageErr(err))
 	}
 	defer closer.Close()
 	version, val, err := decodeStored(v)
@@ -176,24 +176,24 @@ func (f *FSM) Scan(start, end []byte, limit int) ([]KV, error) {
 	}
 	it, err := f.db.NewIter(&pebble.IterOptions{LowerBound: DataKey(f.shard, start), UpperBound: upper})
 	if err != nil {
-		return nil, fmt.Errorf("raftfsm: shard %d: scan: %w", f.shard, err)
+		return nil, fmt.Errorf("raftfsm: shard %d: scan: %w", f.shard, storageErr(err))
 	}
 	var out []KV
 	for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			_ = it.Close()
-			return nil, fmt.Errorf("raftfsm: shard %d: scan: %w", f.shard, err)
+			return nil, fmt.Errorf("raftfsm: shard %d: scan: %w", f.shard, storageErr(err))
 		}
 		version, val, err := decodeStored(v)
 		if err != nil {
 			_ = it.Close()
-			return nil, fmt.Errorf("raftfsm: shard %d: scan: %w", f.shard, err)
+			return nil, fmt.Errorf("raftfsm: shard %d: scan: %w", f.shard, storageErr(err))
 		}
 		out = append(out, KV{Key: bytes.Clone(it.Key()[kindPrefixLen:]), Value: bytes.Clone(val), Version: version})
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return nil, fmt.Errorf("raftfsm: shard %d: scan: %w", f.shard, err)
+		return nil, fmt.Errorf("raftfsm: shard %d: scan: %w", f.shard, storageErr(err))
 	}
 	return out, nil
 }
@@ -203,10 +203,36 @@ func (f *FSM) Scan(start, end []byte, limit int) ([]KV, error) {
 // at the same applied index have the same hash. It works on a halted FSM,
 // for diagnosis.
 func (f *FSM) Hash() (uint64, error) {
-	it, err := f.db.NewIter(&pebble.IterOptions{LowerBound: f.dataStart, UpperBound: f.dataEnd})
+	d, err := f.Digest()
+	return d.Hash, err
+}
+
+// Digest summarises a replica's data for comparison with other replicas.
+type Digest struct {
+	// AppliedIndex is the applied index of the view hashed.
+	AppliedIndex uint64
+	// Hash is a SHA-256 (first 8 bytes) of every key, value and version in
+	// key order.
+	Hash uint64
+	// Keys is the number of keys.
+	Keys uint64
+}
+
+// Digest hashes the shard's user data and reads the applied index from one
+// Pebble snapshot, so the two belong together: replicas at the same applied
+// index must have the same digest. It works on a halted FSM.
+func (f *FSM) Digest() (Digest, error) {
+	snap := f.db.NewSnapshot()
+	defer snap.Close()
+	idx, _, err := readApplied(snap, f.appliedKey)
 	if err != nil {
-		return 0, fmt.Errorf("raftfsm: shard %d: hash: %w", f.shard, err)
+		return Digest{}, fmt.Errorf("raftfsm: shard %d: digest: %w", f.shard, err)
 	}
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: f.dataStart, UpperBound: f.dataEnd})
+	if err != nil {
+		return Digest{}, fmt.Errorf("raftfsm: shard %d: digest: %w", f.shard, err)
+	}
+	d := Digest{AppliedIndex: idx}
 	h := sha256.New()
 	var lens [2 * binary.MaxVarintLen64]byte
 	for ok := it.First(); ok; ok = it.Next() {
@@ -214,22 +240,24 @@ func (f *FSM) Hash() (uint64, error) {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			_ = it.Close()
-			return 0, fmt.Errorf("raftfsm: shard %d: hash: %w", f.shard, err)
+			return Digest{}, fmt.Errorf("raftfsm: shard %d: digest: %w", f.shard, storageErr(err))
 		}
 		if len(v) < versionLen {
 			_ = it.Close()
-			return 0, fmt.Errorf("raftfsm: shard %d: hash: %w", f.shard, corruptf("stored record of %d bytes", len(v)))
+			return Digest{}, fmt.Errorf("raftfsm: shard %d: digest: %w", f.shard, corruptf("stored record of %d bytes", len(v)))
 		}
 		n := binary.PutUvarint(lens[:], uint64(len(k)))
 		n += binary.PutUvarint(lens[n:], uint64(len(v)))
 		h.Write(lens[:n])
 		h.Write(k)
 		h.Write(v)
+		d.Keys++
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return 0, fmt.Errorf("raftfsm: shard %d: hash: %w", f.shard, err)
+		return Digest{}, fmt.Errorf("raftfsm: shard %d: digest: %w", f.shard, storageErr(err))
 	}
-	return binary.BigEndian.Uint64(h.Sum(nil)), nil
+	d.Hash = binary.BigEndian.Uint64(h.Sum(nil))
+	return d, nil
 }
 
 // Stored record encoding.

@@ -98,7 +98,7 @@ func (s *LogStore) GetLog(index uint64, log *raft.Log) error {
 		return raft.ErrLogNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("raftfsm: shard %d: get log %d: %w", s.shard, index, err)
+		return fmt.Errorf("raftfsm: shard %d: get log %d: %w", s.shard, index, storageErr(err))
 	}
 	defer closer.Close()
 	if err := decodeLog(v, log); err != nil {
@@ -182,7 +182,7 @@ func (s *LogStore) Get(key []byte) ([]byte, error) {
 		return nil, ErrKeyNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("raftfsm: shard %d: stable get: %w", s.shard, err)
+		return nil, fmt.Errorf("raftfsm: shard %d: stable get: %w", s.shard, storageErr(err))
 	}
 	defer closer.Close()
 	if len(v) < crcLen || crc32.Checksum(v[:len(v)-crcLen], castagnoli) != binary.LittleEndian.Uint32(v[len(v)-crcLen:]) {

@@ -166,7 +166,7 @@ func (s *fsmSnapshot) writeRecords(w io.Writer) error {
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return err
+			return storageErr(err)
 		}
 		if len(v) < versionLen {
 			return corruptf("stored record of %d bytes", len(v))
@@ -179,7 +179,7 @@ func (s *fsmSnapshot) writeRecords(w io.Writer) error {
 		}
 	}
 	if err := it.Error(); err != nil {
-		return err
+		return storageErr(err)
 	}
 	buf = append(buf[:0], tagTrailer)
 	buf = binary.BigEndian.AppendUint64(buf, count)
@@ -406,7 +406,9 @@ func (f *FSM) NeedsRestore(snaps raft.SnapshotStore) (bool, error) {
 	}
 	_, rc, err := snaps.Open(metas[0].ID)
 	if err != nil {
-		return false, fmt.Errorf("raftfsm: shard %d: open snapshot: %w", f.shard, err)
+		// raft's FileSnapshotStore checks the file's CRC-64 as it opens it:
+		// a snapshot that cannot be opened is one this replica cannot use.
+		return false, fmt.Errorf("raftfsm: shard %d: %w: snapshot %s cannot be read: %w", f.shard, ErrCorrupt, metas[0].ID, err)
 	}
 	defer rc.Close()
 	src := &trackingReader{r: rc}

@@ -138,7 +138,9 @@ func (ct *controller) assess(ctx context.Context) (*assessment, error) {
 			lead := v.status[v.leader]
 			for _, m := range v.members {
 				rs := placement.ReplicaState{Node: m.NodeId, Voter: m.Voter}
-				if st := v.status[m.NodeId]; !m.Voter && st != nil && lead != nil && st.AppliedIndex+caughtUpEntries >= lead.CommitIndex {
+				if st := v.status[m.NodeId]; st != nil && st.Damaged {
+					rs.Damaged = true
+				} else if !m.Voter && st != nil && lead != nil && st.AppliedIndex+caughtUpEntries >= lead.CommitIndex {
 					rs.CaughtUp = true
 				}
 				ss.Replicas = append(ss.Replicas, rs)

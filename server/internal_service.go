@@ -91,6 +91,16 @@ func (s *Server) localStatus() *pb.NodeStatus {
 			st.ShardsLed++
 		}
 	}
+	s.mu.RLock()
+	for id, err := range s.damaged {
+		rs := &pb.ShardReplicaStatus{ShardId: id, State: "damaged", Damaged: true, Fault: err.Error(), LastContactMs: -1}
+		if ref, ok := c.shards[id]; ok {
+			rs.Keyspace = ref.ks.Name
+		}
+		st.Shards = append(st.Shards, rs)
+	}
+	s.mu.RUnlock()
+	sort.Slice(st.Shards, func(i, j int) bool { return st.Shards[i].ShardId < st.Shards[j].ShardId })
 	return st
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +70,17 @@ func (g replicaGuard) AllowAccept() error {
 func (s *Server) openReplica(id uint64, initial []raft.Server, onApply func(*replica)) (*replica, error) {
 	r := &replica{id: id, node: s, logger: s.logger.With("shard", id), stopped: make(chan struct{})}
 	r.applied.init()
+	// Check every stored record before the replica serves or votes: damage
+	// found here keeps it closed (see damage.go).
+	s.mu.Lock()
+	verified := s.verified[id]
+	delete(s.verified, id)
+	s.mu.Unlock()
+	if !verified {
+		if _, err := raftfsm.VerifyShard(s.db, id); err != nil {
+			return nil, fmt.Errorf("shard %d: verify stored data: %w", id, err)
+		}
+	}
 	var err error
 	r.fsm, err = raftfsm.New(s.db, id, raftfsm.Options{
 		Guard: func() error { return s.permitShardHere(id) },
@@ -93,7 +103,7 @@ func (s *Server) openReplica(id uint64, initial []raft.Server, onApply func(*rep
 	if err != nil {
 		return nil, err
 	}
-	r.snapDir = filepath.Join(s.cfg.DataDir, "snapshots", fmt.Sprint(id))
+	r.snapDir = s.snapDir(id)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(r.snapDir, 2, hclogFor(r.logger, "snapshot"))
 	if err != nil {
 		return nil, fmt.Errorf("shard %d: open snapshot store: %w", id, err)

@@ -39,13 +39,35 @@ func (s *Server) reconcileReplicas() {
 		}
 	}
 	s.mu.RLock()
-	var stale []*replica
+	var stale, faulted []*replica
 	for id, r := range s.replicas {
 		if _, ok := want[id]; !ok {
 			stale = append(stale, r)
+		} else if err := r.fsm.Err(); isDamage(err) {
+			faulted = append(faulted, r)
+		}
+	}
+	var discard []uint64
+	for id := range s.damaged {
+		if _, ok := want[id]; !ok {
+			discard = append(discard, id)
 		}
 	}
 	s.mu.RUnlock()
+	for _, r := range faulted {
+		// The state machine halted on damaged bytes: take the replica out
+		// of service; the controller replaces it.
+		s.mu.Lock()
+		delete(s.replicas, r.id)
+		s.mu.Unlock()
+		r.close()
+		s.markDamaged(r.id, r.fsm.Err())
+	}
+	for _, id := range discard {
+		if err := s.discardDamaged(id); err != nil {
+			s.logger.Error("discard damaged replica", "shard", id, "err", err)
+		}
+	}
 	for _, r := range stale {
 		s.mu.Lock()
 		delete(s.replicas, r.id)
@@ -57,6 +79,9 @@ func (s *Server) reconcileReplicas() {
 		s.logger.Info("replica removed and its data deleted", "shard", r.id)
 	}
 	for id, ref := range want {
+		if s.damagedErr(id) != nil {
+			continue
+		}
 		if r := s.replica(id); r != nil {
 			if !ref.ks.permits(s.cfg.Locality) && r.isLeader() {
 				// The policy no longer permits this node (a migration): it
@@ -91,6 +116,10 @@ func (s *Server) reconcileReplicas() {
 			}
 		}
 		r, err := s.openReplica(id, initial, nil)
+		if isDamage(err) {
+			s.markDamaged(id, err)
+			continue
+		}
 		if err != nil {
 			s.logger.Error("open replica", "shard", id, "err", err)
 			continue

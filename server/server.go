@@ -48,6 +48,16 @@ type Server struct {
 
 	mu       sync.RWMutex
 	replicas map[uint64]*replica
+	// damaged: shards whose replica on this node failed verification (see
+	// damage.go); the node does not run them.
+	damaged map[uint64]error
+	// verified: shards whose records New already checked; opening them
+	// need not read them again.
+	verified map[uint64]bool
+
+	failed   chan struct{} // closed by fail
+	failErr  error
+	failOnce sync.Once
 
 	// writesInFlight counts client write commands proposed on this node
 	// and not yet answered, across all shards (see writesBusy).
@@ -81,6 +91,9 @@ func New(cfg Config) (*Server, error) {
 		jurisdict: cat,
 		catCh:     make(chan struct{}, 1),
 		replicas:  map[uint64]*replica{},
+		damaged:   map[uint64]error{},
+		verified:  map[uint64]bool{},
+		failed:    make(chan struct{}),
 		ready:     make(chan struct{}),
 	}
 	s.cat.Store(emptyCatalog())
@@ -101,7 +114,24 @@ func New(cfg Config) (*Server, error) {
 		Busy:              s.writesBusy,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
+		return nil, fmt.Errorf("open store in %s: %w%s", cfg.DataDir, err, damageHint(err))
+	}
+	// Read every stored record once before serving anything (see damage.go).
+	verified, damaged, err := raftfsm.VerifyStore(db)
+	if err == nil {
+		if merr, ok := damaged[metaShardID]; ok {
+			err = fmt.Errorf("meta group: %w", merr)
+		}
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store in %s: %w%s", cfg.DataDir, err, damageHint(err))
+	}
+	for _, id := range verified {
+		s.verified[id] = true
+	}
+	for id, err := range damaged {
+		s.markDamaged(id, err)
 	}
 	s.db = db
 	return s, nil

@@ -34,6 +34,7 @@ func shardViews(statuses []*pb.NodeStatus) map[uint64]*shardView {
 			v.holders = append(v.holders, st.Node.Id)
 			v.status[st.Node.Id] = r
 			switch {
+			case r.Damaged: // runs no Raft: knows no configuration
 			case r.Leader:
 				v.claims++
 				v.leader, v.members = st.Node.Id, r.Members

@@ -2162,6 +2162,11 @@ type ShardReplicaStatus struct {
 	// For a follower: milliseconds since it last heard from its leader
 	// (-1: never). 0 for a leader.
 	LastContactMs int64 `protobuf:"varint,11,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
+	// The replica's stored data failed verification (a checksum mismatch in
+	// its Raft log, data or snapshot): the node does not run it, and the
+	// placement controller replaces it from the healthy replicas. fault says
+	// what was found.
+	Damaged       bool `protobuf:"varint,12,opt,name=damaged,proto3" json:"damaged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2271,6 +2276,13 @@ func (x *ShardReplicaStatus) GetLastContactMs() int64 {
 		return x.LastContactMs
 	}
 	return 0
+}
+
+func (x *ShardReplicaStatus) GetDamaged() bool {
+	if x != nil {
+		return x.Damaged
+	}
+	return false
 }
 
 type RaftMember struct {
@@ -3973,6 +3985,368 @@ func (x *ReadIndexResponse) GetIndex() uint64 {
 	return 0
 }
 
+type ShardDigestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShardId       uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardDigestRequest) Reset() {
+	*x = ShardDigestRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardDigestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardDigestRequest) ProtoMessage() {}
+
+func (x *ShardDigestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardDigestRequest.ProtoReflect.Descriptor instead.
+func (*ShardDigestRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ShardDigestRequest) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+type ShardDigestResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	AppliedIndex uint64                 `protobuf:"varint,1,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// First 8 bytes of a SHA-256 over every key, value and version in key order.
+	Hash          uint64 `protobuf:"varint,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	Keys          uint64 `protobuf:"varint,3,opt,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardDigestResponse) Reset() {
+	*x = ShardDigestResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardDigestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardDigestResponse) ProtoMessage() {}
+
+func (x *ShardDigestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardDigestResponse.ProtoReflect.Descriptor instead.
+func (*ShardDigestResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ShardDigestResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *ShardDigestResponse) GetHash() uint64 {
+	if x != nil {
+		return x.Hash
+	}
+	return 0
+}
+
+func (x *ShardDigestResponse) GetKeys() uint64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+type CheckReplicasRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The keyspace to check; empty checks every keyspace.
+	Keyspace string `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	// How long to wait for a shard's replicas to reach the same applied index
+	// (0: 10 seconds). A shard under steady writes may not settle.
+	SettleMs      uint32 `protobuf:"varint,2,opt,name=settle_ms,json=settleMs,proto3" json:"settle_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckReplicasRequest) Reset() {
+	*x = CheckReplicasRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckReplicasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckReplicasRequest) ProtoMessage() {}
+
+func (x *CheckReplicasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckReplicasRequest.ProtoReflect.Descriptor instead.
+func (*CheckReplicasRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *CheckReplicasRequest) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *CheckReplicasRequest) GetSettleMs() uint32 {
+	if x != nil {
+		return x.SettleMs
+	}
+	return 0
+}
+
+type ReplicaDigest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	NodeId       string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	AppliedIndex uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Hash         uint64                 `protobuf:"varint,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	Keys         uint64                 `protobuf:"varint,4,opt,name=keys,proto3" json:"keys,omitempty"`
+	// Why the replica could not be hashed.
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaDigest) Reset() {
+	*x = ReplicaDigest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaDigest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaDigest) ProtoMessage() {}
+
+func (x *ReplicaDigest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaDigest.ProtoReflect.Descriptor instead.
+func (*ReplicaDigest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ReplicaDigest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ReplicaDigest) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *ReplicaDigest) GetHash() uint64 {
+	if x != nil {
+		return x.Hash
+	}
+	return 0
+}
+
+func (x *ReplicaDigest) GetKeys() uint64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *ReplicaDigest) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type ShardCheck struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ShardId  uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	Keyspace string                 `protobuf:"bytes,2,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	// identical: every replica at the same applied index with the same hash;
+	// diverged: same applied index, different data; unsettled: the replicas
+	// did not reach the same applied index in time; unreachable: a replica
+	// could not be hashed.
+	Status        string           `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	Replicas      []*ReplicaDigest `protobuf:"bytes,4,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardCheck) Reset() {
+	*x = ShardCheck{}
+	mi := &file_clover_v1_clover_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardCheck) ProtoMessage() {}
+
+func (x *ShardCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardCheck.ProtoReflect.Descriptor instead.
+func (*ShardCheck) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ShardCheck) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *ShardCheck) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *ShardCheck) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ShardCheck) GetReplicas() []*ReplicaDigest {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+type CheckReplicasResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True when every shard checked is identical.
+	Ok            bool          `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Shards        []*ShardCheck `protobuf:"bytes,2,rep,name=shards,proto3" json:"shards,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckReplicasResponse) Reset() {
+	*x = CheckReplicasResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckReplicasResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckReplicasResponse) ProtoMessage() {}
+
+func (x *CheckReplicasResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckReplicasResponse.ProtoReflect.Descriptor instead.
+func (*CheckReplicasResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *CheckReplicasResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *CheckReplicasResponse) GetShards() []*ShardCheck {
+	if x != nil {
+		return x.Shards
+	}
+	return nil
+}
+
 var File_clover_v1_clover_proto protoreflect.FileDescriptor
 
 const file_clover_v1_clover_proto_rawDesc = "" +
@@ -4125,7 +4499,7 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\vmeta_leader\x18\x02 \x01(\tR\n" +
 	"metaLeader\x12@\n" +
 	"\tplacement\x18\x03 \x01(\v2\".clover.v1.PlacementVerifyResponseR\tplacement\x128\n" +
-	"\fmeta_members\x18\x04 \x03(\v2\x15.clover.v1.RaftMemberR\vmetaMembers\"\xe1\x02\n" +
+	"\fmeta_members\x18\x04 \x03(\v2\x15.clover.v1.RaftMemberR\vmetaMembers\"\xfb\x02\n" +
 	"\x12ShardReplicaStatus\x12\x19\n" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x1a\n" +
 	"\bkeyspace\x18\x02 \x01(\tR\bkeyspace\x12\x16\n" +
@@ -4139,7 +4513,8 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\amembers\x18\t \x03(\v2\x15.clover.v1.RaftMemberR\amembers\x12\x14\n" +
 	"\x05fault\x18\n" +
 	" \x01(\tR\x05fault\x12&\n" +
-	"\x0flast_contact_ms\x18\v \x01(\x03R\rlastContactMs\";\n" +
+	"\x0flast_contact_ms\x18\v \x01(\x03R\rlastContactMs\x12\x18\n" +
+	"\adamaged\x18\f \x01(\bR\adamaged\";\n" +
 	"\n" +
 	"RaftMember\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
@@ -4256,7 +4631,31 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\x10ReadIndexRequest\x12\x19\n" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index*E\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"/\n" +
+	"\x12ShardDigestRequest\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\"b\n" +
+	"\x13ShardDigestResponse\x12#\n" +
+	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\x04R\x04hash\x12\x12\n" +
+	"\x04keys\x18\x03 \x01(\x04R\x04keys\"O\n" +
+	"\x14CheckReplicasRequest\x12\x1a\n" +
+	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12\x1b\n" +
+	"\tsettle_ms\x18\x02 \x01(\rR\bsettleMs\"\x8b\x01\n" +
+	"\rReplicaDigest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12#\n" +
+	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\x04R\x04hash\x12\x12\n" +
+	"\x04keys\x18\x04 \x01(\x04R\x04keys\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"\x91\x01\n" +
+	"\n" +
+	"ShardCheck\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x1a\n" +
+	"\bkeyspace\x18\x02 \x01(\tR\bkeyspace\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x124\n" +
+	"\breplicas\x18\x04 \x03(\v2\x18.clover.v1.ReplicaDigestR\breplicas\"V\n" +
+	"\x15CheckReplicasResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12-\n" +
+	"\x06shards\x18\x02 \x03(\v2\x15.clover.v1.ShardCheckR\x06shards*E\n" +
 	"\vConsistency\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x00\x12\x18\n" +
 	"\x14CONSISTENCY_FOLLOWER\x10\x012\xbe\x03\n" +
@@ -4267,7 +4666,7 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\x0eCompareAndSwap\x12 .clover.v1.CompareAndSwapRequest\x1a!.clover.v1.CompareAndSwapResponse\x12:\n" +
 	"\x05Batch\x12\x17.clover.v1.BatchRequest\x1a\x18.clover.v1.BatchResponse\x127\n" +
 	"\x04Scan\x12\x16.clover.v1.ScanRequest\x1a\x17.clover.v1.ScanResponse\x12A\n" +
-	"\x06Stream\x12\x18.clover.v1.StreamRequest\x1a\x19.clover.v1.StreamResponse(\x010\x012\xcc\x06\n" +
+	"\x06Stream\x12\x18.clover.v1.StreamRequest\x1a\x19.clover.v1.StreamResponse(\x010\x012\xa0\a\n" +
 	"\x05Admin\x12R\n" +
 	"\rClusterStatus\x12\x1f.clover.v1.ClusterStatusRequest\x1a .clover.v1.ClusterStatusResponse\x12U\n" +
 	"\x0eCreateKeyspace\x12 .clover.v1.CreateKeyspaceRequest\x1a!.clover.v1.CreateKeyspaceResponse\x12O\n" +
@@ -4278,13 +4677,15 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\tSetPolicy\x12\x1b.clover.v1.SetPolicyRequest\x1a\x1c.clover.v1.SetPolicyResponse\x12U\n" +
 	"\x0eKeyspaceStatus\x12 .clover.v1.KeyspaceStatusRequest\x1a!.clover.v1.KeyspaceStatusResponse\x12X\n" +
 	"\x0fPlacementVerify\x12!.clover.v1.PlacementVerifyRequest\x1a\".clover.v1.PlacementVerifyResponse\x12[\n" +
-	"\x10PlacementHistory\x12\".clover.v1.PlacementHistoryRequest\x1a#.clover.v1.PlacementHistoryResponse2\xb9\x02\n" +
+	"\x10PlacementHistory\x12\".clover.v1.PlacementHistoryRequest\x1a#.clover.v1.PlacementHistoryResponse\x12R\n" +
+	"\rCheckReplicas\x12\x1f.clover.v1.CheckReplicasRequest\x1a .clover.v1.CheckReplicasResponse2\x87\x03\n" +
 	"\bInternal\x12I\n" +
 	"\n" +
 	"NodeStatus\x12\x1c.clover.v1.NodeStatusRequest\x1a\x1d.clover.v1.NodeStatusResponse\x12F\n" +
 	"\tShardScan\x12\x1b.clover.v1.ShardScanRequest\x1a\x1c.clover.v1.ShardScanResponse\x12R\n" +
 	"\rChangeReplica\x12\x1f.clover.v1.ChangeReplicaRequest\x1a .clover.v1.ChangeReplicaResponse\x12F\n" +
-	"\tReadIndex\x12\x1b.clover.v1.ReadIndexRequest\x1a\x1c.clover.v1.ReadIndexResponseB3Z1github.com/clover-kv/clover/api/cloverv1;cloverv1b\x06proto3"
+	"\tReadIndex\x12\x1b.clover.v1.ReadIndexRequest\x1a\x1c.clover.v1.ReadIndexResponse\x12L\n" +
+	"\vShardDigest\x12\x1d.clover.v1.ShardDigestRequest\x1a\x1e.clover.v1.ShardDigestResponseB3Z1github.com/clover-kv/clover/api/cloverv1;cloverv1b\x06proto3"
 
 var (
 	file_clover_v1_clover_proto_rawDescOnce sync.Once
@@ -4299,7 +4700,7 @@ func file_clover_v1_clover_proto_rawDescGZIP() []byte {
 }
 
 var file_clover_v1_clover_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_clover_v1_clover_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_clover_v1_clover_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_clover_v1_clover_proto_goTypes = []any{
 	(Consistency)(0),                 // 0: clover.v1.Consistency
 	(BatchOp_Kind)(0),                // 1: clover.v1.BatchOp.Kind
@@ -4365,6 +4766,12 @@ var file_clover_v1_clover_proto_goTypes = []any{
 	(*ChangeReplicaResponse)(nil),    // 61: clover.v1.ChangeReplicaResponse
 	(*ReadIndexRequest)(nil),         // 62: clover.v1.ReadIndexRequest
 	(*ReadIndexResponse)(nil),        // 63: clover.v1.ReadIndexResponse
+	(*ShardDigestRequest)(nil),       // 64: clover.v1.ShardDigestRequest
+	(*ShardDigestResponse)(nil),      // 65: clover.v1.ShardDigestResponse
+	(*CheckReplicasRequest)(nil),     // 66: clover.v1.CheckReplicasRequest
+	(*ReplicaDigest)(nil),            // 67: clover.v1.ReplicaDigest
+	(*ShardCheck)(nil),               // 68: clover.v1.ShardCheck
+	(*CheckReplicasResponse)(nil),    // 69: clover.v1.CheckReplicasResponse
 }
 var file_clover_v1_clover_proto_depIdxs = []int32{
 	0,  // 0: clover.v1.ReadOptions.consistency:type_name -> clover.v1.Consistency
@@ -4414,53 +4821,59 @@ var file_clover_v1_clover_proto_depIdxs = []int32{
 	54, // 44: clover.v1.PlacementVerifyResponse.violations:type_name -> clover.v1.PlacementViolation
 	57, // 45: clover.v1.PlacementHistoryResponse.events:type_name -> clover.v1.PlacementEvent
 	3,  // 46: clover.v1.ChangeReplicaRequest.kind:type_name -> clover.v1.ChangeReplicaRequest.Kind
-	6,  // 47: clover.v1.KV.Put:input_type -> clover.v1.PutRequest
-	8,  // 48: clover.v1.KV.Get:input_type -> clover.v1.GetRequest
-	10, // 49: clover.v1.KV.Delete:input_type -> clover.v1.DeleteRequest
-	12, // 50: clover.v1.KV.CompareAndSwap:input_type -> clover.v1.CompareAndSwapRequest
-	15, // 51: clover.v1.KV.Batch:input_type -> clover.v1.BatchRequest
-	22, // 52: clover.v1.KV.Scan:input_type -> clover.v1.ScanRequest
-	17, // 53: clover.v1.KV.Stream:input_type -> clover.v1.StreamRequest
-	30, // 54: clover.v1.Admin.ClusterStatus:input_type -> clover.v1.ClusterStatusRequest
-	35, // 55: clover.v1.Admin.CreateKeyspace:input_type -> clover.v1.CreateKeyspaceRequest
-	37, // 56: clover.v1.Admin.DropKeyspace:input_type -> clover.v1.DropKeyspaceRequest
-	39, // 57: clover.v1.Admin.ListKeyspaces:input_type -> clover.v1.ListKeyspacesRequest
-	41, // 58: clover.v1.Admin.GetKeyspace:input_type -> clover.v1.GetKeyspaceRequest
-	43, // 59: clover.v1.Admin.RoutingTable:input_type -> clover.v1.RoutingTableRequest
-	49, // 60: clover.v1.Admin.SetPolicy:input_type -> clover.v1.SetPolicyRequest
-	52, // 61: clover.v1.Admin.KeyspaceStatus:input_type -> clover.v1.KeyspaceStatusRequest
-	55, // 62: clover.v1.Admin.PlacementVerify:input_type -> clover.v1.PlacementVerifyRequest
-	58, // 63: clover.v1.Admin.PlacementHistory:input_type -> clover.v1.PlacementHistoryRequest
-	45, // 64: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
-	47, // 65: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
-	60, // 66: clover.v1.Internal.ChangeReplica:input_type -> clover.v1.ChangeReplicaRequest
-	62, // 67: clover.v1.Internal.ReadIndex:input_type -> clover.v1.ReadIndexRequest
-	7,  // 68: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
-	9,  // 69: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
-	11, // 70: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
-	13, // 71: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
-	16, // 72: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
-	23, // 73: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
-	19, // 74: clover.v1.KV.Stream:output_type -> clover.v1.StreamResponse
-	31, // 75: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
-	36, // 76: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
-	38, // 77: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
-	40, // 78: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
-	42, // 79: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
-	44, // 80: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
-	50, // 81: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
-	53, // 82: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
-	56, // 83: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
-	59, // 84: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
-	46, // 85: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
-	48, // 86: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
-	61, // 87: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
-	63, // 88: clover.v1.Internal.ReadIndex:output_type -> clover.v1.ReadIndexResponse
-	68, // [68:89] is the sub-list for method output_type
-	47, // [47:68] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	67, // 47: clover.v1.ShardCheck.replicas:type_name -> clover.v1.ReplicaDigest
+	68, // 48: clover.v1.CheckReplicasResponse.shards:type_name -> clover.v1.ShardCheck
+	6,  // 49: clover.v1.KV.Put:input_type -> clover.v1.PutRequest
+	8,  // 50: clover.v1.KV.Get:input_type -> clover.v1.GetRequest
+	10, // 51: clover.v1.KV.Delete:input_type -> clover.v1.DeleteRequest
+	12, // 52: clover.v1.KV.CompareAndSwap:input_type -> clover.v1.CompareAndSwapRequest
+	15, // 53: clover.v1.KV.Batch:input_type -> clover.v1.BatchRequest
+	22, // 54: clover.v1.KV.Scan:input_type -> clover.v1.ScanRequest
+	17, // 55: clover.v1.KV.Stream:input_type -> clover.v1.StreamRequest
+	30, // 56: clover.v1.Admin.ClusterStatus:input_type -> clover.v1.ClusterStatusRequest
+	35, // 57: clover.v1.Admin.CreateKeyspace:input_type -> clover.v1.CreateKeyspaceRequest
+	37, // 58: clover.v1.Admin.DropKeyspace:input_type -> clover.v1.DropKeyspaceRequest
+	39, // 59: clover.v1.Admin.ListKeyspaces:input_type -> clover.v1.ListKeyspacesRequest
+	41, // 60: clover.v1.Admin.GetKeyspace:input_type -> clover.v1.GetKeyspaceRequest
+	43, // 61: clover.v1.Admin.RoutingTable:input_type -> clover.v1.RoutingTableRequest
+	49, // 62: clover.v1.Admin.SetPolicy:input_type -> clover.v1.SetPolicyRequest
+	52, // 63: clover.v1.Admin.KeyspaceStatus:input_type -> clover.v1.KeyspaceStatusRequest
+	55, // 64: clover.v1.Admin.PlacementVerify:input_type -> clover.v1.PlacementVerifyRequest
+	58, // 65: clover.v1.Admin.PlacementHistory:input_type -> clover.v1.PlacementHistoryRequest
+	66, // 66: clover.v1.Admin.CheckReplicas:input_type -> clover.v1.CheckReplicasRequest
+	45, // 67: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
+	47, // 68: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
+	60, // 69: clover.v1.Internal.ChangeReplica:input_type -> clover.v1.ChangeReplicaRequest
+	62, // 70: clover.v1.Internal.ReadIndex:input_type -> clover.v1.ReadIndexRequest
+	64, // 71: clover.v1.Internal.ShardDigest:input_type -> clover.v1.ShardDigestRequest
+	7,  // 72: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
+	9,  // 73: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
+	11, // 74: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
+	13, // 75: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
+	16, // 76: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
+	23, // 77: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
+	19, // 78: clover.v1.KV.Stream:output_type -> clover.v1.StreamResponse
+	31, // 79: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
+	36, // 80: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
+	38, // 81: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
+	40, // 82: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
+	42, // 83: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
+	44, // 84: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
+	50, // 85: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
+	53, // 86: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
+	56, // 87: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
+	59, // 88: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
+	69, // 89: clover.v1.Admin.CheckReplicas:output_type -> clover.v1.CheckReplicasResponse
+	46, // 90: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
+	48, // 91: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
+	61, // 92: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
+	63, // 93: clover.v1.Internal.ReadIndex:output_type -> clover.v1.ReadIndexResponse
+	65, // 94: clover.v1.Internal.ShardDigest:output_type -> clover.v1.ShardDigestResponse
+	72, // [72:95] is the sub-list for method output_type
+	49, // [49:72] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_clover_v1_clover_proto_init() }
@@ -4489,7 +4902,7 @@ func file_clover_v1_clover_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clover_v1_clover_proto_rawDesc), len(file_clover_v1_clover_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   60,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -374,6 +374,7 @@ const (
 	Admin_KeyspaceStatus_FullMethodName   = "/clover.v1.Admin/KeyspaceStatus"
 	Admin_PlacementVerify_FullMethodName  = "/clover.v1.Admin/PlacementVerify"
 	Admin_PlacementHistory_FullMethodName = "/clover.v1.Admin/PlacementHistory"
+	Admin_CheckReplicas_FullMethodName    = "/clover.v1.Admin/CheckReplicas"
 )
 
 // AdminClient is the client API for Admin service.
@@ -399,6 +400,10 @@ type AdminClient interface {
 	PlacementVerify(ctx context.Context, in *PlacementVerifyRequest, opts ...grpc.CallOption) (*PlacementVerifyResponse, error)
 	// PlacementHistory lists replica additions, removals and leadership moves.
 	PlacementHistory(ctx context.Context, in *PlacementHistoryRequest, opts ...grpc.CallOption) (*PlacementHistoryResponse, error)
+	// CheckReplicas compares, shard by shard, a hash of every replica's data
+	// once the replicas have applied the same index: replicas of a shard must
+	// hold identical data.
+	CheckReplicas(ctx context.Context, in *CheckReplicasRequest, opts ...grpc.CallOption) (*CheckReplicasResponse, error)
 }
 
 type adminClient struct {
@@ -509,6 +514,16 @@ func (c *adminClient) PlacementHistory(ctx context.Context, in *PlacementHistory
 	return out, nil
 }
 
+func (c *adminClient) CheckReplicas(ctx context.Context, in *CheckReplicasRequest, opts ...grpc.CallOption) (*CheckReplicasResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckReplicasResponse)
+	err := c.cc.Invoke(ctx, Admin_CheckReplicas_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -532,6 +547,10 @@ type AdminServer interface {
 	PlacementVerify(context.Context, *PlacementVerifyRequest) (*PlacementVerifyResponse, error)
 	// PlacementHistory lists replica additions, removals and leadership moves.
 	PlacementHistory(context.Context, *PlacementHistoryRequest) (*PlacementHistoryResponse, error)
+	// CheckReplicas compares, shard by shard, a hash of every replica's data
+	// once the replicas have applied the same index: replicas of a shard must
+	// hold identical data.
+	CheckReplicas(context.Context, *CheckReplicasRequest) (*CheckReplicasResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -571,6 +590,9 @@ func (UnimplementedAdminServer) PlacementVerify(context.Context, *PlacementVerif
 }
 func (UnimplementedAdminServer) PlacementHistory(context.Context, *PlacementHistoryRequest) (*PlacementHistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PlacementHistory not implemented")
+}
+func (UnimplementedAdminServer) CheckReplicas(context.Context, *CheckReplicasRequest) (*CheckReplicasResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckReplicas not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -773,6 +795,24 @@ func _Admin_PlacementHistory_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_CheckReplicas_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckReplicasRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).CheckReplicas(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_CheckReplicas_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).CheckReplicas(ctx, req.(*CheckReplicasRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -820,6 +860,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "PlacementHistory",
 			Handler:    _Admin_PlacementHistory_Handler,
 		},
+		{
+			MethodName: "CheckReplicas",
+			Handler:    _Admin_CheckReplicas_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "clover/v1/clover.proto",
@@ -830,6 +874,7 @@ const (
 	Internal_ShardScan_FullMethodName     = "/clover.v1.Internal/ShardScan"
 	Internal_ChangeReplica_FullMethodName = "/clover.v1.Internal/ChangeReplica"
 	Internal_ReadIndex_FullMethodName     = "/clover.v1.Internal/ReadIndex"
+	Internal_ShardDigest_FullMethodName   = "/clover.v1.Internal/ShardDigest"
 )
 
 // InternalClient is the client API for Internal service.
@@ -848,6 +893,9 @@ type InternalClient interface {
 	// ReadIndex returns a shard leader's confirmed commit index (read-index),
 	// so a follower can serve reads that are no older than the request.
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
+	// ShardDigest hashes this node's replica of a shard: its applied index and
+	// a hash of its data, read from one consistent view.
+	ShardDigest(ctx context.Context, in *ShardDigestRequest, opts ...grpc.CallOption) (*ShardDigestResponse, error)
 }
 
 type internalClient struct {
@@ -898,6 +946,16 @@ func (c *internalClient) ReadIndex(ctx context.Context, in *ReadIndexRequest, op
 	return out, nil
 }
 
+func (c *internalClient) ShardDigest(ctx context.Context, in *ShardDigestRequest, opts ...grpc.CallOption) (*ShardDigestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ShardDigestResponse)
+	err := c.cc.Invoke(ctx, Internal_ShardDigest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServer is the server API for Internal service.
 // All implementations must embed UnimplementedInternalServer
 // for forward compatibility.
@@ -914,6 +972,9 @@ type InternalServer interface {
 	// ReadIndex returns a shard leader's confirmed commit index (read-index),
 	// so a follower can serve reads that are no older than the request.
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
+	// ShardDigest hashes this node's replica of a shard: its applied index and
+	// a hash of its data, read from one consistent view.
+	ShardDigest(context.Context, *ShardDigestRequest) (*ShardDigestResponse, error)
 	mustEmbedUnimplementedInternalServer()
 }
 
@@ -935,6 +996,9 @@ func (UnimplementedInternalServer) ChangeReplica(context.Context, *ChangeReplica
 }
 func (UnimplementedInternalServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReadIndex not implemented")
+}
+func (UnimplementedInternalServer) ShardDigest(context.Context, *ShardDigestRequest) (*ShardDigestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ShardDigest not implemented")
 }
 func (UnimplementedInternalServer) mustEmbedUnimplementedInternalServer() {}
 func (UnimplementedInternalServer) testEmbeddedByValue()                  {}
@@ -1029,6 +1093,24 @@ func _Internal_ReadIndex_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Internal_ShardDigest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ShardDigestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).ShardDigest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_ShardDigest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).ShardDigest(ctx, req.(*ShardDigestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Internal_ServiceDesc is the grpc.ServiceDesc for Internal service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1051,6 +1133,10 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReadIndex",
 			Handler:    _Internal_ReadIndex_Handler,
+		},
+		{
+			MethodName: "ShardDigest",
+			Handler:    _Internal_ShardDigest_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

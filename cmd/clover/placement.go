@@ -15,6 +15,10 @@ import (
 // errViolations makes `placement verify` exit non-zero when it finds any.
 var errViolations = errors.New("placement violations found")
 
+// errReplicasDiffer makes `placement check` exit non-zero when a shard's
+// replicas are not shown identical.
+var errReplicasDiffer = errors.New("replicas not identical")
+
 func ksSetPolicy(g *globals) *cobra.Command {
 	var residency, class string
 	var deny, leaderPref []string
@@ -139,6 +143,7 @@ func newPlacementCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	})
+	pl.AddCommand(newCheckCmd(g))
 	var keyspace string
 	var limit int
 	hist := &cobra.Command{
@@ -175,4 +180,61 @@ func newPlacementCmd(g *globals) *cobra.Command {
 	hist.Flags().IntVar(&limit, "limit", 50, "at most this many events")
 	pl.AddCommand(hist)
 	return pl
+}
+
+func newCheckCmd(g *globals) *cobra.Command {
+	var keyspace string
+	var settle time.Duration
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Compare a hash of every replica's data, shard by shard; exit 5 unless all are identical",
+		Long: "Hashes every replica of every shard (of --keyspace, or of all keyspaces) once the replicas have applied\n" +
+			"the same index, and compares. A shard under steady writes may not settle within --settle.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, c, done, err := g.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			rep, err := c.CheckReplicas(ctx, keyspace, settle)
+			if err != nil {
+				return err
+			}
+			bad := 0
+			for _, s := range rep.Shards {
+				if s.Status != "identical" {
+					bad++
+				}
+			}
+			if g.output == "json" {
+				if err := g.printJSON(rep); err != nil {
+					return err
+				}
+			} else {
+				var rows [][]string
+				for _, s := range rep.Shards {
+					for _, d := range s.Replicas {
+						hash, idx := fmt.Sprintf("%016x", d.Hash), strconv.FormatUint(d.AppliedIndex, 10)
+						if d.Err != "" {
+							hash, idx = "error: "+d.Err, "-"
+						}
+						rows = append(rows, []string{s.Keyspace, strconv.FormatUint(s.ShardID, 10), s.Status, d.Node, idx,
+							strconv.FormatUint(d.Keys, 10), hash})
+					}
+				}
+				if err := g.table("KEYSPACE\tSHARD\tSTATUS\tNODE\tAPPLIED\tKEYS\tHASH", rows); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.out, "%d shards checked, %d not identical\n", len(rep.Shards), bad)
+			}
+			if !rep.OK {
+				return fmt.Errorf("%w: %d of %d shards", errReplicasDiffer, bad, len(rep.Shards))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keyspace, "keyspace", "", "check only this keyspace")
+	cmd.Flags().DurationVar(&settle, "settle", 10*time.Second, "how long to wait for a shard's replicas to reach the same applied index")
+	return cmd
 }

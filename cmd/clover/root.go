@@ -121,7 +121,7 @@ func (g *globals) table(header string, rows [][]string) error {
 }
 
 // exitCode: 1 for errors from the cluster, 2 for usage errors, 3 for
-// residency refusals, 4 for a missing key, 5 for placement violations.
+// residency refusals, 4 for a missing key, 5 for placement violations or replicas that differ.
 func exitCode(err error) int {
 	switch {
 	case errors.Is(err, client.ErrResidency):
@@ -130,7 +130,7 @@ func exitCode(err error) int {
 		return 4
 	case errors.Is(err, errUsage), errors.Is(err, client.ErrInvalidArgument):
 		return 2
-	case errors.Is(err, errViolations):
+	case errors.Is(err, errViolations), errors.Is(err, errReplicasDiffer):
 		return 5
 	}
 	return 1

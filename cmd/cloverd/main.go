@@ -61,8 +61,15 @@ func run() int {
 	case <-s.Ready():
 		cfg.Logger.Info("node ready", "node", cfg.NodeID, "grpc", s.GRPCAddr(), "gossip", s.GossipAddr())
 	case <-ctx.Done():
+	case <-s.Failed():
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-s.Failed():
+		_ = s.Close()
+		fmt.Fprintf(os.Stderr, "cloverd: %v\n", s.FailErr())
+		return 1
+	}
 	cfg.Logger.Info("shutting down", "node", cfg.NodeID)
 	if err := s.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "cloverd: close: %v\n", err)

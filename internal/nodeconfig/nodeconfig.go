@@ -122,6 +122,12 @@ func settings() []setting {
 			c.Raft.SnapshotThreshold = n
 			return err
 		}},
+		{"raft-snapshot-interval", "how often each shard checks the snapshot threshold (raft waits a random time up to twice this)", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.SnapshotInterval })},
+		{"raft-trailing-logs", "log entries kept behind a snapshot for lagging followers; a follower further behind is sent the snapshot", "int", func(c *server.Config, _ *Options, v string) error {
+			n, err := strconv.ParseUint(v, 10, 64)
+			c.Raft.TrailingLogs = n
+			return err
+		}},
 		{"log-level", "log level: debug, info, warn, error", "string", func(_ *server.Config, o *Options, v string) error {
 			switch v {
 			case "debug", "info", "warn", "error":
