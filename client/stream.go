@@ -275,6 +275,11 @@ func (ps *pipeStream) fail(cause error) {
 const notSentPrefix = "not sent: "
 
 func notSent(cause error) error {
+	if status.Code(cause) == codes.Unimplemented {
+		// A node without KV.Stream: send falls back to unary calls, once
+		// and for all, instead of retrying on a new stream.
+		return cause
+	}
 	return status.Error(codes.Unavailable, notSentPrefix+status.Convert(cause).Message())
 }
 
