@@ -28,6 +28,10 @@ var (
 	ErrKeyspaceExists   = errors.New("clover: keyspace exists")
 	ErrCannotPlace      = errors.New("clover: policy cannot be met with the live permitted nodes")
 	ErrConflict         = errors.New("clover: conflicting write, retry")
+	// ErrDiskFull: the shard leader's disk is below its free-space reserve;
+	// the write was certainly not applied. Reads go on; writes resume once
+	// an operator frees space.
+	ErrDiskFull = errors.New("clover: disk full: writes refused until space is freed")
 	ErrNoEndpoints      = errors.New("clover: no endpoints configured")
 	ErrPermissionDenied = errors.New("clover: permission denied")
 	ErrInternal         = errors.New("clover: internal error")
@@ -96,6 +100,8 @@ func fromStatus(err error) error {
 		e.sentinel = ErrCannotPlace
 	case pb.ErrorDetail_KIND_CONFLICT:
 		e.sentinel = ErrConflict
+	case pb.ErrorDetail_KIND_DISK_FULL:
+		e.sentinel = ErrDiskFull
 	case pb.ErrorDetail_KIND_NOT_LEADER, pb.ErrorDetail_KIND_UNAVAILABLE:
 		e.sentinel = ErrUnavailable
 	default:

@@ -67,6 +67,12 @@ type Config struct {
 	// cluster-wide. Default 4.
 	MaxMovesInFlight int
 
+	// MinFreeDisk is the free-space reserve of the data directory's file
+	// system, in bytes: below it the node refuses new writes on the shards
+	// it leads (ErrDiskFull; reads go on) so that Raft and Pebble never
+	// meet a full disk. 0 turns the check off. Default 64 MiB.
+	MinFreeDisk int64
+
 	// Raft tunes every Raft group of the node.
 	Raft RaftConfig
 
@@ -124,6 +130,7 @@ func DefaultConfig() Config {
 		MetaVoters:        3,
 		DeadNodeGrace:     30 * time.Second,
 		ReconcileInterval: time.Second,
+		MinFreeDisk:       64 << 20,
 		MaxMovesInFlight:  4,
 		Raft:              DefaultRaftConfig(),
 	}
@@ -194,6 +201,9 @@ func (c Config) Validate() error {
 	if c.DeadNodeGrace <= 0 || c.ReconcileInterval <= 0 || c.MaxMovesInFlight < 1 {
 		return bad("dead node grace %v, reconcile interval %v, max moves in flight %d: all must be positive",
 			c.DeadNodeGrace, c.ReconcileInterval, c.MaxMovesInFlight)
+	}
+	if c.MinFreeDisk < 0 {
+		return bad("min free disk %d: want 0 (off) or a number of bytes", c.MinFreeDisk)
 	}
 	r := c.Raft
 	if r.HeartbeatTimeout < 5*time.Millisecond || r.ElectionTimeout < 5*time.Millisecond {

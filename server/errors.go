@@ -23,6 +23,7 @@ var (
 	ErrCannotPlace     = errors.New("cannot place within policy")
 	ErrVersionMismatch = errors.New("version mismatch")
 	ErrConflict        = errors.New("conflicting write in the same entry")
+	ErrDiskFull        = errors.New("disk full")
 )
 
 // apiError carries the details a client needs to act on an error.
@@ -100,6 +101,8 @@ func toStatus(err error) error {
 		code, detail.Kind = codes.FailedPrecondition, pb.ErrorDetail_KIND_VERSION_MISMATCH
 	case errors.Is(err, ErrConflict):
 		code, detail.Kind = codes.Aborted, pb.ErrorDetail_KIND_CONFLICT
+	case errors.Is(err, ErrDiskFull):
+		code, detail.Kind = codes.ResourceExhausted, pb.ErrorDetail_KIND_DISK_FULL
 	case errors.Is(err, ErrUnavailable):
 		code, detail.Kind = codes.Unavailable, pb.ErrorDetail_KIND_UNAVAILABLE
 	default:

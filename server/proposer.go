@@ -61,6 +61,9 @@ func (p *proposer) propose(ctx context.Context, cmd raftfsm.Command) (raftfsm.Re
 	if !p.r.isLeader() {
 		return raftfsm.Result{}, notLeaderError(p.r.id, p.r.leaderHintAddr())
 	}
+	if err := p.r.node.diskRefusal(); err != nil {
+		return raftfsm.Result{}, err
+	}
 	pr := &proposal{cmd: cmd, size: commandSize(cmd), done: make(chan proposalResult, 1)}
 	inFlight := &p.r.node.writesInFlight
 	inFlight.Add(1)

@@ -62,6 +62,9 @@ type Server struct {
 	// writesInFlight counts client write commands proposed on this node
 	// and not yet answered, across all shards (see writesBusy).
 	writesInFlight atomic.Int64
+	// diskFree: bytes available in the data directory's file system, as
+	// last read (diskLoop); -1 when unknown.
+	diskFree atomic.Int64
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -227,6 +230,8 @@ func (s *Server) start() error {
 	s.goLoop(s.metaLoop)
 	s.goLoop(s.ctrl.loop)
 	s.goLoop(s.replicaLoop)
+	s.readDiskFree()
+	s.goLoop(s.diskLoop)
 	// Serve only once the meta group and gossip exist: every handler uses them.
 	s.wg.Add(1)
 	go func() {

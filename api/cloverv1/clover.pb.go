@@ -128,21 +128,25 @@ const (
 	ErrorDetail_KIND_CANNOT_PLACE     ErrorDetail_Kind = 7
 	ErrorDetail_KIND_EXISTS           ErrorDetail_Kind = 8
 	ErrorDetail_KIND_CONFLICT         ErrorDetail_Kind = 9
+	// The node's disk is below its free-space reserve: writes are refused
+	// (certainly not applied) until space is freed; reads go on.
+	ErrorDetail_KIND_DISK_FULL ErrorDetail_Kind = 10
 )
 
 // Enum value maps for ErrorDetail_Kind.
 var (
 	ErrorDetail_Kind_name = map[int32]string{
-		0: "KIND_UNSPECIFIED",
-		1: "KIND_RESIDENCY",
-		2: "KIND_NOT_LEADER",
-		3: "KIND_VERSION_MISMATCH",
-		4: "KIND_UNKNOWN_KEYSPACE",
-		5: "KIND_INVALID",
-		6: "KIND_UNAVAILABLE",
-		7: "KIND_CANNOT_PLACE",
-		8: "KIND_EXISTS",
-		9: "KIND_CONFLICT",
+		0:  "KIND_UNSPECIFIED",
+		1:  "KIND_RESIDENCY",
+		2:  "KIND_NOT_LEADER",
+		3:  "KIND_VERSION_MISMATCH",
+		4:  "KIND_UNKNOWN_KEYSPACE",
+		5:  "KIND_INVALID",
+		6:  "KIND_UNAVAILABLE",
+		7:  "KIND_CANNOT_PLACE",
+		8:  "KIND_EXISTS",
+		9:  "KIND_CONFLICT",
+		10: "KIND_DISK_FULL",
 	}
 	ErrorDetail_Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED":      0,
@@ -155,6 +159,7 @@ var (
 		"KIND_CANNOT_PLACE":     7,
 		"KIND_EXISTS":           8,
 		"KIND_CONFLICT":         9,
+		"KIND_DISK_FULL":        10,
 	}
 )
 
@@ -4441,14 +4446,14 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\tkeys_only\x18\b \x01(\bR\bkeysOnly\"]\n" +
 	"\fScanResponse\x12%\n" +
 	"\x03kvs\x18\x01 \x03(\v2\x13.clover.v1.KeyValueR\x03kvs\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\fR\rnextPageToken\"\xb5\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\fR\rnextPageToken\"\xc9\x03\n" +
 	"\vErrorDetail\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.clover.v1.ErrorDetail.KindR\x04kind\x12\x1f\n" +
 	"\vleader_hint\x18\x02 \x01(\tR\n" +
 	"leaderHint\x12/\n" +
 	"\x13permitted_endpoints\x18\x03 \x03(\tR\x12permittedEndpoints\x12'\n" +
 	"\x0fcurrent_version\x18\x04 \x01(\x04R\x0ecurrentVersion\x12\x19\n" +
-	"\bshard_id\x18\x05 \x01(\x04R\ashardId\"\xde\x01\n" +
+	"\bshard_id\x18\x05 \x01(\x04R\ashardId\"\xf2\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eKIND_RESIDENCY\x10\x01\x12\x13\n" +
@@ -4459,7 +4464,9 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\x10KIND_UNAVAILABLE\x10\x06\x12\x15\n" +
 	"\x11KIND_CANNOT_PLACE\x10\a\x12\x0f\n" +
 	"\vKIND_EXISTS\x10\b\x12\x11\n" +
-	"\rKIND_CONFLICT\x10\t\"P\n" +
+	"\rKIND_CONFLICT\x10\t\x12\x12\n" +
+	"\x0eKIND_DISK_FULL\x10\n" +
+	"\"P\n" +
 	"\bLocality\x12\x18\n" +
 	"\acountry\x18\x01 \x01(\tR\acountry\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x12\n" +

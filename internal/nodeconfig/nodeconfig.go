@@ -122,6 +122,14 @@ func settings() []setting {
 			c.Raft.SnapshotThreshold = n
 			return err
 		}},
+		{"min-free-disk-mb", "free space (MiB) to keep on the data directory's file system: below it the node refuses writes, reads go on (0 = no check)", "int", func(c *server.Config, _ *Options, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err == nil && (n < 0 || n > 1<<30) {
+				return fmt.Errorf("want 0 to %d, got %d", 1<<30, n)
+			}
+			c.MinFreeDisk = n << 20
+			return err
+		}},
 		{"raft-snapshot-interval", "how often each shard checks the snapshot threshold (raft waits a random time up to twice this)", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.SnapshotInterval })},
 		{"raft-trailing-logs", "log entries kept behind a snapshot for lagging followers; a follower further behind is sent the snapshot", "int", func(c *server.Config, _ *Options, v string) error {
 			n, err := strconv.ParseUint(v, 10, 64)

@@ -26,14 +26,20 @@ import (
 // us-1, each cloverd in its own network namespace) while a nemesis injects
 // one fault at a time, chosen at random from a seed: SIGKILL and restart of
 // a node or of a shard's leader, SIGSTOP/SIGCONT pauses, a node isolated, a
-// two-two split, one-way packet loss. Afterwards it checks:
+// two-two split, one-way packet loss, and policy changes under traffic that
+// move every shard's leadership (leadership transfers) or take a replica
+// away and add one back (membership changes). Nodes keep few log entries
+// behind their snapshots, so followers that fall behind catch up by
+// snapshot. Afterwards it checks:
 //
 //   - the register history (get, put, compare-and-swap on a few keys) is
 //     linearizable (Porcupine);
 //   - every acknowledged write of a set workload is still there;
 //   - no byte of a canary written to the EEA keyspace appears in any file
 //     under the US node's data directory or in its log;
-//   - the placement audit (clover placement verify) is clean.
+//   - the placement audit (clover placement verify) is clean;
+//   - every replica of every shard holds identical data (clover placement
+//     check: a hash per replica at the same applied index).
 //
 // It runs only when CLOVER_CHAOS gives its duration (make chaos):
 //
@@ -54,8 +60,10 @@ func TestChaos(t *testing.T) {
 	lab := newNetLab(t, len(demoNodes()))
 	c := newClusterAt(t, demoNodes(), lab)
 	for _, n := range c.nodes {
-		// Snapshots every 128 entries, so restarted followers meet them.
-		n.extra = []string{"--raft-snapshot-threshold=128"}
+		// Snapshots every 128 entries, checked every second, keeping only
+		// 64 entries behind them: a follower that was down, paused or cut
+		// off for a second or two is sent a snapshot, not the log.
+		n.extra = []string{"--raft-snapshot-threshold=128", "--raft-snapshot-interval=1s", "--raft-trailing-logs=64"}
 	}
 	for _, n := range c.nodes {
 		n.start()
@@ -98,6 +106,7 @@ func TestChaos(t *testing.T) {
 		nem.step()
 	}
 	nem.healAll()
+	nem.setPolicy(eea)
 	close(stop)
 	stopSet()
 	wg.Wait()
@@ -120,6 +129,43 @@ func TestChaos(t *testing.T) {
 	checkAllReadable(rctx, t, cl, set.acked)
 	checkNoCanary(t, c, canary)
 	checkPlacement(t, cl)
+	checkReplicasIdentical(t, cl, ks)
+	t.Logf("chaos: %d snapshots installed on followers", countInLogs(t, c, "Installed remote snapshot"))
+}
+
+// checkReplicasIdentical compares a hash of every replica of every shard.
+func checkReplicasIdentical(t *testing.T, cl *client.Client, ks string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := cl.CheckReplicas(ctx, ks, time.Minute)
+	if err != nil {
+		t.Fatalf("check replicas: %v", err)
+	}
+	keys := uint64(0)
+	for _, s := range rep.Shards {
+		if s.Status != "identical" {
+			t.Errorf("shard %d: replicas %s: %+v", s.ShardID, s.Status, s.Replicas)
+		}
+		if len(s.Replicas) > 0 {
+			keys += s.Replicas[0].Keys
+		}
+	}
+	t.Logf("chaos: %d shards, every replica identical: %v (%d keys)", len(rep.Shards), rep.OK, keys)
+}
+
+// countInLogs counts the lines of every node's log that contain s.
+func countInLogs(t *testing.T, c *cluster, s string) int {
+	n := 0
+	for _, nd := range c.nodes {
+		b, err := os.ReadFile(nd.logPath)
+		if err != nil {
+			t.Errorf("read %s: %v", nd.logPath, err)
+			continue
+		}
+		n += bytes.Count(b, []byte(s))
+	}
+	return n
 }
 
 func chaosDuration(t *testing.T) time.Duration {
@@ -232,6 +278,8 @@ type nemesis struct {
 	rng   *mrand.Rand
 	count int
 	kinds map[string]int
+	// leadersNO: the policy's leader preference is Norway (else Ireland).
+	leadersNO bool
 }
 
 func (n *nemesis) step() {
@@ -242,7 +290,7 @@ func (n *nemesis) step() {
 	victim := n.rng.IntN(len(nodes))
 	var kind string
 	var undo func()
-	switch n.rng.IntN(6) {
+	switch n.rng.IntN(8) {
 	case 0:
 		kind = "kill"
 		nodes[victim].crash()
@@ -270,6 +318,29 @@ func (n *nemesis) step() {
 		perm := n.rng.Perm(len(nodes))
 		n.lab.split(perm[:2], perm[2:])
 		undo = n.lab.heal
+	case 5:
+		// A policy change under traffic: every shard's leadership moves
+		// to the preferred region (leadership transfers), and back when
+		// the preference flips again.
+		kind = "move-leaders"
+		n.leadersNO = !n.leadersNO
+		p := eea
+		if n.leadersNO {
+			p.LeaderPreference = []string{"no-hamar"}
+		} else {
+			p.LeaderPreference = []string{"ie-dublin"}
+		}
+		n.setPolicy(p)
+		undo = func() {}
+	case 6:
+		// Membership changes under traffic: one replica of every shard is
+		// removed, and then a new one added (a non-voter caught up, often
+		// by snapshot, then promoted).
+		kind = "shrink-grow"
+		p := eea
+		p.Replicas = 2
+		n.setPolicy(p)
+		undo = func() { n.setPolicy(eea) }
 	default:
 		kind = "one-way"
 		to := (victim + 1 + n.rng.IntN(len(nodes)-1)) % len(nodes)
@@ -286,6 +357,24 @@ func (n *nemesis) step() {
 	n.kinds[kind]++
 	// Settle: every node answers again before the next fault.
 	n.c.waitLive(t, n.c.ids()...)
+}
+
+// setPolicy changes the keyspace's policy, retrying while the cluster is
+// unavailable; the controller then carries the change out.
+func (n *nemesis) setPolicy(p client.Policy) {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	for {
+		_, err := n.cl.SetPolicy(ctx, n.ks, p)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			n.t.Fatalf("set policy of %s: %v", n.ks, err)
+		}
+		time.Sleep(200 * time.Millisecond) // the meta group is electing: try again
+	}
 }
 
 // leaderIndex is the index of the node leading a random shard of the
