@@ -22,16 +22,16 @@ var (
 	// ErrOutcomeUnknown comes with ErrUnavailable when a write failed after
 	// it may have reached its shard's leader: it may or may not have been
 	// applied. Read the key to find out before writing again.
-	ErrOutcomeUnknown   = errors.New("clover: outcome unknown: the write may or may not have been applied")
-	ErrUnknownKeyspace  = errors.New("clover: unknown keyspace")
-	ErrInvalidArgument  = errors.New("clover: invalid argument")
-	ErrKeyspaceExists   = errors.New("clover: keyspace exists")
-	ErrCannotPlace      = errors.New("clover: policy cannot be met with the live permitted nodes")
-	ErrConflict         = errors.New("clover: conflicting write, retry")
+	ErrOutcomeUnknown  = errors.New("clover: outcome unknown: the write may or may not have been applied")
+	ErrUnknownKeyspace = errors.New("clover: unknown keyspace")
+	ErrInvalidArgument = errors.New("clover: invalid argument")
+	ErrKeyspaceExists  = errors.New("clover: keyspace exists")
+	ErrCannotPlace     = errors.New("clover: policy cannot be met with the live permitted nodes")
+	ErrConflict        = errors.New("clover: conflicting write, retry")
 	// ErrDiskFull: the shard leader's disk is below its free-space reserve;
 	// the write was certainly not applied. Reads go on; writes resume once
 	// an operator frees space.
-	ErrDiskFull = errors.New("clover: disk full: writes refused until space is freed")
+	ErrDiskFull         = errors.New("clover: disk full: writes refused until space is freed")
 	ErrNoEndpoints      = errors.New("clover: no endpoints configured")
 	ErrPermissionDenied = errors.New("clover: permission denied")
 	ErrInternal         = errors.New("clover: internal error")

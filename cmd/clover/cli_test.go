@@ -359,6 +359,32 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("placement check", func(t *testing.T) {
+		out := c.ok("placement", "check", "--keyspace", "users")
+		lines := strings.Split(out, "\n")
+		rows := 0
+		for _, l := range lines {
+			if f := strings.Fields(l); len(f) == 7 && f[0] == "users" {
+				rows++
+				if f[2] != "identical" {
+					t.Errorf("row %q: want identical", l)
+				}
+			}
+		}
+		if rows == 0 || !strings.Contains(out, "0 not identical") {
+			t.Errorf("placement check printed %q", out)
+		}
+		var rep struct {
+			OK     bool
+			Shards []struct{ Status string }
+		}
+		c.okJSON(&rep, "placement", "check")
+		if !rep.OK || len(rep.Shards) == 0 {
+			t.Errorf("placement check -w json: %+v", rep)
+		}
+		c.fail(1, "placement", "check", "--keyspace", "nope")
+	})
+
 	t.Run("residency refusal", func(t *testing.T) {
 		us := c.with(t)
 		us.endpoints = tc.Node("us-1").GRPCAddr()

@@ -347,7 +347,11 @@ func (n *nemesis) step() {
 		n.lab.cut(victim, to)
 		undo = n.lab.heal
 	}
-	t.Logf("chaos: fault %d: %s on %s for %v %s", n.count+1, kind, nodes[victim].spec.ID, hold, n.lab.describe())
+	where := nodes[victim].spec.ID
+	if kind == "move-leaders" || kind == "shrink-grow" {
+		where = n.ks
+	}
+	t.Logf("chaos: fault %d: %s on %s for %v %s", n.count+1, kind, where, hold, n.lab.describe())
 	time.Sleep(hold) // the fault's duration is the point: nothing to wait for
 	undo()
 	n.count++
