@@ -26,7 +26,8 @@ import (
 // us-1, each cloverd in its own network namespace) while a nemesis injects
 // one fault at a time, chosen at random from a seed: SIGKILL and restart of
 // a node or of a shard's leader, SIGSTOP/SIGCONT pauses, a node isolated, a
-// two-two split, one-way packet loss, and policy changes under traffic that
+// two-two split, one-way packet loss, a slow link (packets queued up to
+// 150 ms, then dropped), and policy changes under traffic that
 // move every shard's leadership (leadership transfers) or take a replica
 // away and add one back (membership changes). Nodes keep few log entries
 // behind their snapshots, so followers that fall behind catch up by
@@ -290,7 +291,11 @@ func (n *nemesis) step() {
 	victim := n.rng.IntN(len(nodes))
 	var kind string
 	var undo func()
-	switch n.rng.IntN(8) {
+	k := n.rng.IntN(9)
+	if k == 7 && !n.lab.canSlow {
+		k = 8 // no tbf in this kernel: one-way loss instead
+	}
+	switch k {
 	case 0:
 		kind = "kill"
 		nodes[victim].crash()
@@ -341,6 +346,12 @@ func (n *nemesis) step() {
 		p.Replicas = 2
 		n.setPolicy(p)
 		undo = func() { n.setPolicy(eea) }
+	case 7:
+		// Packets to and from one node delayed (and, past the queue,
+		// dropped): a slow, congested link.
+		kind = "slow-link"
+		n.lab.slow(victim)
+		undo = n.lab.heal
 	default:
 		kind = "one-way"
 		to := (victim + 1 + n.rng.IntN(len(nodes)-1)) % len(nodes)

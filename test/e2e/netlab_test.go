@@ -22,7 +22,11 @@ type netLab struct {
 	bridge string
 	ns     []string
 	ips    []string
+	veths  []string        // the bridge's end of each node's link
 	cuts   map[[2]int]bool // from, to: packets from ips[from] dropped at ns[to]
+	slowed map[int]bool
+	// canSlow: the kernel has the tbf queueing discipline (see slow).
+	canSlow bool
 }
 
 func newNetLab(t testing.TB, n int) *netLab {
@@ -36,7 +40,7 @@ func newNetLab(t testing.TB, n int) *netLab {
 		}
 	}
 	id := os.Getpid() % 250
-	l := &netLab{t: t, bridge: fmt.Sprintf("clvbr%d", id), cuts: map[[2]int]bool{}}
+	l := &netLab{t: t, bridge: fmt.Sprintf("clvbr%d", id), cuts: map[[2]int]bool{}, slowed: map[int]bool{}}
 	subnet := fmt.Sprintf("10.213.%d", id)
 	t.Cleanup(l.teardown)
 	l.run("ip", "link", "add", l.bridge, "type", "bridge")
@@ -51,6 +55,7 @@ func newNetLab(t testing.TB, n int) *netLab {
 		ip := fmt.Sprintf("%s.%d", subnet, 10+i)
 		l.ns = append(l.ns, ns)
 		l.ips = append(l.ips, ip)
+		l.veths = append(l.veths, veth)
 		l.run("ip", "netns", "add", ns)
 		l.run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
 		l.run("ip", "link", "set", veth, "master", l.bridge, "up")
@@ -58,7 +63,32 @@ func newNetLab(t testing.TB, n int) *netLab {
 		l.run("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
 		l.run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
 	}
+	if _, err := exec.LookPath("tc"); err == nil && n > 0 {
+		probe := exec.Command("ip", "netns", "exec", l.ns[0], "tc", "qdisc", "add", "dev", "eth0", "root", "tbf",
+			"rate", "1gbit", "burst", "64kbit", "latency", "10ms")
+		if probe.Run() == nil {
+			l.canSlow = true
+			l.run("ip", "netns", "exec", l.ns[0], "tc", "qdisc", "del", "dev", "eth0", "root")
+		}
+	}
 	return l
+}
+
+// Link speed and queue of a slowed node (see slow).
+var slowLink = []string{"tbf", "rate", "2mbit", "burst", "32kbit", "latency", "150ms"}
+
+// slow makes node i's link slow both ways: a token bucket of 2 Mbit/s that
+// queues packets for up to 150 ms and drops what would wait longer (tc's
+// tbf on both ends of the link). Packets are delayed by as much as the
+// traffic through the link makes them queue. This kernel has no netem, so
+// a fixed delay is not available.
+func (l *netLab) slow(i int) {
+	if l.slowed[i] {
+		return
+	}
+	l.run(append([]string{"ip", "netns", "exec", l.ns[i], "tc", "qdisc", "add", "dev", "eth0", "root"}, slowLink...)...)
+	l.run(append([]string{"tc", "qdisc", "add", "dev", l.veths[i], "root"}, slowLink...)...)
+	l.slowed[i] = true
 }
 
 // prefix is the command prefix that runs a program in node i's namespace.
@@ -92,6 +122,11 @@ func (l *netLab) heal() {
 		l.run("ip", "netns", "exec", ns, "iptables", "-F", "INPUT")
 	}
 	clear(l.cuts)
+	for i := range l.slowed {
+		l.run("ip", "netns", "exec", l.ns[i], "tc", "qdisc", "del", "dev", "eth0", "root")
+		l.run("tc", "qdisc", "del", "dev", l.veths[i], "root")
+	}
+	clear(l.slowed)
 }
 
 // describe lists the current cuts, for the fault log.
@@ -99,6 +134,9 @@ func (l *netLab) describe() string {
 	var s []string
 	for c := range l.cuts {
 		s = append(s, fmt.Sprintf("%d->%d", c[0], c[1]))
+	}
+	for i := range l.slowed {
+		s = append(s, fmt.Sprintf("slow:%d", i))
 	}
 	return strings.Join(s, " ")
 }
