@@ -46,7 +46,9 @@ type Config struct {
 // may be unknown after a failure (compare-and-swap, conditional batches) are
 // retried only when the node certainly did not apply them.
 type RetryPolicy struct {
-	// MaxAttempts per request, the first included. Default 10.
+	// MaxAttempts per request, the first included. Default 16: with the
+	// default backoff about 5 s of retries, enough to ride out an election
+	// and a routing refresh after a leader dies.
 	MaxAttempts int
 	// InitialBackoff before the second attempt, doubled up to MaxBackoff,
 	// with jitter. Defaults 10ms and 500ms.
@@ -56,7 +58,7 @@ type RetryPolicy struct {
 
 // DefaultRetryPolicy is the policy used when Config.Retry is zero.
 func DefaultRetryPolicy() RetryPolicy {
-	return RetryPolicy{MaxAttempts: 10, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
+	return RetryPolicy{MaxAttempts: 16, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
 }
 
 // Client talks to a Clover cluster. It caches the routing table and sends each
