@@ -185,7 +185,7 @@ func (s *LogStore) Get(key []byte) ([]byte, error) {
 		return nil, fmt.Errorf("raftfsm: shard %d: stable get: %w", s.shard, storageErr(err))
 	}
 	defer closer.Close()
-	if len(v) < crcLen || crc32.Checksum(v[:len(v)-crcLen], castagnoli) != binary.LittleEndian.Uint32(v[len(v)-crcLen:]) {
+	if !stableRecordOK(v) {
 		return nil, fmt.Errorf("raftfsm: shard %d: stable get: %w", s.shard, corruptf("stable record checksum mismatch"))
 	}
 	return append([]byte{}, v[:len(v)-crcLen]...), nil
@@ -306,4 +306,10 @@ func decodeLog(v []byte, l *raft.Log) error {
 	}
 	*l = out
 	return nil
+}
+
+// stableRecordOK reports whether a stable-store record (value, then its
+// CRC-32C) is intact.
+func stableRecordOK(v []byte) bool {
+	return len(v) >= crcLen && crc32.Checksum(v[:len(v)-crcLen], castagnoli) == binary.LittleEndian.Uint32(v[len(v)-crcLen:])
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
@@ -68,7 +67,7 @@ func VerifyShard(db *pebble.DB, shard uint64) (ShardCheck, error) {
 			c.LastLog = idx
 			c.LogRecords++
 		case kindStable:
-			if len(v) < crcLen || crc32.Checksum(v[:len(v)-crcLen], castagnoli) != binary.LittleEndian.Uint32(v[len(v)-crcLen:]) {
+			if !stableRecordOK(v) {
 				return fail("raft stable store", corruptf("stable record checksum mismatch"))
 			}
 			c.StableRecords++
