@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -75,6 +76,8 @@ type Client struct {
 	routes  *routingTable
 	// refresh coalesces concurrent routing-table refreshes.
 	refreshMu sync.Mutex
+	// spread turns bounded-staleness reads from one replica to the next.
+	spread atomic.Uint32
 }
 
 // New connects to the cluster and loads its routing table.
@@ -320,7 +323,11 @@ func (c *Client) target(req request, avoid string, attempt int) string {
 	rt := c.routes
 	c.routeMu.RUnlock()
 	if req.key != nil {
-		if addr := rt.addrFor(req.keyspace, keys.Hash(req.key), req.anyReplica, avoid, attempt); addr != "" {
+		spread := 0
+		if req.anyReplica {
+			spread = int(c.spread.Add(1))
+		}
+		if addr := rt.addrFor(req.keyspace, keys.Hash(req.key), req.anyReplica, avoid, attempt, spread); addr != "" {
 			return addr
 		}
 	} else if addr := rt.anyPermitted(req.keyspace, avoid, attempt); addr != "" {

@@ -43,7 +43,10 @@ func (rt *routingTable) shard(ks string, hash uint64) *shardRoute {
 	return r.shards[keys.ShardIndex(hash, len(r.shards))]
 }
 
-func (rt *routingTable) addrFor(ks string, hash uint64, anyReplica bool, avoid string, attempt int) string {
+// addrFor picks the node for a key: the shard's leader, or with anyReplica
+// (bounded-staleness reads) the replicas in turn from the one at spread, so
+// that such reads share the load among every replica.
+func (rt *routingTable) addrFor(ks string, hash uint64, anyReplica bool, avoid string, attempt, spread int) string {
 	sh := rt.shard(ks, hash)
 	if sh == nil {
 		return ""
@@ -54,9 +57,13 @@ func (rt *routingTable) addrFor(ks string, hash uint64, anyReplica bool, avoid s
 		}
 	}
 	n := len(sh.replicas)
+	start := attempt
+	if anyReplica {
+		start += spread
+	}
 	for i := 0; i < n; i++ {
-		addr := rt.addrs[sh.replicas[(attempt+i)%n]]
-		if addr != "" && addr != avoid && rt.live[sh.replicas[(attempt+i)%n]] {
+		id := sh.replicas[(start+i)%n]
+		if addr := rt.addrs[id]; addr != "" && addr != avoid && rt.live[id] {
 			return addr
 		}
 	}

@@ -65,12 +65,12 @@ func TestAddrFor(t *testing.T) {
 	rt := buildRoutes(resp)
 	h := uint64(0) // shard 0
 
-	if got := rt.addrFor("ks", h, false, "", 0); got != nodes["b"] {
+	if got := rt.addrFor("ks", h, false, "", 0, 0); got != nodes["b"] {
 		t.Errorf("leader read goes to %q, want the leader %q", got, nodes["b"])
 	}
 	// Avoiding the leader (it just failed) falls back to a live replica.
 	for attempt := 0; attempt < 6; attempt++ {
-		got := rt.addrFor("ks", h, false, nodes["b"], attempt)
+		got := rt.addrFor("ks", h, false, nodes["b"], attempt, 0)
 		if got != nodes["a"] {
 			t.Errorf("attempt %d avoiding b: %q, want a (c is down)", attempt, got)
 		}
@@ -78,12 +78,20 @@ func TestAddrFor(t *testing.T) {
 	// Follower reads spread over live replicas.
 	seen := map[string]bool{}
 	for attempt := 0; attempt < 6; attempt++ {
-		seen[rt.addrFor("ks", h, true, "", attempt)] = true
+		seen[rt.addrFor("ks", h, true, "", attempt, 0)] = true
 	}
 	if !seen[nodes["a"]] || !seen[nodes["b"]] || seen[nodes["c"]] || len(seen) != 2 {
 		t.Errorf("follower reads went to %v, want a and b only", seen)
 	}
-	if got := rt.addrFor("nope", h, false, "", 0); got != "" {
+	// First attempts of successive follower reads take turns among them.
+	seen = map[string]bool{}
+	for spread := 0; spread < 6; spread++ {
+		seen[rt.addrFor("ks", h, true, "", 0, spread)] = true
+	}
+	if !seen[nodes["a"]] || !seen[nodes["b"]] || len(seen) != 2 {
+		t.Errorf("first attempts of follower reads went to %v, want a and b", seen)
+	}
+	if got := rt.addrFor("nope", h, false, "", 0, 0); got != "" {
 		t.Errorf("unknown keyspace: %q", got)
 	}
 	if got := rt.anyPermitted("ks", "", 0); got != nodes["b"] {
@@ -99,10 +107,10 @@ func TestLearnAndForgetLeader(t *testing.T) {
 	h, ho := keys.Hash(key), keys.Hash(other)
 
 	c.learnLeader("ks", key, nodes["b"])
-	if got := c.routes.addrFor("ks", h, false, "", 0); got != nodes["b"] {
+	if got := c.routes.addrFor("ks", h, false, "", 0, 0); got != nodes["b"] {
 		t.Errorf("after learning b: %q", got)
 	}
-	if got := c.routes.addrFor("ks", ho, false, "", 0); got != nodes["a"] {
+	if got := c.routes.addrFor("ks", ho, false, "", 0, 0); got != nodes["a"] {
 		t.Errorf("another shard's leader changed to %q", got)
 	}
 	c.forgetLeader("ks", key)
@@ -113,7 +121,7 @@ func TestLearnAndForgetLeader(t *testing.T) {
 	c.learnLeader("ks", nil, nodes["b"])
 	c.learnLeader("nope", key, nodes["b"])
 	c.forgetLeader("nope", key)
-	if got := c.routes.addrFor("ks", ho, false, "", 0); got != nodes["a"] {
+	if got := c.routes.addrFor("ks", ho, false, "", 0, 0); got != nodes["a"] {
 		t.Errorf("leader of %q changed to %q", other, got)
 	}
 }
@@ -205,7 +213,7 @@ func BenchmarkRoutingLookup(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if rt.addrFor("ks", keys.Hash(ks[i&1023]), false, "", 0) == "" {
+		if rt.addrFor("ks", keys.Hash(ks[i&1023]), false, "", 0, 0) == "" {
 			b.Fatal("no route")
 		}
 	}

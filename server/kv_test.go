@@ -229,6 +229,13 @@ func TestPartitionedLeaderServesNoStaleReads(t *testing.T) {
 		old = k.Shards[0].Leader
 		return err == nil && old != ""
 	})
+	// A bounded-staleness read at the leader before the partition leaves
+	// it a confirmed read index that it may reuse within the bound.
+	const bound = 300 * time.Millisecond
+	stale := c.DirectClient(t, old)
+	if kv, err := stale.Get(ctx, "users", []byte("x"), client.Follower(bound)); err != nil || string(kv.Value) != "old" {
+		t.Fatalf("follower read at the leader: %v, %v", kv, err)
+	}
 	c.Net.Isolate(old)
 	defer c.Net.Heal()
 
@@ -247,12 +254,19 @@ func TestPartitionedLeaderServesNoStaleReads(t *testing.T) {
 		_, err := majority.Put(ctx, "users", []byte("x"), []byte("new"))
 		return err == nil
 	})
+	acked := time.Now()
 	// The isolated old leader must not answer a linearizable read with the
 	// old value.
-	stale := c.DirectClient(t, old)
 	kv, err := stale.Get(ctx, "users", []byte("x"))
 	if err == nil && string(kv.Value) == "old" {
 		t.Fatalf("isolated old leader %s served a stale linearizable read", old)
+	}
+	// Nor a read whose bound has passed since the new value was
+	// acknowledged: its confirmed read index is too old to use.
+	time.Sleep(time.Until(acked.Add(bound)))
+	kv, err = stale.Get(ctx, "users", []byte("x"), client.Follower(bound))
+	if err == nil && string(kv.Value) == "old" {
+		t.Fatalf("isolated old leader %s served a follower read older than its bound", old)
 	}
 	c.Net.Heal()
 	c.WaitFor(20*time.Second, "old leader catches up", func() bool {

@@ -37,8 +37,8 @@ type replica struct {
 	readyTerm atomic.Uint64
 	readyMu   sync.Mutex
 
-	// frIndex is the last read index obtained from the leader for
-	// follower reads, requested at frAt.
+	// frIndex is the last read index confirmed by the leader for
+	// bounded-staleness reads; the confirmation began at frAt.
 	frMu    sync.Mutex
 	frIndex uint64
 	frAt    time.Time
@@ -275,17 +275,19 @@ func (r *replica) barrier(ctx context.Context, term uint64) error {
 }
 
 // followerRead makes this replica ready to serve a read whose data is no
-// older than maxStale. A leader uses its own read index. A follower uses a
-// read index obtained from the leader (Internal.ReadIndex) at most maxStale
-// ago: every write committed before that request was sent is then applied
-// here. Concurrent follower reads share one request to the leader.
+// older than maxStale: every write committed before a moment at most
+// maxStale ago is applied here. The replica uses a read index confirmed at
+// most maxStale ago: a leader confirms its own (one heartbeat round), a
+// follower asks the leader (Internal.ReadIndex). Concurrent reads share one
+// confirmation, and reads within maxStale of it need none, so under load a
+// bounded-staleness read costs no round trip at the leader or a follower.
 func (r *replica) followerRead(ctx context.Context, maxStale time.Duration) error {
-	if r.isLeader() {
-		return r.readIndex(ctx)
-	}
-	idx, err := r.followerReadIndex(ctx, maxStale)
+	idx, err := r.boundedReadIndex(ctx, maxStale)
 	if err != nil {
 		return err
+	}
+	if r.isLeader() {
+		return r.applied.wait(ctx, idx)
 	}
 	// The follower learns the commit index with the leader's next append
 	// (at most CommitTimeout after the last write). Waiting longer than a
@@ -301,12 +303,23 @@ func (r *replica) followerRead(ctx context.Context, maxStale time.Duration) erro
 	return nil
 }
 
-// followerReadIndex returns a leader read index obtained at most maxStale ago.
-func (r *replica) followerReadIndex(ctx context.Context, maxStale time.Duration) (uint64, error) {
+// boundedReadIndex returns a read index confirmed by the leader at most
+// maxStale ago: the commit index the leader held when the confirmation
+// began. It stays valid for maxStale after that moment whoever leads since.
+func (r *replica) boundedReadIndex(ctx context.Context, maxStale time.Duration) (uint64, error) {
 	r.frMu.Lock()
 	defer r.frMu.Unlock()
 	if !r.frAt.IsZero() && time.Since(r.frAt) <= maxStale {
 		return r.frIndex, nil
+	}
+	sent := time.Now()
+	if r.isLeader() {
+		ci, err := r.leaderReadIndex(ctx)
+		if err != nil {
+			return 0, err
+		}
+		r.frIndex, r.frAt = ci, sent
+		return ci, nil
 	}
 	addr := r.leaderHintAddr()
 	if addr == "" {
@@ -316,7 +329,6 @@ func (r *replica) followerReadIndex(ctx context.Context, maxStale time.Duration)
 	if err != nil {
 		return 0, notLeaderError(r.id, addr)
 	}
-	sent := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, max(maxStale, 100*time.Millisecond))
 	defer cancel()
 	resp, err := pb.NewInternalClient(cc).ReadIndex(rctx, &pb.ReadIndexRequest{ShardId: r.id})
