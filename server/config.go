@@ -73,6 +73,11 @@ type Config struct {
 	// meet a full disk. 0 turns the check off. Default 64 MiB.
 	MinFreeDisk int64
 
+	// CacheSize is the store's block cache in bytes: the data, index and
+	// filter blocks kept in memory for reads. It fills only as blocks are
+	// read. Default 256 MiB.
+	CacheSize int64
+
 	// Raft tunes every Raft group of the node.
 	Raft RaftConfig
 
@@ -131,6 +136,7 @@ func DefaultConfig() Config {
 		DeadNodeGrace:     30 * time.Second,
 		ReconcileInterval: time.Second,
 		MinFreeDisk:       64 << 20,
+		CacheSize:         256 << 20,
 		MaxMovesInFlight:  4,
 		Raft:              DefaultRaftConfig(),
 	}
@@ -201,6 +207,9 @@ func (c Config) Validate() error {
 	if c.DeadNodeGrace <= 0 || c.ReconcileInterval <= 0 || c.MaxMovesInFlight < 1 {
 		return bad("dead node grace %v, reconcile interval %v, max moves in flight %d: all must be positive",
 			c.DeadNodeGrace, c.ReconcileInterval, c.MaxMovesInFlight)
+	}
+	if c.CacheSize < 1<<20 {
+		return bad("cache size %d: want at least 1 MiB", c.CacheSize)
 	}
 	if c.MinFreeDisk < 0 {
 		return bad("min free disk %d: want 0 (off) or a number of bytes", c.MinFreeDisk)

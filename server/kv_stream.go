@@ -31,6 +31,38 @@ func (k *kvService) Stream(st pb.KV_StreamServer) error {
 
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, maxStreamInFlight)
+	// Requests run on a pool of this stream's goroutines that outlive one
+	// request: a goroutine per request would grow a new stack for each
+	// (at thousands of reads a second, copying stacks cost a tenth of a
+	// node's CPU). A request starts a new goroutine only when none is idle;
+	// idle ones end after streamWorkerIdle, and all end with the stream.
+	work := make(chan *pb.StreamOp)
+	run := func(op *pb.StreamOp) {
+		res := k.streamOp(ctx, op)
+		select {
+		case results <- res:
+		case <-ctx.Done():
+		}
+		<-slots
+	}
+	worker := func(op *pb.StreamOp) {
+		defer wg.Done()
+		run(op)
+		idle := time.NewTimer(streamWorkerIdle)
+		defer idle.Stop()
+		for {
+			select {
+			case op, ok := <-work:
+				if !ok {
+					return
+				}
+				run(op)
+				idle.Reset(streamWorkerIdle)
+			case <-idle.C:
+				return
+			}
+		}
+	}
 recv:
 	for {
 		req, err := st.Recv()
@@ -43,21 +75,23 @@ recv:
 			case <-ctx.Done():
 				break recv
 			}
-			wg.Add(1)
-			go func(op *pb.StreamOp) {
-				defer func() { <-slots; wg.Done() }()
-				res := k.streamOp(ctx, op)
-				select {
-				case results <- res:
-				case <-ctx.Done():
-				}
-			}(op)
+			select {
+			case work <- op:
+			default:
+				wg.Add(1)
+				go worker(op)
+			}
 		}
 	}
+	close(work)
 	wg.Wait()
 	close(results)
 	return <-sendErr
 }
+
+// streamWorkerIdle is how long an idle goroutine of a stream's pool waits
+// for another request before it ends.
+const streamWorkerIdle = 5 * time.Second
 
 // streamSender sends results as they complete, packing every result that
 // is ready into one message.

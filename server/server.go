@@ -115,6 +115,7 @@ func New(cfg Config) (*Server, error) {
 		Logger:            s.logger.With("component", "pebble"),
 		GroupCommitWindow: window,
 		Busy:              s.writesBusy,
+		CacheSize:         cfg.CacheSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w%s", cfg.DataDir, err, damageHint(err))

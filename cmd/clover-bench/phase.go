@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -73,12 +75,19 @@ func runPhase(cmd *cobra.Command, phase bench.Phase, f *phaseFlags) error {
 		return err
 	}
 	u := newUI(stderr, phase, w.Config())
+	stopProfile, err := startCPUProfile(f.cpuProfile, w.Config().WarmupTime)
+	if err != nil {
+		return err
+	}
 	res, err := bench.Run(ctx, bench.RunConfig{
 		Phase: phase, Workload: w, DBs: dbs, Driver: f.driver, WorkloadName: workloadName,
 		Labels: labels, Settings: st.settings, OpTimeout: f.opTimeout, StatusInterval: f.statusInterval,
 		OnStatus: u.status, OnProgress: u.progress,
 	})
 	u.finish()
+	if perr := stopProfile(); perr != nil {
+		fmt.Fprintf(stderr, "warning: %v\n", perr)
+	}
 	if err != nil {
 		return err
 	}
@@ -319,4 +328,46 @@ func writeFile(path string, write func(io.Writer) error) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return fh.Close()
+}
+
+// startCPUProfile writes a CPU profile to path ("" = none) from the end of
+// the warm-up until the returned stop is called.
+func startCPUProfile(path string, warmup time.Duration) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	var mu sync.Mutex
+	started, stopped := false, false
+	startErr := error(nil)
+	timer := time.AfterFunc(warmup, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			startErr = pprof.StartCPUProfile(out)
+			started = startErr == nil
+		}
+	})
+	return func() error {
+		timer.Stop()
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		if started {
+			pprof.StopCPUProfile()
+		}
+		if err := out.Close(); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if startErr != nil {
+			return fmt.Errorf("--cpuprofile: %w", startErr)
+		}
+		if !started {
+			return fmt.Errorf("--cpuprofile: the run ended before its warm-up did; %s is empty", path)
+		}
+		return nil
+	}, nil
 }

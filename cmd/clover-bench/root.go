@@ -77,6 +77,8 @@ type phaseFlags struct {
 
 	localDir string
 	localLog string
+
+	cpuProfile string
 }
 
 func newPhaseCmd(phase bench.Phase) *cobra.Command {
@@ -125,5 +127,6 @@ func newPhaseCmd(phase bench.Phase) *cobra.Command {
 	fs.StringArrayVar(&f.labels, "label", nil, "tag the result with key=value (repeatable; compare groups by step=NAME)")
 	fs.StringVar(&f.localDir, "local-dir", "", "in-process cluster: data directory (default: a temporary one, removed at exit)")
 	fs.StringVar(&f.localLog, "local-log", "", "in-process cluster: write the nodes' logs to this file (default: discarded)")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured part (after the warm-up) to this file (with no --endpoints it includes the in-process cluster)")
 	return cmd
 }

@@ -130,6 +130,14 @@ func settings() []setting {
 			c.MinFreeDisk = n << 20
 			return err
 		}},
+		{"cache-size-mb", "block cache (MiB) for reads: data, index and filter blocks kept in memory; fills only as blocks are read", "int", func(c *server.Config, _ *Options, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err == nil && (n < 1 || n > 1<<20) {
+				return fmt.Errorf("want 1 to %d, got %d", 1<<20, n)
+			}
+			c.CacheSize = n << 20
+			return err
+		}},
 		{"raft-snapshot-interval", "how often each shard checks the snapshot threshold (raft waits a random time up to twice this)", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.SnapshotInterval })},
 		{"raft-trailing-logs", "log entries kept behind a snapshot for lagging followers; a follower further behind is sent the snapshot", "int", func(c *server.Config, _ *Options, v string) error {
 			n, err := strconv.ParseUint(v, 10, 64)

@@ -78,6 +78,8 @@ func TestPrecedenceFlagEnvFileDefault(t *testing.T) {
 			get: func(c server.Config, _ nodeconfig.Options) string { return c.Raft.GroupCommitWindow.String() }},
 		{name: "raft-snapshot-threshold", flag: "100", env: "200", file: "300", fileWant: "300", def: "16384",
 			get: func(c server.Config, _ nodeconfig.Options) string { return itoa(int(c.Raft.SnapshotThreshold)) }},
+		{name: "cache-size-mb", flag: "32", env: "512", file: "1024", fileWant: "1024", def: "256",
+			get: func(c server.Config, _ nodeconfig.Options) string { return itoa(int(c.CacheSize >> 20)) }},
 		{name: "log-level", flag: "debug", env: "warn", file: "error", fileWant: "error", def: "info",
 			get: func(_ server.Config, o nodeconfig.Options) string { return o.LogLevel }},
 		{name: "log-format", flag: "json", env: "text", file: "json", fileWant: "json", def: "text",
@@ -328,6 +330,7 @@ func TestErrors(t *testing.T) {
 			want: []string{"file $FILE key raft-election-timeout", "duration"}},
 		{name: "bad int env", env: env{"CLOVER_META_VOTERS": "three"}, want: []string{"environment CLOVER_META_VOTERS"}},
 		{name: "bad bool env", env: env{"CLOVER_BOOTSTRAP": "maybe"}, want: []string{"environment CLOVER_BOOTSTRAP"}},
+		{name: "zero cache", args: []string{"--cache-size-mb=0"}, want: []string{"flag --cache-size-mb", "want 1 to"}},
 
 		{name: "unknown country in locality flag", args: []string{"--locality=country=XX"},
 			is: []error{placement.ErrUnknownCountry, placement.ErrInvalidLocality}, want: []string{"flag --locality", `"XX"`}},
