@@ -63,6 +63,17 @@ func settings() []setting {
 			return nil
 		}
 	}
+	// mib parses a size in MiB within [lo, hi] into a byte count.
+	mib := func(lo, hi int64, f func(c *server.Config) *int64) func(*server.Config, *Options, string) error {
+		return func(c *server.Config, _ *Options, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err == nil && (n < lo || n > hi) {
+				return fmt.Errorf("want %d to %d, got %d", lo, hi, n)
+			}
+			*f(c) = n << 20
+			return err
+		}
+	}
 	return []setting{
 		{"node-id", "node ID, stable across restarts (required)", "string", str(func(c *server.Config) *string { return &c.NodeID })},
 		{"locality", "node locality, e.g. country=IE,region=ie-dublin,zone=a (required)", "string", func(c *server.Config, _ *Options, v string) error {
@@ -122,22 +133,8 @@ func settings() []setting {
 			c.Raft.SnapshotThreshold = n
 			return err
 		}},
-		{"min-free-disk-mb", "free space (MiB) to keep on the data directory's file system: below it the node refuses writes, reads go on (0 = no check)", "int", func(c *server.Config, _ *Options, v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err == nil && (n < 0 || n > 1<<30) {
-				return fmt.Errorf("want 0 to %d, got %d", 1<<30, n)
-			}
-			c.MinFreeDisk = n << 20
-			return err
-		}},
-		{"cache-size-mb", "block cache (MiB) for reads: data, index and filter blocks kept in memory; fills only as blocks are read", "int", func(c *server.Config, _ *Options, v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err == nil && (n < 1 || n > 1<<20) {
-				return fmt.Errorf("want 1 to %d, got %d", 1<<20, n)
-			}
-			c.CacheSize = n << 20
-			return err
-		}},
+		{"min-free-disk-mb", "free space (MiB) to keep on the data directory's file system: below it the node refuses writes, reads go on (0 = no check)", "int", mib(0, 1<<30, func(c *server.Config) *int64 { return &c.MinFreeDisk })},
+		{"cache-size-mb", "block cache (MiB) for reads: data, index and filter blocks kept in memory; fills only as blocks are read", "int", mib(1, 1<<20, func(c *server.Config) *int64 { return &c.CacheSize })},
 		{"raft-snapshot-interval", "how often each shard checks the snapshot threshold (raft waits a random time up to twice this)", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.SnapshotInterval })},
 		{"raft-trailing-logs", "log entries kept behind a snapshot for lagging followers; a follower further behind is sent the snapshot", "int", func(c *server.Config, _ *Options, v string) error {
 			n, err := strconv.ParseUint(v, 10, 64)
