@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,7 +203,10 @@ func (p *pipe) sendLoop() {
 			}
 			batch = rest
 			if ps.failed() == nil {
-				if err := ps.st.Send(msg); err != nil {
+				// io.EOF means the node ended the stream; recvLoop
+				// fails it with the node's status (Unimplemented from
+				// a node without streams, say), which EOF would hide.
+				if err := ps.st.Send(msg); err != nil && !errors.Is(err, io.EOF) {
 					ps.fail(err)
 				}
 			}
