@@ -124,9 +124,9 @@ func streamSender(st pb.KV_StreamServer, results <-chan *pb.StreamResult) error 
 // streamOp runs one request through its unary handler.
 func (k *kvService) streamOp(ctx context.Context, op *pb.StreamOp) *pb.StreamResult {
 	if op.TimeoutMs > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(op.TimeoutMs)*time.Millisecond)
-		defer cancel()
+		oc := newOpContext(ctx, time.Duration(op.TimeoutMs)*time.Millisecond)
+		defer oc.release()
+		ctx = oc
 	}
 	res := &pb.StreamResult{Id: op.Id}
 	var err error

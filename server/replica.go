@@ -243,6 +243,9 @@ func (r *replica) readIndex(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if r.applied.reached(ci) {
+		return nil
+	}
 	return r.applied.wait(ctx, ci)
 }
 
@@ -285,6 +288,9 @@ func (r *replica) followerRead(ctx context.Context, maxStale time.Duration) erro
 	idx, err := r.boundedReadIndex(ctx, maxStale)
 	if err != nil {
 		return err
+	}
+	if r.applied.reached(idx) {
+		return nil
 	}
 	if r.isLeader() {
 		return r.applied.wait(ctx, idx)
@@ -429,6 +435,13 @@ func (a *appliedNotifier) advance(i uint64) {
 		a.ch = make(chan struct{})
 	}
 	a.mu.Unlock()
+}
+
+// reached reports whether the state machine has applied index i.
+func (a *appliedNotifier) reached(i uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.index >= i
 }
 
 func (a *appliedNotifier) wait(ctx context.Context, i uint64) error {
