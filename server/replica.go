@@ -243,9 +243,6 @@ func (r *replica) readIndex(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if r.applied.reached(ci) {
-		return nil
-	}
 	return r.applied.wait(ctx, ci)
 }
 
@@ -290,7 +287,7 @@ func (r *replica) followerRead(ctx context.Context, maxStale time.Duration) erro
 		return err
 	}
 	if r.applied.reached(idx) {
-		return nil
+		return nil // no catch-up wait (and its timer) to set up
 	}
 	if r.isLeader() {
 		return r.applied.wait(ctx, idx)
@@ -444,6 +441,8 @@ func (a *appliedNotifier) reached(i uint64) bool {
 	return a.index >= i
 }
 
+// wait returns once index i is applied; it touches ctx only if it has to
+// block.
 func (a *appliedNotifier) wait(ctx context.Context, i uint64) error {
 	for {
 		a.mu.Lock()
