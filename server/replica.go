@@ -26,7 +26,7 @@ type replica struct {
 	raft    *raft.Raft
 	fsm     *raftfsm.FSM
 	logs    *raftfsm.LogStore
-	trans   *raft.NetworkTransport
+	trans   *raftmux.Transport
 	snapDir string
 	prop    *proposer
 	logger  *slog.Logger
@@ -108,11 +108,10 @@ func (s *Server) openReplica(id uint64, initial []raft.Server, onApply func(*rep
 	if err != nil {
 		return nil, fmt.Errorf("shard %d: open snapshot store: %w", id, err)
 	}
-	stream, err := s.mux.Register(id, replicaGuard{s: s, shard: id})
+	r.trans, err = s.mux.Transport(id, replicaGuard{s: s, shard: id}, raftmux.TransportConfig{Logger: hclogFor(r.logger, "transport"), MaxRPCsInFlight: 1})
 	if err != nil {
 		return nil, fmt.Errorf("shard %d: register transport: %w", id, err)
 	}
-	r.trans = raftmux.NewTransport(stream, raftmux.TransportConfig{Logger: hclogFor(r.logger, "transport"), MaxRPCsInFlight: 1})
 
 	conf := s.raftConfig(r.logger)
 	// The FSM persists its own state with its applied index, so a restart

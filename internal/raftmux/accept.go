@@ -77,12 +77,17 @@ func (m *Mux) serve(raw net.Conn) {
 		level("raftmux: inbound connection rejected", "remote", raw.RemoteAddr().String(), "err", err)
 		return
 	}
+	if l == nil {
+		m.serveMux(conn)
+		return
+	}
 	l.deliver(conn)
 }
 
 // serverHandshake runs TLS (if configured) and the header exchange on raw.
 // On success the connection has no deadline and belongs to the returned
-// layer; on failure it is closed, after a status byte when one applies.
+// layer, or, when the layer is nil, is a multiplexed connection; on failure
+// it is closed, after a status byte when one applies.
 func (m *Mux) serverHandshake(raw net.Conn) (_ net.Conn, l *streamLayer, err error) {
 	conn := raw
 	defer func() {
@@ -108,10 +113,24 @@ func (m *Mux) serverHandshake(raw net.Conn) (_ net.Conn, l *streamLayer, err err
 	if _, err := io.ReadFull(conn, h[:]); err != nil {
 		return nil, nil, fmt.Errorf("%w: read header: %w", ErrHandshake, err)
 	}
-	shard, err := decodeHeader(h)
+	maxVersion := byte(muxVersion)
+	if m.cfg.v1Only {
+		maxVersion = protocolVersion
+	}
+	version, shard, err := decodeHeader(h, maxVersion)
 	if err != nil {
 		_ = writeStatus(conn, statusBadHeader)
 		return nil, nil, err
+	}
+	if version == muxVersion {
+		// Residency is decided per frame, by the shard each names.
+		if err := writeStatus(conn, statusOK); err != nil {
+			return nil, nil, fmt.Errorf("%w: write status: %w", ErrHandshake, err)
+		}
+		if err := conn.SetDeadline(time.Time{}); err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+		}
+		return conn, nil, nil
 	}
 	if l = m.lookup(shard); l == nil {
 		_ = writeStatus(conn, statusUnknownShard)

@@ -36,6 +36,14 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// Logger receives the Mux's logs. Default: discarded.
 	Logger *slog.Logger
+	// RPCTimeout bounds one RPC over a multiplexed connection, and each
+	// write on one. A connection on which calls wait and nothing arrives for
+	// this long is closed. Default 10s.
+	RPCTimeout time.Duration
+
+	// v1Only makes the Mux serve and dial only per-shard connections, as a
+	// node that predates multiplexed ones does (tests of the fallback).
+	v1Only bool
 }
 
 // withDefaults returns c with every zero field set to its default.
@@ -45,6 +53,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.RPCTimeout <= 0 {
+		c.RPCTimeout = DefaultTransportTimeout
 	}
 	if c.Dial == nil {
 		var d net.Dialer

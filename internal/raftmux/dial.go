@@ -12,6 +12,12 @@ import (
 // bounds the TCP dial (HandshakeTimeout when zero); HandshakeTimeout bounds
 // the handshake that follows. Close of the Mux abandons it.
 func (m *Mux) dial(shard uint64, addr string, timeout time.Duration) (net.Conn, error) {
+	return m.dialVersion(protocolVersion, shard, addr, timeout)
+}
+
+// dialVersion is dial with the handshake version: protocolVersion for a
+// shard's own connection, muxVersion (shard 0) for a multiplexed one.
+func (m *Mux) dialVersion(version byte, shard uint64, addr string, timeout time.Duration) (net.Conn, error) {
 	if timeout <= 0 {
 		timeout = m.cfg.HandshakeTimeout
 	}
@@ -19,17 +25,17 @@ func (m *Mux) dial(shard uint64, addr string, timeout time.Duration) (net.Conn, 
 	raw, err := m.cfg.Dial(ctx, addr)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("raftmux: dial shard %d at %s: %w", shard, addr, err)
+		return nil, fmt.Errorf("raftmux: dial %s: %w", dialWhat(version, shard, addr), err)
 	}
-	conn, err := m.clientHandshake(raw, shard, addr)
+	conn, err := m.clientHandshake(raw, version, shard, addr)
 	if err != nil {
 		_ = raw.Close()
-		return nil, fmt.Errorf("raftmux: dial shard %d at %s: %w", shard, addr, err)
+		return nil, fmt.Errorf("raftmux: dial %s: %w", dialWhat(version, shard, addr), err)
 	}
 	return conn, nil
 }
 
-func (m *Mux) clientHandshake(raw net.Conn, shard uint64, addr string) (net.Conn, error) {
+func (m *Mux) clientHandshake(raw net.Conn, version byte, shard uint64, addr string) (net.Conn, error) {
 	deadline := time.Now().Add(m.cfg.HandshakeTimeout)
 	if err := raw.SetDeadline(deadline); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
@@ -49,7 +55,7 @@ func (m *Mux) clientHandshake(raw net.Conn, shard uint64, addr string) (net.Conn
 		}
 		conn = tc
 	}
-	h := encodeHeader(shard)
+	h := encodeHeader(version, shard)
 	if _, err := conn.Write(h[:]); err != nil {
 		return nil, fmt.Errorf("%w: write header: %w", ErrHandshake, err)
 	}
@@ -79,4 +85,11 @@ func (m *Mux) clientTLS(addr string) *tls.Config {
 	cfg = cfg.Clone()
 	cfg.ServerName = host
 	return cfg
+}
+
+func dialWhat(version byte, shard uint64, addr string) string {
+	if version == muxVersion {
+		return "multiplexed connection at " + addr
+	}
+	return fmt.Sprintf("shard %d at %s", shard, addr)
 }

@@ -26,4 +26,13 @@ var (
 	ErrAlreadyRegistered = errors.New("raftmux: shard already registered")
 	// ErrNilGuard reports a Register without a Guard.
 	ErrNilGuard = errors.New("raftmux: nil guard")
+	// ErrRemote reports an RPC that reached the peer's shard and that the
+	// peer's Raft answered with an error; the error text is the peer's.
+	ErrRemote = errors.New("raftmux: peer failed the rpc")
+	// ErrUnsupported reports a peer that does not speak the multiplexed
+	// protocol (handshake version 2) or an RPC it cannot serve over it.
+	ErrUnsupported = errors.New("raftmux: not supported by peer")
+
+	errCallTimeout = errors.New("raftmux: rpc timed out")
+	errConnClosed  = errors.New("raftmux: connection closed")
 )

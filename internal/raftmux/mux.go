@@ -25,7 +25,12 @@ type Mux struct {
 	closed  bool
 	shards  map[uint64]*streamLayer
 	pending map[net.Conn]struct{} // inbound conns still in their handshake
+	peers   map[string]*peer      // multiplexed connections to other nodes, by address
+	conns   map[*muxConn]struct{} // every open multiplexed connection, both ways
 	wg      sync.WaitGroup        // accept loop and handshake goroutines
+
+	tmu        sync.RWMutex
+	transports map[uint64]*Transport // the shards served over multiplexed connections
 }
 
 // New returns a Mux serving ln and starts its accept loop. The Mux owns ln:
@@ -41,6 +46,10 @@ func New(ln net.Listener, cfg Config) *Mux {
 		cancel:  cancel,
 		shards:  make(map[uint64]*streamLayer),
 		pending: make(map[net.Conn]struct{}),
+		peers:   make(map[string]*peer),
+		conns:   make(map[*muxConn]struct{}),
+
+		transports: make(map[uint64]*Transport),
 	}
 	m.wg.Add(1)
 	go m.acceptLoop()
@@ -83,6 +92,9 @@ func (m *Mux) Register(shard uint64, g Guard) (raft.StreamLayer, error) {
 // handshake or arrive later are refused with status 1 (unknown shard).
 // Unregistering an unknown shard does nothing.
 func (m *Mux) Unregister(shard uint64) {
+	m.tmu.Lock()
+	delete(m.transports, shard)
+	m.tmu.Unlock()
 	m.mu.Lock()
 	l := m.shards[shard]
 	delete(m.shards, shard)
@@ -122,7 +134,15 @@ func (m *Mux) shutdown() error {
 	for c := range m.pending {
 		pending = append(pending, c)
 	}
+	conns := make([]*muxConn, 0, len(m.conns))
+	for mc := range m.conns {
+		conns = append(conns, mc)
+	}
+	clear(m.conns)
 	m.mu.Unlock()
+	m.tmu.Lock()
+	clear(m.transports)
+	m.tmu.Unlock()
 
 	m.cancel()
 	err := m.ln.Close()
@@ -131,6 +151,9 @@ func (m *Mux) shutdown() error {
 	}
 	for _, c := range pending {
 		_ = c.Close()
+	}
+	for _, mc := range conns {
+		mc.close()
 	}
 	return err
 }

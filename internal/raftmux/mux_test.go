@@ -135,7 +135,7 @@ func TestAcceptGuardRefusal(t *testing.T) {
 func TestUnknownShard(t *testing.T) {
 	a, b := newMux(t, Config{}), newMux(t, Config{})
 	register(t, b, 1, AllowAll{})
-	h := encodeHeader(42)
+	h := encodeHeader(protocolVersion, 42)
 	if got := exchange(t, b, h[:]); !bytes.Equal(got, []byte{byte(statusUnknownShard)}) {
 		t.Fatalf("unknown shard answered %x, want status 1 then close", got)
 	}
@@ -148,10 +148,10 @@ func TestUnknownShard(t *testing.T) {
 func TestBadHeaderClosed(t *testing.T) {
 	b := newMux(t, Config{})
 	register(t, b, 1, AllowAll{})
-	badMagic := encodeHeader(1)
+	badMagic := encodeHeader(protocolVersion, 1)
 	copy(badMagic[:], "HTTP")
-	badVersion := encodeHeader(1)
-	badVersion[len(magic)] = protocolVersion + 1
+	badVersion := encodeHeader(protocolVersion, 1)
+	badVersion[len(magic)] = muxVersion + 1
 	for name, h := range map[string][headerLen]byte{"magic": badMagic, "version": badVersion} {
 		if got := exchange(t, b, h[:]); !bytes.Equal(got, []byte{byte(statusBadHeader)}) {
 			t.Errorf("bad %s answered %x, want status 3 then close", name, got)

@@ -92,14 +92,20 @@ func testRaftConfig(t *testing.T, id raft.ServerID) *raft.Config {
 // bootstrap is non-empty the replica bootstraps the group with those voters.
 func startReplica(t *testing.T, m testMux, id raft.ServerID, shard uint64, g Guard, bootstrap []raft.Server) *replica {
 	t.Helper()
-	sl, err := m.Register(shard, g)
+	return startReplicaWith(t, m, testRaftConfig(t, id), shard, g, bootstrap)
+}
+
+// startReplicaWith is startReplica with a Raft configuration of the test's.
+func startReplicaWith(t *testing.T, m testMux, conf *raft.Config, shard uint64, g Guard, bootstrap []raft.Server) *replica {
+	t.Helper()
+	id := conf.LocalID
+	trans, err := m.Transport(shard, g, TransportConfig{Timeout: 2 * time.Second, MaxRPCsInFlight: 1})
 	if err != nil {
 		t.Fatalf("register shard %d on %s: %v", shard, id, err)
 	}
-	trans := NewTransport(sl, TransportConfig{Timeout: 2 * time.Second})
 	store := raft.NewInmemStore()
 	f := &listFSM{}
-	r, err := raft.NewRaft(testRaftConfig(t, id), f, store, store, raft.NewInmemSnapshotStore(), trans)
+	r, err := raft.NewRaft(conf, f, store, store, raft.NewInmemSnapshotStore(), trans)
 	if err != nil {
 		t.Fatalf("raft for shard %d on %s: %v", shard, id, err)
 	}

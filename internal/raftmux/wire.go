@@ -11,6 +11,11 @@ import (
 //
 //	"CLVR" | version (1 byte) | shard id (8 bytes, big-endian)
 //
+// Version 1 opens a connection of one shard, which carries hashicorp/raft's
+// NetworkTransport protocol. Version 2 (shard id 0) opens a multiplexed
+// connection, which carries the frames of every shard (see frame.go). A
+// node that predates version 2 answers it with status 3 (bad header).
+//
 // and the acceptor answers with one status byte. Status 2 (refused) is
 // followed by the Guard's reason: a 2-byte big-endian length, at most
 // maxReasonLen, then that many bytes of text. Raft's own bytes flow only
@@ -18,6 +23,7 @@ import (
 const (
 	magic           = "CLVR"
 	protocolVersion = 1
+	muxVersion      = 2
 	headerLen       = len(magic) + 1 + 8
 	maxReasonLen    = 512
 )
@@ -31,24 +37,29 @@ const (
 	statusBadHeader    status = 3
 )
 
-func encodeHeader(shard uint64) [headerLen]byte {
+func encodeHeader(version byte, shard uint64) [headerLen]byte {
 	var h [headerLen]byte
 	copy(h[:], magic)
-	h[len(magic)] = protocolVersion
+	h[len(magic)] = version
 	binary.BigEndian.PutUint64(h[len(magic)+1:], shard)
 	return h
 }
 
-// decodeHeader returns the shard of a header, or an error wrapping
-// ErrBadHeader.
-func decodeHeader(h [headerLen]byte) (uint64, error) {
+// decodeHeader returns the version and shard of a header, or an error
+// wrapping ErrBadHeader. maxVersion is the highest version accepted.
+func decodeHeader(h [headerLen]byte, maxVersion byte) (byte, uint64, error) {
 	if string(h[:len(magic)]) != magic {
-		return 0, fmt.Errorf("%w: bad magic %x", ErrBadHeader, h[:len(magic)])
+		return 0, 0, fmt.Errorf("%w: bad magic %x", ErrBadHeader, h[:len(magic)])
 	}
-	if v := h[len(magic)]; v != protocolVersion {
-		return 0, fmt.Errorf("%w: protocol version %d, want %d", ErrBadHeader, v, protocolVersion)
+	v := h[len(magic)]
+	if v < protocolVersion || v > maxVersion {
+		return 0, 0, fmt.Errorf("%w: protocol version %d, want %d to %d", ErrBadHeader, v, protocolVersion, maxVersion)
 	}
-	return binary.BigEndian.Uint64(h[len(magic)+1:]), nil
+	shard := binary.BigEndian.Uint64(h[len(magic)+1:])
+	if v == muxVersion && shard != 0 {
+		return 0, 0, fmt.Errorf("%w: multiplexed connection names shard %d", ErrBadHeader, shard)
+	}
+	return v, shard, nil
 }
 
 func writeStatus(w io.Writer, s status) error {

@@ -9,15 +9,29 @@ import (
 
 func TestHeaderRoundTrip(t *testing.T) {
 	for _, shard := range []uint64{0, 1, 1 << 40, ^uint64(0)} {
-		got, err := decodeHeader(encodeHeader(shard))
-		if err != nil || got != shard {
-			t.Fatalf("decode(encode(%d)) = %d, %v", shard, got, err)
+		v, got, err := decodeHeader(encodeHeader(protocolVersion, shard), muxVersion)
+		if err != nil || got != shard || v != protocolVersion {
+			t.Fatalf("decode(encode(%d)) = %d, %d, %v", shard, v, got, err)
 		}
 	}
-	h := encodeHeader(0x0102030405060708)
+	h := encodeHeader(protocolVersion, 0x0102030405060708)
 	want := []byte{'C', 'L', 'V', 'R', 1, 1, 2, 3, 4, 5, 6, 7, 8}
 	if !bytes.Equal(h[:], want) {
 		t.Fatalf("header %x, want %x", h, want)
+	}
+	if v, shard, err := decodeHeader(encodeHeader(muxVersion, 0), muxVersion); err != nil || v != muxVersion || shard != 0 {
+		t.Fatalf("multiplexed header decodes as %d, %d, %v", v, shard, err)
+	}
+	// A node that serves only version 1 refuses version 2 as a bad header,
+	// which is how a dialer learns to fall back.
+	if _, _, err := decodeHeader(encodeHeader(muxVersion, 0), protocolVersion); !errors.Is(err, ErrBadHeader) {
+		t.Fatalf("version 2 at a version-1 node: %v, want ErrBadHeader", err)
+	}
+	if _, _, err := decodeHeader(encodeHeader(muxVersion, 5), muxVersion); !errors.Is(err, ErrBadHeader) {
+		t.Fatalf("multiplexed header naming a shard: %v, want ErrBadHeader", err)
+	}
+	if _, _, err := decodeHeader(encodeHeader(0, 5), muxVersion); !errors.Is(err, ErrBadHeader) {
+		t.Fatalf("version 0: %v, want ErrBadHeader", err)
 	}
 }
 
