@@ -343,77 +343,76 @@ func decodeRequest(rpc rpcType, body []byte) (any, error) {
 	return out, nil
 }
 
+// answers returns the RPC type whose answer resp is.
+func answers(resp any) (rpcType, bool) {
+	switch resp.(type) {
+	case *raft.AppendEntriesResponse:
+		return rpcAppendEntries, true
+	case *raft.RequestVoteResponse:
+		return rpcRequestVote, true
+	case *raft.RequestPreVoteResponse:
+		return rpcRequestPreVote, true
+	case *raft.TimeoutNowResponse:
+		return rpcTimeoutNow, true
+	}
+	return 0, false
+}
+
 // encodeResponse appends the body of a response, which must match rpc.
 func encodeResponse(b []byte, rpc rpcType, resp any) ([]byte, error) {
+	if t, ok := answers(resp); !ok || t != rpc {
+		return b, fmt.Errorf("raftmux: response %T does not answer %s", resp, rpc)
+	}
 	switch r := resp.(type) {
 	case *raft.AppendEntriesResponse:
-		if rpc != rpcAppendEntries {
-			break
-		}
 		b = putHeader(b, r.RPCHeader)
 		b = putUvarint(b, r.Term)
 		b = putUvarint(b, r.LastLog)
-		return putFlags(b, r.Success, r.NoRetryBackoff), nil
+		b = putFlags(b, r.Success, r.NoRetryBackoff)
 	case *raft.RequestVoteResponse:
-		if rpc != rpcRequestVote {
-			break
-		}
 		b = putHeader(b, r.RPCHeader)
 		b = putUvarint(b, r.Term)
 		b = putBytes(b, r.Peers)
-		return putFlags(b, r.Granted), nil
+		b = putFlags(b, r.Granted)
 	case *raft.RequestPreVoteResponse:
-		if rpc != rpcRequestPreVote {
-			break
-		}
 		b = putHeader(b, r.RPCHeader)
 		b = putUvarint(b, r.Term)
-		return putFlags(b, r.Granted), nil
+		b = putFlags(b, r.Granted)
 	case *raft.TimeoutNowResponse:
-		if rpc != rpcTimeoutNow {
-			break
-		}
-		return putHeader(b, r.RPCHeader), nil
+		b = putHeader(b, r.RPCHeader)
 	}
-	return b, fmt.Errorf("raftmux: response %T does not answer %s", resp, rpc)
+	return b, nil
 }
 
 // decodeResponse decodes the body of a response into resp, which must be
 // the pointer the caller passed for rpc.
 func decodeResponse(rpc rpcType, body []byte, resp any) error {
+	t, ok := answers(resp)
+	if !ok {
+		return fmt.Errorf("raftmux: cannot decode into %T", resp)
+	}
+	if t != rpc {
+		return fmt.Errorf("%w: %s response for %s", errMalformed, rpc, t)
+	}
 	d := decoder{b: body}
 	switch r := resp.(type) {
 	case *raft.AppendEntriesResponse:
-		if rpc != rpcAppendEntries {
-			return fmt.Errorf("%w: %s response for AppendEntries", errMalformed, rpc)
-		}
 		r.RPCHeader = d.header()
 		r.Term = d.uvarint()
 		r.LastLog = d.uvarint()
 		f := d.flags()
 		r.Success, r.NoRetryBackoff = f&1 != 0, f&2 != 0
 	case *raft.RequestVoteResponse:
-		if rpc != rpcRequestVote {
-			return fmt.Errorf("%w: %s response for RequestVote", errMalformed, rpc)
-		}
 		r.RPCHeader = d.header()
 		r.Term = d.uvarint()
 		r.Peers = d.bytes()
 		r.Granted = d.flags()&1 != 0
 	case *raft.RequestPreVoteResponse:
-		if rpc != rpcRequestPreVote {
-			return fmt.Errorf("%w: %s response for RequestPreVote", errMalformed, rpc)
-		}
 		r.RPCHeader = d.header()
 		r.Term = d.uvarint()
 		r.Granted = d.flags()&1 != 0
 	case *raft.TimeoutNowResponse:
-		if rpc != rpcTimeoutNow {
-			return fmt.Errorf("%w: %s response for TimeoutNow", errMalformed, rpc)
-		}
 		r.RPCHeader = d.header()
-	default:
-		return fmt.Errorf("raftmux: cannot decode into %T", resp)
 	}
 	return d.done()
 }

@@ -52,8 +52,8 @@ type callResult struct {
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan callResult, 1)} }}
 
 // newMuxConn starts the writer and reader of c (and, when dialed, the
-// watchdog of its calls). onClose runs once the connection has failed or
-// been closed and its goroutines are about to exit.
+// watchdog of its calls). done closes when the connection fails or is
+// closed.
 func newMuxConn(c net.Conn, timeout time.Duration, dialed bool, handle func(*muxConn, frame) error) *muxConn {
 	mc := &muxConn{
 		c:       c,
@@ -132,7 +132,7 @@ func (mc *muxConn) abandon(id uint64) bool {
 	return false
 }
 
-// release returns a call that delivered its result to the pool.
+// releaseCall returns a call that delivered its result to the pool.
 func releaseCall(c *call) { callPool.Put(c) }
 
 func (mc *muxConn) kick() {
