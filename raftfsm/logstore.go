@@ -38,9 +38,16 @@ type LogStore struct {
 }
 
 var (
-	_ raft.LogStore    = (*LogStore)(nil)
-	_ raft.StableStore = (*LogStore)(nil)
+	_ raft.LogStore          = (*LogStore)(nil)
+	_ raft.StableStore       = (*LogStore)(nil)
+	_ raft.MonotonicLogStore = (*LogStore)(nil)
 )
+
+// IsMonotonic reports true: after a follower installs a snapshot, raft
+// deletes its whole log rather than only the part below the snapshot, so
+// the log never keeps a stale tail with a hole between it and the entries
+// the leader sends next.
+func (s *LogStore) IsMonotonic() bool { return true }
 
 // NewLogStore opens the log and stable store of shard on db.
 func NewLogStore(db *pebble.DB, shard uint64) (*LogStore, error) {

@@ -18,7 +18,10 @@ type ShardCheck struct {
 // VerifyShard reads every stored record of shard (Raft log, stable store,
 // applied index, user data) and checks it: Pebble verifies the checksum of
 // every block it reads, and the log, stable and applied records carry their
-// own CRC-32C. It also checks that the log has no holes. An error wraps
+// own CRC-32C. It also checks that the log has no hole above the applied
+// index. A hole at or below it is legitimate: a follower that installs a
+// snapshot keeps its old log tail below the snapshot index and appends
+// after it, and raft never reads entries the snapshot covers. An error wraps
 // ErrCorrupt when the bytes are damaged; it names the shard and the kind of
 // record, never a user key.
 //
@@ -35,7 +38,11 @@ func VerifyShard(db *pebble.DB, shard uint64) (ShardCheck, error) {
 		_ = it.Close()
 		return c, fmt.Errorf("raftfsm: shard %d: %s: %w", shard, what, storageErr(err))
 	}
-	var l raft.Log
+	var (
+		l              raft.Log
+		applied        uint64
+		holeLo, holeHi uint64 // the highest hole in the log, if any
+	)
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		v, err := it.ValueAndErr()
@@ -59,7 +66,7 @@ func VerifyShard(db *pebble.DB, shard uint64) (ShardCheck, error) {
 				return fail(fmt.Sprintf("raft log entry %d", idx), corruptf("record holds index %d", l.Index))
 			}
 			if c.LogRecords > 0 && idx != c.LastLog+1 {
-				return fail("raft log", corruptf("entries %d to %d missing", c.LastLog+1, idx-1))
+				holeLo, holeHi = c.LastLog+1, idx-1
 			}
 			if c.LogRecords == 0 {
 				c.FirstLog = idx
@@ -72,7 +79,7 @@ func VerifyShard(db *pebble.DB, shard uint64) (ShardCheck, error) {
 			}
 			c.StableRecords++
 		case kindApplied:
-			if _, _, err := decodeApplied(v); err != nil {
+			if applied, _, err = decodeApplied(v); err != nil {
 				return fail("applied index", err)
 			}
 		case kindData:
@@ -86,6 +93,10 @@ func VerifyShard(db *pebble.DB, shard uint64) (ShardCheck, error) {
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return c, fmt.Errorf("raftfsm: shard %d: read: %w", shard, storageErr(err))
+	}
+	if holeHi > applied {
+		return c, fmt.Errorf("raftfsm: shard %d: raft log: %w", shard,
+			corruptf("entries %d to %d missing, above applied index %d", holeLo, holeHi, applied))
 	}
 	return c, nil
 }

@@ -219,6 +219,29 @@ func TestVerifyShardFindsDamagedLogRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := VerifyShard(db, 7); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "entries 9 to 9 missing") {
-		t.Fatalf("log with a hole: %v", err)
+		t.Fatalf("log with a hole and no applied index: %v", err)
+	}
+	// A hole at or below the applied index is what a follower that
+	// installed a snapshot and kept its old tail has: legitimate.
+	setApplied := func(index uint64) {
+		t.Helper()
+		if err := db.Set(appliedKey(7), encodeApplied(nil, index, 1), pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setApplied(8)
+	if _, err := VerifyShard(db, 7); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "entries 9 to 9 missing, above applied index 8") {
+		t.Fatalf("log with a hole above the applied index: %v", err)
+	}
+	setApplied(9)
+	if c, err := VerifyShard(db, 7); err != nil || c.FirstLog != 1 || c.LastLog != 20 || c.LogRecords != 19 {
+		t.Fatalf("log with a hole the applied index covers: %+v, %v", c, err)
+	}
+	// Only the highest hole matters: one below applied, one above.
+	if err := db.Delete(s.logKey(15), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyShard(db, 7); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "entries 15 to 15 missing") {
+		t.Fatalf("second hole above the applied index: %v", err)
 	}
 }
