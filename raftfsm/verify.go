@@ -19,9 +19,10 @@ type ShardCheck struct {
 // applied index, user data) and checks it: Pebble verifies the checksum of
 // every block it reads, and the log, stable and applied records carry their
 // own CRC-32C. It also checks that the log has no hole above the applied
-// index. A hole at or below it is legitimate: a follower that installs a
-// snapshot keeps its old log tail below the snapshot index and appends
-// after it, and raft never reads entries the snapshot covers. An error wraps
+// index. A hole at or below it is legitimate: a follower that crashes
+// between restoring a snapshot and dropping its old log keeps that log's
+// tail below the snapshot index and appends after it, and raft never reads
+// entries the snapshot covers. An error wraps
 // ErrCorrupt when the bytes are damaged; it names the shard and the kind of
 // record, never a user key.
 //

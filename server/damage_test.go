@@ -66,6 +66,24 @@ func checkReplicas(ctx context.Context, t *testing.T, cl *client.Client, ks stri
 	return rep
 }
 
+// waitIdentical waits until the one shard of keyspace "users" has three
+// identical replicas of keys keys.
+func waitIdentical(ctx context.Context, t *testing.T, c *testcluster.Cluster, cl *client.Client, keys uint64) {
+	t.Helper()
+	c.WaitFor(60*time.Second, fmt.Sprintf("three identical replicas of %d keys", keys), func() bool {
+		rep, err := cl.CheckReplicas(ctx, "users", 5*time.Second)
+		return err == nil && rep.OK && len(rep.Shards) == 1 && len(rep.Shards[0].Replicas) == 3 && rep.Shards[0].Replicas[0].Keys == keys
+	})
+}
+
+// snapshotOften makes every group snapshot and compact its log after a few
+// dozen entries.
+func snapshotOften(cfg *server.Config) {
+	cfg.Raft.SnapshotThreshold = 32
+	cfg.Raft.SnapshotInterval = 50 * time.Millisecond
+	cfg.Raft.TrailingLogs = 16
+}
+
 // CheckReplicas reports identical replicas as such, and a replica whose
 // data differs at the same applied index as diverged.
 func TestCheckReplicasFindsDivergence(t *testing.T) {
@@ -126,11 +144,8 @@ func TestCheckReplicasFindsDivergence(t *testing.T) {
 func TestDamagedReplicaIsReplaced(t *testing.T) {
 	for _, what := range []string{"applied record", "snapshot"} {
 		t.Run(strings.ReplaceAll(what, " ", "-"), func(t *testing.T) {
-			c := testcluster.Start(t, testcluster.DemoNodes()[:3], func(cfg *server.Config) {
+			c := testcluster.Start(t, testcluster.DemoNodes()[:3], snapshotOften, func(cfg *server.Config) {
 				cfg.ReconcileInterval = 200 * time.Millisecond
-				cfg.Raft.SnapshotThreshold = 32
-				cfg.Raft.SnapshotInterval = 50 * time.Millisecond
-				cfg.Raft.TrailingLogs = 16
 			})
 			ctx := ctxT(t)
 			cl := c.Client(t)
@@ -196,11 +211,7 @@ func TestDamagedReplicaIsReplaced(t *testing.T) {
 				}
 				return removed && added
 			})
-			var rep client.ReplicaCheck
-			c.WaitFor(60*time.Second, "three identical replicas", func() bool {
-				rep, err = cl.CheckReplicas(ctx, "users", 5*time.Second)
-				return err == nil && rep.OK && len(rep.Shards) == 1 && len(rep.Shards[0].Replicas) == 3 && rep.Shards[0].Replicas[0].Keys == 100
-			})
+			waitIdentical(ctx, t, c, cl, 100)
 			// And the rebuilt replica serves.
 			dc := c.DirectClient(t, "no-1")
 			if _, err := dc.Get(ctx, "users", []byte("user/0042"), client.Follower(time.Second)); err != nil {

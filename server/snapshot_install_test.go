@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/clover-kv/clover/client"
 	"github.com/clover-kv/clover/internal/testcluster"
 	"github.com/clover-kv/clover/raftfsm"
-	"github.com/clover-kv/clover/server"
 )
 
 // A follower that was down while the leader compacted its log past the
@@ -19,11 +17,7 @@ import (
 // appending. Its store must still pass the check every start runs: it
 // restarts, keeps its data, and serves.
 func TestFollowerRestartsAfterInstallingSnapshot(t *testing.T) {
-	c := testcluster.Start(t, testcluster.DemoNodes()[:3], func(cfg *server.Config) {
-		cfg.Raft.SnapshotThreshold = 32
-		cfg.Raft.SnapshotInterval = 50 * time.Millisecond
-		cfg.Raft.TrailingLogs = 16
-	})
+	c := testcluster.Start(t, testcluster.DemoNodes()[:3], snapshotOften)
 	ctx := ctxT(t)
 	cl := c.Client(t)
 	ks, err := cl.CreateKeyspace(ctx, "users", 1, eea)
@@ -81,14 +75,5 @@ func TestFollowerRestartsAfterInstallingSnapshot(t *testing.T) {
 	c.WaitFor(30*time.Second, "a follower read on no-1 after its restart", func() bool {
 		_, err := dc.Get(ctx, "users", []byte("after/0019"), client.Follower(time.Second))
 		return err == nil
-	})
-}
-
-// waitIdentical waits until the shard's three replicas hold the same keys.
-func waitIdentical(ctx context.Context, t *testing.T, c *testcluster.Cluster, cl *client.Client, keys uint64) {
-	t.Helper()
-	c.WaitFor(60*time.Second, fmt.Sprintf("three identical replicas of %d keys", keys), func() bool {
-		rep, err := cl.CheckReplicas(ctx, "users", 5*time.Second)
-		return err == nil && rep.OK && len(rep.Shards) == 1 && len(rep.Shards[0].Replicas) == 3 && rep.Shards[0].Replicas[0].Keys == keys
 	})
 }
