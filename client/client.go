@@ -122,6 +122,17 @@ func (c *Client) Close() error {
 	return first
 }
 
+// HTTP/2 flow-control windows of a connection to a node. Fixed windows
+// turn off gRPC's bandwidth-delay estimation, which sends a PING (and the
+// node a PING ack) on the first data read after each ack: with many small
+// messages that is up to two extra frames, and syscalls, per request. 4 MiB
+// per stream covers a 1 Gbit/s link at 30 ms round trip (Dublin to Hamar
+// and back) at full rate.
+const (
+	streamWindow = 4 << 20
+	connWindow   = 16 << 20
+)
+
 func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	c.connMu.Lock()
 	defer c.connMu.Unlock()
@@ -133,6 +144,7 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 		creds = credentials.NewTLS(c.cfg.TLS)
 	}
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
+		grpc.WithInitialWindowSize(streamWindow), grpc.WithInitialConnWindowSize(connWindow),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(32<<20), grpc.MaxCallSendMsgSize(8<<20)))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
