@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,6 +171,11 @@ func (p *pipe) sendLoop() {
 		case <-p.closeCh:
 			return
 		}
+		// A result message wakes several callers at once, and each queues
+		// its next request: yield once so the ones already runnable queue
+		// theirs before this message is packed. With nothing else to run
+		// this returns at once.
+		runtime.Gosched()
 	more:
 		for len(batch) < maxPipeOps {
 			select {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"time"
 
@@ -102,6 +103,10 @@ func streamSender(st pb.KV_StreamServer, results <-chan *pb.StreamResult) error 
 			continue // drain so request goroutines never block
 		}
 		msg := &pb.StreamResponse{Results: append(make([]*pb.StreamResult, 0, 8), res)}
+		// One applied entry completes several requests at once: yield
+		// once so the ones already runnable hand in their results before
+		// this message is packed.
+		runtime.Gosched()
 	more:
 		for len(msg.Results) < maxStreamResults {
 			select {
