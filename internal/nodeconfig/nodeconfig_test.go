@@ -436,3 +436,35 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatorGuideExamples loads every YAML block of the operator's guide
+// as a config file: an example that names a setting wrongly would stop a
+// node that copies it.
+func TestOperatorGuideExamples(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "OPERATIONS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(doc), "```yaml\n")[1:]
+	if len(blocks) < 2 {
+		t.Fatalf("found %d YAML blocks in OPERATIONS.md, want the example file and the idle-shard settings", len(blocks))
+	}
+	for i, b := range blocks {
+		end := strings.Index(b, "```")
+		if end < 0 {
+			t.Fatalf("YAML block %d is not closed", i)
+		}
+		yaml := b[:end]
+		path := writeFile(t, yaml)
+		// The tuning snippets carry no identity; the command line gives it.
+		cfg, _, err := nodeconfig.Load([]string{"--config", path, "--node-id", "doc-1",
+			"--locality", "country=IE", "--data-dir", t.TempDir()}, env{}.lookup)
+		if err != nil {
+			t.Errorf("YAML block %d of OPERATIONS.md:\n%s\nLoad: %v", i, yaml, err)
+			continue
+		}
+		if strings.Contains(yaml, "jurisdiction:") && len(cfg.Jurisdictions) == 0 {
+			t.Errorf("YAML block %d defines a jurisdiction, config has none", i)
+		}
+	}
+}
