@@ -457,8 +457,11 @@ func TestOperatorGuideExamples(t *testing.T) {
 		yaml := b[:end]
 		path := writeFile(t, yaml)
 		// The tuning snippets carry no identity; the command line gives it.
-		cfg, _, err := nodeconfig.Load([]string{"--config", path, "--node-id", "doc-1",
-			"--locality", "country=IE", "--data-dir", t.TempDir()}, env{}.lookup)
+		args := []string{"--config", path}
+		for k, v := range required {
+			args = append(args, "--"+k+"="+v)
+		}
+		cfg, _, err := nodeconfig.Load(args, env{}.lookup)
 		if err != nil {
 			t.Errorf("YAML block %d of OPERATIONS.md:\n%s\nLoad: %v", i, yaml, err)
 			continue
