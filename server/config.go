@@ -105,9 +105,10 @@ type RaftConfig struct {
 	LeaderLeaseTimeout time.Duration
 	// CommitTimeout: how long a leader waits before sending an empty append so
 	// followers learn the commit index. Every follower of every group gets
-	// one each CommitTimeout, so it is most of what an idle group costs; a
-	// follower read that finds its replica behind is served by the leader
-	// instead. Default 100ms.
+	// one each CommitTimeout, written to or not, so a short one is much of
+	// what an idle group costs. Followers do not wait for it after a write:
+	// a leader whose shard goes idle proposes an empty tail entry, and that
+	// append carries the commit index. Default 1s.
 	CommitTimeout time.Duration
 	// MaxAppendEntries per replication RPC (1..1024). Default 256.
 	MaxAppendEntries int
@@ -148,7 +149,7 @@ func DefaultRaftConfig() RaftConfig {
 		HeartbeatTimeout:   time.Second,
 		ElectionTimeout:    time.Second,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      100 * time.Millisecond,
+		CommitTimeout:      time.Second,
 		MaxAppendEntries:   256,
 		SnapshotThreshold:  16384,
 		SnapshotInterval:   30 * time.Second,

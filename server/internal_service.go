@@ -120,5 +120,5 @@ func (i *internalService) ReadIndex(ctx context.Context, req *pb.ReadIndexReques
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &pb.ReadIndexResponse{Index: idx}, nil
+	return &pb.ReadIndexResponse{Index: r.applied.readIndexFor(idx)}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/clover-kv/clover/client"
 	"github.com/clover-kv/clover/internal/keys"
 	"github.com/clover-kv/clover/internal/testcluster"
+	"github.com/clover-kv/clover/server"
 )
 
 func threeEEANodes() []testcluster.NodeSpec {
@@ -394,5 +395,76 @@ func TestIsolatedFollowerServesNoStaleFollowerReads(t *testing.T) {
 		if err == nil && string(kv.Value) == "old" {
 			t.Fatalf("isolated follower %s served a value older than the staleness bound", follower)
 		}
+	}
+}
+
+// Followers apply a burst's last write without waiting for the commit
+// timeout's empty append (the leader's tail entry tells them it committed),
+// and a follower serves bounded-staleness reads of it from its own replica,
+// though it never learns that the tail itself committed. The commit timeout
+// here is longer than the test, so only the tail can deliver the write.
+func TestFollowersApplyLastWriteBeforeCommitTimeout(t *testing.T) {
+	c := testcluster.Start(t, threeEEANodes(), func(cfg *server.Config) {
+		cfg.Raft.CommitTimeout = 10 * time.Minute
+	})
+	ctx := ctxT(t)
+	cl := c.Client(t)
+	ks, err := cl.CreateKeyspace(ctx, "users", 1, eea)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shard := ks.Shards[0].ID
+	v, err := cl.Put(ctx, "users", []byte("x"), []byte("last"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every replica applies the write, and the leader commits an entry after
+	// it (the tail) that the followers do not hear of.
+	var leader string
+	c.WaitFor(20*time.Second, "every replica to apply the write and the leader to commit its tail", func() bool {
+		st, err := cl.ClusterStatus(ctx)
+		if err != nil {
+			return false
+		}
+		applied, tail := 0, false
+		for _, n := range st.Nodes {
+			for _, r := range n.Replicas {
+				if r.ShardID != shard {
+					continue
+				}
+				if r.AppliedIndex >= v {
+					applied++
+				}
+				if r.Leader {
+					leader, tail = n.ID, r.CommitIndex > v && r.AppliedIndex == r.CommitIndex
+				}
+			}
+		}
+		return applied == 3 && tail
+	})
+	var follower, other string
+	for _, id := range []string{"ie-1", "ie-2", "no-1"} {
+		if id == leader {
+			continue
+		}
+		if follower == "" {
+			follower = id
+		} else {
+			other = id
+		}
+	}
+	fc := c.DirectClient(t, follower)
+	const bound = 30 * time.Second
+	kv, err := fc.Get(ctx, "users", []byte("x"), client.Follower(bound))
+	if err != nil || kv.Version != v {
+		t.Fatalf("follower read at %s: %+v, %v; want version %d", follower, kv, err, v)
+	}
+	// With the other two nodes gone the follower cannot reach a leader; the
+	// read index it was given covers the write, so it serves the read itself.
+	c.StopNode(leader)
+	c.StopNode(other)
+	kv, err = fc.Get(ctx, "users", []byte("x"), client.Follower(bound))
+	if err != nil || kv.Version != v || string(kv.Value) != "last" {
+		t.Fatalf("follower %s alone: %+v, %v; want its own replica to serve version %d", follower, kv, err, v)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -21,6 +22,17 @@ const (
 	proposalQueue    = 4096
 	entriesInFlight  = 1
 )
+
+// tailDelay is how long a leader's proposer waits, idle after an entry of
+// commands, before it proposes an empty tail entry. Followers learn that an
+// entry committed only from the leader's next append; without more writes
+// that is the commit timeout's empty append, up to two commit timeouts
+// later. The tail's append carries the commit index at once, so followers
+// apply a burst's last writes within about tailDelay and the commit timeout
+// can stay long, which is most of what an idle group costs. The tail changes
+// no data, so a follower need not learn that it committed to serve reads
+// (appliedNotifier.readIndexFor).
+const tailDelay = 20 * time.Millisecond
 
 type proposal struct {
 	cmd   raftfsm.Command
@@ -123,15 +135,36 @@ func (p *proposer) loop() {
 	defer close(p.done)
 	var carry []*proposal
 	var buf []byte
+	tail := time.NewTimer(time.Hour)
+	tail.Stop()
+	defer tail.Stop()
+	// needTail: an entry of commands was proposed and no entry since.
+	needTail := false
 	for {
 		if len(carry) == 0 {
+			var tailC <-chan time.Time
+			if needTail {
+				tail.Reset(tailDelay)
+				tailC = tail.C
+			}
 			select {
 			case pr := <-p.ch:
+				carry = append(carry, pr)
+			case <-tailC:
+				pr, ok := p.proposeTail()
+				if !ok {
+					return
+				}
+				if pr == nil {
+					needTail = false
+					continue
+				}
 				carry = append(carry, pr)
 			case <-p.quit:
 				p.failQueued()
 				return
 			}
+			tail.Stop()
 		}
 		// Wait for an entry slot: while entries are in flight, proposals
 		// accumulate and the next entry carries them all.
@@ -155,11 +188,36 @@ func (p *proposer) loop() {
 		data := make([]byte, len(buf))
 		copy(data, buf)
 		fut := p.r.raft.Apply(data, p.r.node.cfg.Raft.ApplyTimeout)
+		needTail = true
 		go func() {
 			p.finish(fut, batch)
 			<-p.slots
 		}()
 	}
+}
+
+// proposeTail proposes the empty tail entry once the entry before it has
+// left its slot. A command that arrives first is returned instead: its own
+// entry carries the commit index. ok is false when the proposer is stopping.
+func (p *proposer) proposeTail() (pr *proposal, ok bool) {
+	select {
+	case p.slots <- struct{}{}:
+	case pr := <-p.ch:
+		return pr, true
+	case <-p.quit:
+		p.failQueued()
+		return nil, false
+	}
+	if !p.r.isLeader() {
+		<-p.slots
+		return nil, true
+	}
+	fut := p.r.raft.Apply(emptyEntry, p.r.node.cfg.Raft.ApplyTimeout)
+	go func() {
+		_ = fut.Error() // the tail changes nothing: an error loses no write
+		<-p.slots
+	}()
+	return nil, true
 }
 
 // collect builds one entry's worth of proposals from carry and the queue.

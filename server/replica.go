@@ -85,7 +85,10 @@ func (s *Server) openReplica(id uint64, initial []raft.Server, onApply func(*rep
 	r.fsm, err = raftfsm.New(s.db, id, raftfsm.Options{
 		Guard: func() error { return s.permitShardHere(id) },
 		OnApply: func(index uint64, cmds []raftfsm.Command) {
-			r.applied.advance(index)
+			// An entry whose commands all failed, or that had none (a
+			// barrier, a proposer's tail), changed no data; a configuration
+			// entry or a restore (nil) counts as a change.
+			r.applied.advanceTo(index, cmds == nil || len(cmds) > 0)
 			if onApply != nil {
 				onApply(r)
 			}
@@ -94,7 +97,7 @@ func (s *Server) openReplica(id uint64, initial []raft.Server, onApply func(*rep
 	if err != nil {
 		return nil, fmt.Errorf("shard %d: open state machine: %w", id, err)
 	}
-	r.applied.advance(r.fsm.AppliedIndex())
+	r.applied.advanceTo(r.fsm.AppliedIndex(), true)
 	r.logs, err = raftfsm.NewLogStore(s.db, id)
 	if err != nil {
 		return nil, fmt.Errorf("shard %d: open log store: %w", id, err)
@@ -415,22 +418,45 @@ func (r *replica) transferLeadership(ctx context.Context, transfer func() raft.F
 }
 
 // appliedNotifier lets readers wait until the state machine reaches an index.
+// It also knows the index of the last applied entry that changed data, so a
+// leader can give followers a read index below trailing entries that changed
+// nothing (see readIndexFor).
 type appliedNotifier struct {
-	mu    sync.Mutex
-	index uint64
-	ch    chan struct{} // closed and replaced on every advance
+	mu      sync.Mutex
+	index   uint64
+	changed uint64        // last applied index whose entry changed data
+	ch      chan struct{} // closed and replaced on every advance
 }
 
 func (a *appliedNotifier) init() { a.ch = make(chan struct{}) }
 
-func (a *appliedNotifier) advance(i uint64) {
+// advanceTo records that index i is applied; changed says whether its entry
+// changed data.
+func (a *appliedNotifier) advanceTo(i uint64, changed bool) {
 	a.mu.Lock()
+	if changed {
+		a.changed = max(a.changed, i, a.index)
+	}
 	if i > a.index {
 		a.index = i
 		close(a.ch)
 		a.ch = make(chan struct{})
 	}
 	a.mu.Unlock()
+}
+
+// readIndexFor lowers the read index ci to the last entry at or below it
+// that changed data, when this replica has applied ci: the entries after
+// that one changed nothing, so the data a reader sees there is the data at
+// ci. A follower can then serve a read before it learns that those trailing
+// entries (a proposer's tail, a new leader's barrier) committed.
+func (a *appliedNotifier) readIndexFor(ci uint64) uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.index >= ci && a.changed < ci {
+		return a.changed
+	}
+	return ci
 }
 
 // reached reports whether the state machine has applied index i.

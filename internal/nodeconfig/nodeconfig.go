@@ -126,7 +126,7 @@ func settings() []setting {
 		{"raft-heartbeat-timeout", "Raft heartbeat timeout", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.HeartbeatTimeout })},
 		{"raft-election-timeout", "Raft election timeout", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.ElectionTimeout })},
 		{"raft-leader-lease-timeout", "Raft leader lease timeout", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.LeaderLeaseTimeout })},
-		{"raft-commit-timeout", "Raft commit timeout (bounds follower-read freshness)", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.CommitTimeout })},
+		{"raft-commit-timeout", "Raft commit timeout: the empty append telling idle followers the commit index", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.CommitTimeout })},
 		{"raft-group-commit-window", "while a node has writes in flight, how long each Raft log fsync waits for more shards' appends (0 turns it off)", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.GroupCommitWindow })},
 		{"raft-snapshot-threshold", "log entries between snapshots", "int", func(c *server.Config, _ *Options, v string) error {
 			n, err := strconv.ParseUint(v, 10, 64)

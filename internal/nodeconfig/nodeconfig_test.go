@@ -72,7 +72,7 @@ func TestPrecedenceFlagEnvFileDefault(t *testing.T) {
 			get: func(c server.Config, _ nodeconfig.Options) string { return itoa(c.MetaVoters) }},
 		{name: "raft-heartbeat-timeout", flag: "600ms", env: "2s", envWant: "2s", file: "3s", fileWant: "3s", def: "1s",
 			get: func(c server.Config, _ nodeconfig.Options) string { return c.Raft.HeartbeatTimeout.String() }},
-		{name: "raft-commit-timeout", flag: "5ms", env: "7ms", file: "9ms", fileWant: "9ms", def: "100ms",
+		{name: "raft-commit-timeout", flag: "5ms", env: "7ms", file: "9ms", fileWant: "9ms", def: "1s",
 			get: func(c server.Config, _ nodeconfig.Options) string { return c.Raft.CommitTimeout.String() }},
 		{name: "raft-group-commit-window", flag: "2ms", env: "0s", envWant: "0s", file: "500us", fileWant: "500µs", def: "1ms",
 			get: func(c server.Config, _ nodeconfig.Options) string { return c.Raft.GroupCommitWindow.String() }},
