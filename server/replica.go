@@ -226,7 +226,10 @@ func (r *replica) leaderReadIndex(ctx context.Context) (uint64, error) {
 		}
 	}
 	ci := r.raft.CommitIndex()
-	if err := waitFuture(ctx, r.raft.VerifyLeader()); err != nil || r.raft.CurrentTerm() != term {
+	urgent := r.trans.Urgent()
+	err := waitFuture(ctx, r.raft.VerifyLeader())
+	urgent()
+	if err != nil || r.raft.CurrentTerm() != term {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
@@ -346,6 +349,12 @@ func (r *replica) boundedReadIndex(ctx context.Context, maxStale time.Duration) 
 	r.frIndex, r.frAt = resp.Index, sent
 	return resp.Index, nil
 }
+
+// heartbeatAlignDivisor sets the raftmux heartbeat gate to a fiftieth of the
+// heartbeat timeout (20 ms of the default 1 s). Raft heartbeats every tenth
+// to fifth of the timeout and the leader lease (500 ms) must outlast the
+// longest gap, so the gate adds at most a tenth to it.
+const heartbeatAlignDivisor = 50
 
 // followerCatchUpWait bounds how long a follower read waits for the
 // replica to apply the leader's read index before it is forwarded.

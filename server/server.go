@@ -199,6 +199,7 @@ func (s *Server) start() error {
 	s.mux = raftmux.New(raftLn, raftmux.Config{
 		ServerTLS: cfg.ServerTLS, ClientTLS: cfg.ClientTLS, Dial: cfg.RaftDial,
 		Advertise: adv, Logger: s.logger.With("component", "raftmux"),
+		HeartbeatAlign: cfg.Raft.HeartbeatTimeout / heartbeatAlignDivisor,
 	})
 	s.grpcLn, err = net.Listen("tcp", cfg.ListenGRPC)
 	if err != nil {

@@ -40,6 +40,13 @@ type Config struct {
 	// write on one. A connection on which calls wait and nothing arrives for
 	// this long is closed. Default 10s.
 	RPCTimeout time.Duration
+	// HeartbeatAlign, if positive, holds each shard's routine heartbeats
+	// for up to this long so that the heartbeats of many shards leave
+	// together (one write, one read and one wake-up on each side for all of
+	// them, instead of one each). A shard whose leader is confirming its
+	// leadership (Transport.Urgent) sends at once. Keep it well below the
+	// leader lease less the longest heartbeat gap. Default 0 (off).
+	HeartbeatAlign time.Duration
 
 	// v1Only makes the Mux serve and dial only per-shard connections, as a
 	// node that predates multiplexed ones does (tests of the fallback).

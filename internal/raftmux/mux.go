@@ -17,6 +17,7 @@ import (
 type Mux struct {
 	ln     net.Listener
 	cfg    Config
+	hbGate gate // Config.HeartbeatAlign
 	log    *slog.Logger
 	ctx    context.Context // cancelled by Close; parent of dials and handshakes
 	cancel context.CancelFunc

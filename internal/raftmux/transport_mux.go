@@ -42,6 +42,11 @@ type Transport struct {
 	heartbeat atomic.Pointer[func(raft.RPC)]
 	done      chan struct{}
 	once      sync.Once
+
+	// urgent counts callers that need this shard's heartbeats sent now;
+	// wake releases a heartbeat already held at the Mux's gate.
+	urgent atomic.Int32
+	wake   chan struct{}
 }
 
 var (
@@ -66,6 +71,7 @@ func (m *Mux) Transport(shard uint64, g Guard, cfg TransportConfig) (*Transport,
 		inner:   NewTransport(stream, cfg),
 		consume: make(chan raft.RPC),
 		done:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
 	}
 	m.tmu.Lock()
 	m.transports[shard] = t
@@ -108,9 +114,54 @@ func (t *Transport) AppendEntries(id raft.ServerID, target raft.ServerAddress, a
 	if appendEntriesSize(args) > inlineAppendLimit {
 		return t.inner.AppendEntries(id, target, args, resp)
 	}
+	if t.m.cfg.HeartbeatAlign > 0 && t.urgent.Load() == 0 && isHeartbeat(args) {
+		select {
+		case <-t.m.hbGate.next(t.m.cfg.HeartbeatAlign):
+		case <-t.wake:
+		case <-t.done:
+		}
+	}
 	return t.rpc(target, rpcAppendEntries, args, resp, func() error {
 		return t.inner.AppendEntries(id, target, args, resp)
 	})
+}
+
+// Urgent makes the shard's heartbeats go out at once, without waiting at
+// the Mux's heartbeat gate, until the returned function is called. A leader
+// confirming its leadership (raft's VerifyLeader, one heartbeat round) uses
+// it so that a read waits for no gate.
+func (t *Transport) Urgent() (done func()) {
+	t.urgent.Add(1)
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+	return func() { t.urgent.Add(-1) }
+}
+
+// gate releases, together, every heartbeat that waits for it: the first
+// waiter opens a period, and the period's channel is closed when it ends.
+type gate struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (g *gate) next(period time.Duration) <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ch == nil {
+		ch := make(chan struct{})
+		g.ch = ch
+		time.AfterFunc(period, func() {
+			g.mu.Lock()
+			if g.ch == ch {
+				g.ch = nil
+			}
+			g.mu.Unlock()
+			close(ch)
+		})
+	}
+	return g.ch
 }
 
 // RequestVote asks target for its vote.

@@ -488,3 +488,87 @@ func TestMuxCloseClosesSharedConnections(t *testing.T) {
 		t.Fatal("rpc over a closed Mux succeeded")
 	}
 }
+
+// Routine heartbeats wait at the Mux's gate so that many shards' leave
+// together; a shard marked Urgent (a leader confirming its leadership for a
+// read) sends at once, and marking it releases a heartbeat already held.
+func TestHeartbeatGate(t *testing.T) {
+	a := newMux(t, Config{HeartbeatAlign: time.Hour}) // the gate never opens in this test
+	b := newMux(t, Config{})
+	const shards = 4
+	var senders []*Transport
+	served := make(chan uint64, 16)
+	for s := uint64(1); s <= shards; s++ {
+		senders = append(senders, openTransport(t, a, s, AllowAll{}))
+		rb := openTransport(t, b, s, AllowAll{})
+		rb.SetHeartbeatHandler(func(rpc raft.RPC) {
+			served <- s
+			rpc.Respond(&raft.AppendEntriesResponse{Term: rpc.Command.(*raft.AppendEntriesRequest).Term, Success: true}, nil)
+		})
+	}
+	beat := func(tr *Transport) error {
+		var resp raft.AppendEntriesResponse
+		if err := tr.AppendEntries("b", b.addr(), heartbeat(3), &resp); err != nil {
+			return err
+		}
+		if !resp.Success || resp.Term != 3 {
+			return fmt.Errorf("answer %+v", resp)
+		}
+		return nil
+	}
+	held := make([]chan error, 3)
+	for i := range held {
+		held[i] = make(chan error, 1)
+		go func() { held[i] <- beat(senders[i]) }()
+	}
+	// An urgent shard's heartbeat is answered while the others wait.
+	done := senders[3].Urgent()
+	if err := beat(senders[3]); err != nil {
+		t.Fatalf("urgent heartbeat: %v", err)
+	}
+	done()
+	if s := <-served; s != 4 {
+		t.Fatalf("shard %d's heartbeat was served before the gate opened", s)
+	}
+	// Marking shard 1 urgent releases its held heartbeat (or lets it
+	// bypass the gate, if it had not reached it yet).
+	done = senders[0].Urgent()
+	if err := <-held[0]; err != nil {
+		t.Fatalf("released heartbeat: %v", err)
+	}
+	done()
+	if s := <-served; s != 1 {
+		t.Fatalf("served shard %d, want 1", s)
+	}
+	select {
+	case s := <-served:
+		t.Fatalf("shard %d's routine heartbeat passed the closed gate", s)
+	case err := <-held[1]:
+		t.Fatalf("shard 2's routine heartbeat returned (%v) before the gate opened", err)
+	default:
+	}
+	// Closing a transport ends its wait at the gate.
+	_ = senders[1].Close()
+	if err := <-held[1]; err == nil {
+		t.Fatal("heartbeat of a closed transport succeeded")
+	}
+	_ = senders[2].Close()
+	<-held[2]
+
+	// With a gate that opens, routine heartbeats are all answered.
+	c := newMux(t, Config{HeartbeatAlign: 5 * time.Millisecond})
+	var wg sync.WaitGroup
+	errs := make(chan error, shards)
+	for s := uint64(1); s <= shards; s++ {
+		tr := openTransport(t, c, s, AllowAll{})
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- beat(tr) }()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("routine heartbeat through an opening gate: %v", err)
+		}
+	}
+}
