@@ -350,12 +350,6 @@ func (r *replica) boundedReadIndex(ctx context.Context, maxStale time.Duration) 
 	return resp.Index, nil
 }
 
-// heartbeatAlignDivisor sets the raftmux heartbeat gate to a fiftieth of the
-// heartbeat timeout (20 ms of the default 1 s). Raft heartbeats every tenth
-// to fifth of the timeout and the leader lease (500 ms) must outlast the
-// longest gap, so the gate adds at most a tenth to it.
-const heartbeatAlignDivisor = 50
-
 // followerCatchUpWait bounds how long a follower read waits for the
 // replica to apply the leader's read index before it is forwarded.
 const followerCatchUpWait = 10 * time.Millisecond

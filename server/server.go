@@ -184,6 +184,12 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+// heartbeatAlignDivisor sets the raftmux heartbeat gate to a fiftieth of the
+// heartbeat timeout (20 ms of the default 1 s). Raft heartbeats every tenth
+// to fifth of the timeout and the leader lease (500 ms) must outlast the
+// longest gap, so the gate adds at most a tenth to it.
+const heartbeatAlignDivisor = 50
+
 func (s *Server) start() error {
 	cfg := &s.cfg
 	raftLn, err := net.Listen("tcp", cfg.ListenRaft)
