@@ -8,6 +8,9 @@
 #   write-1c           single-client writes        clover p50 <= 0.5x etcd
 #   write-64c          writes, 64 clients          clover >= 3x etcd ops/s, p99 no worse
 #   write-256c         writes, 256 clients         clover >= 3x etcd ops/s, p99 no worse
+#   write-64c-1shard   the same two steps against a Clover keyspace of one
+#   write-256c-1shard  shard, one Raft group like etcd's (the rows above use
+#                      the bench's default keyspace of 8 shards)
 #   read-lin-64c       linearizable reads, 64      clover >= 4x etcd ops/s
 #   read-follower-64c  clover follower reads (max-stale 100ms) vs etcd
 #                      serializable reads, 64      clover >= 5x etcd ops/s
@@ -198,6 +201,16 @@ echo "== write-256c: writes, 256 clients"
 bench clover write-256c "${WRITE[@]}" --clients 256 --conns "$CONNS"
 bench etcd write-256c "${WRITE[@]}" --clients 256 --conns "$CONNS"
 
+# One Raft group against one Raft group: a keyspace of one shard.
+WRITE1=("${WRITE[@]}" --keyspace bench1 --shards 1)
+echo "== write-64c-1shard: writes, 64 clients, one-shard keyspace"
+bench etcd write-64c-1shard "${WRITE[@]}" --clients 64 --conns "$CONNS"
+bench clover write-64c-1shard "${WRITE1[@]}" --clients 64 --conns "$CONNS"
+
+echo "== write-256c-1shard: writes, 256 clients, one-shard keyspace"
+bench clover write-256c-1shard "${WRITE1[@]}" --clients 256 --conns "$CONNS"
+bench etcd write-256c-1shard "${WRITE[@]}" --clients 256 --conns "$CONNS"
+
 echo "== loading $RECORDS records into both"
 for driver in etcd clover; do
   [ "$driver" = clover ] && eps=$CEP || eps=$EEP
@@ -220,7 +233,10 @@ echo "== clover vs etcd ($DUR per step after $WARM warm-up; results in $OUT)"
   --goal 'write-1c=p50<=0.5' \
   --goal 'write-64c=ops>=3,p99<=1' \
   --goal 'write-256c=ops>=3,p99<=1' \
+  --goal 'write-64c-1shard=ops>=3,p99<=1' \
+  --goal 'write-256c-1shard=ops>=3,p99<=1' \
   --goal 'read-lin-64c=ops>=4' \
   --goal 'read-follower-64c=ops>=5' \
   "$OUT"/*-clover.json "$OUT"/*-etcd.json | tee "$OUT/summary.txt"
 echo "read-follower-64c compares clover follower reads (max-stale 100ms) with etcd serializable reads." | tee -a "$OUT/summary.txt"
+echo "write-*c-1shard write to a Clover keyspace of one shard (one Raft group, as etcd has); the other write rows to 8 shards." | tee -a "$OUT/summary.txt"
