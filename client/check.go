@@ -18,10 +18,11 @@ type ReplicaCheck struct {
 type ShardCheck struct {
 	ShardID  uint64
 	Keyspace string
-	// Status is "identical" (every replica at the same applied index with
-	// the same hash), "diverged" (same applied index, different data),
-	// "unsettled" (the replicas did not reach the same applied index within
-	// the settle time, e.g. under steady writes) or "unreachable" (a
+	// Status is "identical" (every replica with the same hash and key
+	// count, whatever its applied index: entries that change no data may
+	// separate them), "diverged" (same applied index, different data),
+	// "unsettled" (different data at different applied indexes until the
+	// settle time ran out, e.g. under steady writes) or "unreachable" (a
 	// replica could not be hashed; see its Err).
 	Status   string
 	Replicas []ReplicaDigest
@@ -38,10 +39,10 @@ type ReplicaDigest struct {
 	Err  string
 }
 
-// CheckReplicas compares, shard by shard, a hash of every replica's data
-// once the replicas have applied the same index, for one keyspace or for
-// all (""). settle bounds how long the node waits for a shard's replicas to
-// reach the same index (0: 10 seconds). The hashes read the data, not the
+// CheckReplicas compares, shard by shard, a hash of every replica's data,
+// for one keyspace or for all (""). Replicas whose data differs at
+// different applied indexes are hashed again; settle bounds how long the
+// node keeps asking (0: 10 seconds). The hashes read the data, not the
 // user keys: nothing of the data leaves the nodes.
 func (c *Client) CheckReplicas(ctx context.Context, keyspace string, settle time.Duration) (ReplicaCheck, error) {
 	var resp *pb.CheckReplicasResponse

@@ -46,7 +46,8 @@ func (i *internalService) ShardDigest(ctx context.Context, req *pb.ShardDigestRe
 // CheckReplicas compares the replicas of every shard of one keyspace (or of
 // all). Replicas are the nodes that report holding the shard plus those the
 // catalogue assigns it to. A shard's replicas are hashed again until they
-// report the same applied index, or the settle time runs out.
+// hold the same data, or differ at the same applied index (diverged), or
+// the settle time runs out (unsettled).
 func (a *adminService) CheckReplicas(ctx context.Context, req *pb.CheckReplicasRequest) (*pb.CheckReplicasResponse, error) {
 	s := a.s
 	c := s.catalog()
@@ -118,8 +119,8 @@ func digestsFor(nodes []string) []*pb.ReplicaDigest {
 	return out
 }
 
-// checkShard hashes every replica of sc until they agree on the applied
-// index (then compares hashes) or the deadline passes.
+// checkShard hashes every replica of sc until judgeDigests settles on
+// identical or diverged, or the deadline passes.
 func (s *Server) checkShard(ctx context.Context, sc *pb.ShardCheck, deadline time.Time) {
 	for {
 		s.digestReplicas(ctx, sc)
@@ -135,6 +136,12 @@ func (s *Server) checkShard(ctx context.Context, sc *pb.ShardCheck, deadline tim
 	}
 }
 
+// judgeDigests compares one round of a shard's digests. Replicas with the
+// same hash and key count are identical even at different applied indexes,
+// so a check after a burst of writes need not wait for every follower to
+// learn that the leader's last, empty entry committed (up to two commit
+// timeouts). Different data is divergence only at the same applied index;
+// at different indexes the replica behind may still be catching up.
 func judgeDigests(ds []*pb.ReplicaDigest) string {
 	if len(ds) == 0 {
 		return checkUnreachable
@@ -144,17 +151,23 @@ func judgeDigests(ds []*pb.ReplicaDigest) string {
 			return checkUnreachable
 		}
 	}
+	same, sameIndex := true, true
 	for _, d := range ds[1:] {
-		if d.AppliedIndex != ds[0].AppliedIndex {
-			return checkUnsettled
-		}
+		same = same && d.Hash == ds[0].Hash && d.Keys == ds[0].Keys
+		sameIndex = sameIndex && d.AppliedIndex == ds[0].AppliedIndex
 	}
-	for _, d := range ds[1:] {
-		if d.Hash != ds[0].Hash || d.Keys != ds[0].Keys {
-			return checkDiverged
-		}
+	switch {
+	case same:
+		// The replicas hold the same data now, at whatever index each is:
+		// entries that change no data (a leader's no-op, the proposer's
+		// tail) separate them, or nothing does.
+		return checkIdentical
+	case sameIndex:
+		return checkDiverged
+	default:
+		// Different data at different indexes: one is behind. Ask again.
+		return checkUnsettled
 	}
-	return checkIdentical
 }
 
 func (s *Server) digestReplicas(ctx context.Context, sc *pb.ShardCheck) {

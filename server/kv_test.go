@@ -442,6 +442,23 @@ func TestFollowersApplyLastWriteBeforeCommitTimeout(t *testing.T) {
 		}
 		return applied == 3 && tail
 	})
+	// The replicas hold the same data at different applied indexes (the
+	// followers have not heard that the tail committed): the check calls
+	// them identical rather than waiting for the next empty append.
+	rep, err := cl.CheckReplicas(ctx, "users", 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || len(rep.Shards) != 1 || rep.Shards[0].Status != "identical" {
+		t.Fatalf("check after the last write: %+v", rep)
+	}
+	indexes := map[uint64]bool{}
+	for _, d := range rep.Shards[0].Replicas {
+		indexes[d.AppliedIndex] = true
+	}
+	if len(indexes) < 2 {
+		t.Fatalf("replicas all at one applied index %v: the test no longer covers a follower behind by the tail", indexes)
+	}
 	var follower, other string
 	for _, id := range []string{"ie-1", "ie-2", "no-1"} {
 		if id == leader {

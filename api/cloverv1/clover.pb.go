@@ -4099,8 +4099,9 @@ type CheckReplicasRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The keyspace to check; empty checks every keyspace.
 	Keyspace string `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
-	// How long to wait for a shard's replicas to reach the same applied index
-	// (0: 10 seconds). A shard under steady writes may not settle.
+	// How long to keep hashing a shard whose replicas hold different data at
+	// different applied indexes (0: 10 seconds). A shard under steady writes
+	// may not settle.
 	SettleMs      uint32 `protobuf:"varint,2,opt,name=settle_ms,json=settleMs,proto3" json:"settle_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4231,10 +4232,10 @@ type ShardCheck struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	ShardId  uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
 	Keyspace string                 `protobuf:"bytes,2,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
-	// identical: every replica at the same applied index with the same hash;
-	// diverged: same applied index, different data; unsettled: the replicas
-	// did not reach the same applied index in time; unreachable: a replica
-	// could not be hashed.
+	// identical: every replica with the same hash and key count, at any
+	// applied index; diverged: same applied index, different data;
+	// unsettled: different data at different applied indexes until the
+	// settle time ran out; unreachable: a replica could not be hashed.
 	Status        string           `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
 	Replicas      []*ReplicaDigest `protobuf:"bytes,4,rep,name=replicas,proto3" json:"replicas,omitempty"`
 	unknownFields protoimpl.UnknownFields

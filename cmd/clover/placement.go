@@ -188,8 +188,9 @@ func newCheckCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Compare a hash of every replica's data, shard by shard; exit 5 unless all are identical",
-		Long: "Hashes every replica of every shard (of --keyspace, or of all keyspaces) once the replicas have applied\n" +
-			"the same index, and compares. A shard under steady writes may not settle within --settle.",
+		Long: "Hashes every replica of every shard (of --keyspace, or of all keyspaces) and compares. Replicas holding\n" +
+			"the same data are identical; different data at the same applied index is diverged; different data at\n" +
+			"different indexes is hashed again until --settle runs out (unsettled), as under steady writes.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, c, done, err := g.connect(cmd)
@@ -235,6 +236,6 @@ func newCheckCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&keyspace, "keyspace", "", "check only this keyspace")
-	cmd.Flags().DurationVar(&settle, "settle", 10*time.Second, "how long to wait for a shard's replicas to reach the same applied index")
+	cmd.Flags().DurationVar(&settle, "settle", 10*time.Second, "how long to keep hashing a shard whose replicas differ at different applied indexes")
 	return cmd
 }
