@@ -16,7 +16,10 @@ import (
 
 	"github.com/clover-kv/clover/client"
 	"github.com/clover-kv/clover/internal/keys"
+	"github.com/clover-kv/clover/internal/testcerts"
 	"github.com/clover-kv/clover/internal/testcluster"
+	"github.com/clover-kv/clover/internal/tlsfiles"
+	"github.com/clover-kv/clover/server"
 )
 
 // cli runs the clover command against one cluster and captures its output.
@@ -526,4 +529,29 @@ func fieldsOf(lines []string, first string) []string {
 		}
 	}
 	return nil
+}
+
+// Against a cluster running mutual TLS the CLI connects with --tls-cert,
+// --tls-key and --tls-ca; without them it cannot; with only some of them it
+// is a usage error.
+func TestCLIOverTLS(t *testing.T) {
+	ca := testcerts.NewCA(t, "cluster")
+	tc := testcluster.Start(t, testcluster.DemoNodes()[:3], func(cfg *server.Config) {
+		cert, key := ca.Issue(t, cfg.NodeID)
+		var err error
+		if cfg.ServerTLS, cfg.ClientTLS, err = tlsfiles.Node(cert, key, ca.CAFile); err != nil {
+			t.Fatal(err)
+		}
+	})
+	cert, key := ca.Issue(t, "operator")
+	c := cli{t: t, endpoints: strings.Join(tc.Endpoints(), ",")}
+	tlsArgs := []string{"--tls-cert", cert, "--tls-key", key, "--tls-ca", ca.CAFile}
+	if out := c.ok(append(tlsArgs, "cluster", "status")...); !strings.Contains(out, "ie-1") || !strings.Contains(out, "no-1") {
+		t.Fatalf("cluster status over TLS printed %q", out)
+	}
+	c.fail(1, "--timeout", "2s", "cluster", "status")
+	err := c.fail(2, "--tls-cert", cert, "cluster", "status")
+	if !strings.Contains(err.Error(), "missing [key CA bundle]") {
+		t.Fatalf("partial TLS flags: %v", err)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/clover-kv/clover/client"
+	"github.com/clover-kv/clover/internal/tlsfiles"
 )
 
 type globals struct {
@@ -21,7 +22,9 @@ type globals struct {
 	direct    bool
 	output    string
 	timeout   time.Duration
-	out       io.Writer
+	// TLS files: a client certificate of the cluster CA, its key, the CA.
+	tlsCert, tlsKey, tlsCA string
+	out                    io.Writer
 }
 
 func newRootCmd() *cobra.Command {
@@ -55,6 +58,9 @@ func newRootCmd() *cobra.Command {
 	pf.BoolVar(&g.direct, "direct", false, "send requests to the first endpoint as they are, without routing to shard leaders")
 	pf.StringVarP(&g.output, "output", "w", "table", "output format: table or json")
 	pf.DurationVar(&g.timeout, "timeout", 10*time.Second, "timeout of the whole command")
+	pf.StringVar(&g.tlsCert, "tls-cert", os.Getenv("CLOVER_TLS_CERT"), "PEM client certificate signed by the cluster CA, for a cluster running mutual TLS (env CLOVER_TLS_CERT)")
+	pf.StringVar(&g.tlsKey, "tls-key", os.Getenv("CLOVER_TLS_KEY"), "PEM private key of --tls-cert (env CLOVER_TLS_KEY)")
+	pf.StringVar(&g.tlsCA, "tls-ca", os.Getenv("CLOVER_TLS_CA"), "PEM bundle of the cluster CA (env CLOVER_TLS_CA)")
 	root.AddCommand(newKVCmd(g), newKeyspaceCmd(g), newClusterCmd(g), newPlacementCmd(g))
 	markUsageErrors(root)
 	return root
@@ -96,8 +102,15 @@ func markUsageErrors(cmd *cobra.Command) {
 
 // connect returns a client and a context bounded by --timeout.
 func (g *globals) connect(cmd *cobra.Command) (context.Context, *client.Client, func(), error) {
+	cfg := client.Config{Endpoints: g.endpoints, Direct: g.direct}
+	if g.tlsCert != "" || g.tlsKey != "" || g.tlsCA != "" {
+		var err error
+		if cfg.TLS, err = tlsfiles.Client(g.tlsCert, g.tlsKey, g.tlsCA); err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: --tls-cert, --tls-key, --tls-ca: %w", errUsage, err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-	c, err := client.New(ctx, client.Config{Endpoints: g.endpoints, Direct: g.direct})
+	c, err := client.New(ctx, cfg)
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err

@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
+	"github.com/clover-kv/clover/internal/tlsfiles"
 	"github.com/clover-kv/clover/placement"
 	"github.com/clover-kv/clover/server"
 )
@@ -33,7 +34,10 @@ type Options struct {
 	LogFormat string // text, json
 	// PprofAddr, if set, is a loopback host:port serving net/http/pprof.
 	PprofAddr string
-	Help      bool
+	// TLSCert, TLSKey and TLSCA are the PEM files of the node's mutual TLS
+	// (all three, or none for plaintext).
+	TLSCert, TLSKey, TLSCA string
+	Help                   bool
 }
 
 // ErrUsage wraps every error about the command line, environment or file,
@@ -164,6 +168,18 @@ func settings() []setting {
 			o.PprofAddr = v
 			return nil
 		}},
+		{"tls-cert", "PEM certificate the node presents on every listener and connection (with tls-key and tls-ca; none of the three: plaintext)", "string", func(_ *server.Config, o *Options, v string) error {
+			o.TLSCert = v
+			return nil
+		}},
+		{"tls-key", "PEM private key of tls-cert", "string", func(_ *server.Config, o *Options, v string) error {
+			o.TLSKey = v
+			return nil
+		}},
+		{"tls-ca", "PEM bundle of the cluster CA: nodes and clients must present a certificate it signed", "string", func(_ *server.Config, o *Options, v string) error {
+			o.TLSCA = v
+			return nil
+		}},
 		{"log-format", "log format: text or json", "string", func(_ *server.Config, o *Options, v string) error {
 			if v != "text" && v != "json" {
 				return fmt.Errorf("want text or json, got %q", v)
@@ -258,6 +274,12 @@ func Load(args []string, lookup func(string) (string, bool)) (server.Config, Opt
 		if !set[name] {
 			return cfg, opts, fmt.Errorf("%w: %s is required: give flag --%s, environment %s or file key %s",
 				ErrUsage, name, name, envName(name), name)
+		}
+	}
+	if opts.TLSCert != "" || opts.TLSKey != "" || opts.TLSCA != "" {
+		var err error
+		if cfg.ServerTLS, cfg.ClientTLS, err = tlsfiles.Node(opts.TLSCert, opts.TLSKey, opts.TLSCA); err != nil {
+			return cfg, opts, fmt.Errorf("%w: tls-cert, tls-key, tls-ca: %w", ErrUsage, err)
 		}
 	}
 	if err := cfg.Validate(); err != nil {

@@ -1,6 +1,7 @@
 package nodeconfig_test
 
 import (
+	"crypto/tls"
 	"errors"
 	"maps"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/clover-kv/clover/internal/nodeconfig"
+	"github.com/clover-kv/clover/internal/testcerts"
+	"github.com/clover-kv/clover/internal/tlsfiles"
 	"github.com/clover-kv/clover/placement"
 	"github.com/clover-kv/clover/server"
 )
@@ -468,6 +471,42 @@ func TestOperatorGuideExamples(t *testing.T) {
 		}
 		if strings.Contains(yaml, "jurisdiction:") && len(cfg.Jurisdictions) == 0 {
 			t.Errorf("YAML block %d defines a jurisdiction, config has none", i)
+		}
+	}
+}
+
+// The three TLS files, from flags, environment or file, give the node
+// mutual-TLS configurations; one of them alone, or a bad file, is a usage
+// error that names what is wrong.
+func TestTLSFiles(t *testing.T) {
+	ca := testcerts.NewCA(t, "cluster")
+	cert, key := ca.Issue(t, "ie-1")
+	base := []string{"--node-id=ie-1", "--locality=country=IE,region=ie-dublin,zone=a", "--data-dir=/var/lib/clover"}
+
+	cfg, opts, err := nodeconfig.Load(append(base, "--tls-cert="+cert, "--tls-key="+key), env{"CLOVER_TLS_CA": ca.CAFile}.lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ServerTLS == nil || cfg.ClientTLS == nil || cfg.ServerTLS.ClientAuth != tls.RequireAndVerifyClientCert || opts.TLSCA != ca.CAFile {
+		t.Fatalf("TLS not configured: server %+v, client %+v, options %+v", cfg.ServerTLS, cfg.ClientTLS, opts)
+	}
+	path := writeFile(t, "tls-cert: "+cert+"\ntls-key: "+key+"\ntls-ca: "+ca.CAFile+"\n")
+	if cfg, _, err = nodeconfig.Load(append(base, "--config="+path), env{}.lookup); err != nil || cfg.ServerTLS == nil {
+		t.Fatalf("TLS from the file: %v, server config %v", err, cfg.ServerTLS)
+	}
+	if cfg, _, err = nodeconfig.Load(base, env{}.lookup); err != nil || cfg.ServerTLS != nil || cfg.ClientTLS != nil {
+		t.Fatalf("without TLS files: %v, want plaintext (server %v, client %v)", err, cfg.ServerTLS, cfg.ClientTLS)
+	}
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"certificate alone": {[]string{"--tls-cert=" + cert}, "missing [key CA bundle]"},
+		"no such CA file":   {[]string{"--tls-cert=" + cert, "--tls-key=" + key, "--tls-ca=" + cert + ".missing"}, "CA bundle: open"},
+	} {
+		_, _, err := nodeconfig.Load(append(base, tc.args...), env{}.lookup)
+		if !errors.Is(err, nodeconfig.ErrUsage) || !errors.Is(err, tlsfiles.ErrTLS) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a usage error saying %q", name, err, tc.want)
 		}
 	}
 }
