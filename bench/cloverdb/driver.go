@@ -11,6 +11,7 @@ package cloverdb
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -44,6 +45,8 @@ type Config struct {
 	Read string
 	// MaxStale bounds the staleness of follower reads. Default 100ms.
 	MaxStale time.Duration
+	// TLS, if set, secures the connections (a cluster running mutual TLS).
+	TLS *tls.Config
 }
 
 func (c Config) withDefaults() Config {
@@ -103,7 +106,7 @@ func Prepare(ctx context.Context, cfg Config) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	cl, err := client.New(ctx, client.Config{Endpoints: cfg.Endpoints})
+	cl, err := client.New(ctx, client.Config{Endpoints: cfg.Endpoints, TLS: cfg.TLS})
 	if err != nil {
 		return err
 	}
@@ -163,7 +166,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cl, err := client.New(ctx, client.Config{Endpoints: cfg.Endpoints})
+	cl, err := client.New(ctx, client.Config{Endpoints: cfg.Endpoints, TLS: cfg.TLS})
 	if err != nil {
 		return nil, err
 	}

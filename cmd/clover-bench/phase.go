@@ -21,6 +21,7 @@ import (
 	"github.com/clover-kv/clover/bench/cloverdb"
 	"github.com/clover-kv/clover/bench/etcddb"
 	"github.com/clover-kv/clover/client"
+	"github.com/clover-kv/clover/internal/tlsfiles"
 	"github.com/clover-kv/clover/placement"
 )
 
@@ -169,6 +170,9 @@ func (f *phaseFlags) checkDriver() error {
 		if f.read != etcddb.ReadLinearizable && f.read != etcddb.ReadSerializable {
 			return usageErr("--read %q: the etcd driver reads linearizable or serializable", f.read)
 		}
+		if f.tlsCert != "" || f.tlsKey != "" || f.tlsCA != "" {
+			return usageErr("--tls-cert, --tls-key and --tls-ca are for the clover driver")
+		}
 	default:
 		return usageErr("--driver %q: want clover or etcd", f.driver)
 	}
@@ -198,6 +202,15 @@ func (f *phaseFlags) openStore(ctx context.Context, stderr io.Writer) (*store, e
 	}
 	cc := cloverdb.Config{Endpoints: f.endpoints, Keyspace: f.keyspace, Shards: f.shards, Read: f.read, MaxStale: f.maxStale,
 		Policy: client.Policy{Replicas: f.replicas}}
+	if f.tlsCert != "" || f.tlsKey != "" || f.tlsCA != "" {
+		if len(f.endpoints) == 0 {
+			return nil, fmt.Errorf("%w: --tls-cert, --tls-key and --tls-ca are for a cluster given with --endpoints", errUsage)
+		}
+		var err error
+		if cc.TLS, err = tlsfiles.Client(f.tlsCert, f.tlsKey, f.tlsCA); err != nil {
+			return nil, fmt.Errorf("%w: %w", errUsage, err)
+		}
+	}
 	for _, r := range f.residency {
 		switch r = strings.ToUpper(strings.TrimSpace(r)); {
 		case r == "", r == "ANY", r == "ANYWHERE":

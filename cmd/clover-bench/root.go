@@ -67,7 +67,9 @@ type phaseFlags struct {
 	replicas  int
 	read      string
 	maxStale  time.Duration
-	opTimeout time.Duration
+	// TLS files of the clover driver: client certificate, key, cluster CA.
+	tlsCert, tlsKey, tlsCA string
+	opTimeout              time.Duration
 
 	statusInterval time.Duration
 	jsonOut        string
@@ -119,6 +121,9 @@ func newPhaseCmd(phase bench.Phase) *cobra.Command {
 	fs.IntVar(&f.replicas, "replicas", 3, "clover: replicas per shard of a created keyspace")
 	fs.StringVar(&f.read, "read", "linearizable", "read consistency: linearizable; clover: follower; etcd: serializable")
 	fs.DurationVar(&f.maxStale, "max-stale", 100*time.Millisecond, "clover: staleness bound of follower reads")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "clover: PEM client certificate of the cluster CA, for a cluster running mutual TLS")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "clover: PEM private key of --tls-cert")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "clover: PEM bundle of the cluster CA")
 	fs.DurationVar(&f.opTimeout, "op-timeout", 10*time.Second, "timeout of each operation (0: none)")
 	fs.DurationVar(&f.statusInterval, "status-interval", 5*time.Second, "interval of the status lines on stderr")
 	fs.StringVar(&f.jsonOut, "json", "", "write the result as JSON to this file")
