@@ -10,7 +10,6 @@ import (
 	"github.com/clover-kv/clover/internal/testcerts"
 	"github.com/clover-kv/clover/internal/testcluster"
 	"github.com/clover-kv/clover/internal/tlsfiles"
-	"github.com/clover-kv/clover/server"
 )
 
 // A cluster whose nodes each hold a certificate of the cluster CA runs
@@ -19,13 +18,7 @@ import (
 // or with one of another CA, are turned away.
 func TestMutualTLSCluster(t *testing.T) {
 	ca := testcerts.NewCA(t, "cluster")
-	c := testcluster.Start(t, threeEEANodes(), func(cfg *server.Config) {
-		cert, key := ca.Issue(t, cfg.NodeID)
-		var err error
-		if cfg.ServerTLS, cfg.ClientTLS, err = tlsfiles.Node(cert, key, ca.CAFile); err != nil {
-			t.Fatal(err)
-		}
-	})
+	c := testcluster.Start(t, threeEEANodes(), testcluster.MutualTLS(t, ca))
 	ctx := ctxT(t)
 	dial := func(ca *testcerts.CA, name string) (*client.Client, error) {
 		cfg := client.Config{Endpoints: c.Endpoints(), DialTimeout: 2 * time.Second,

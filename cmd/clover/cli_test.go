@@ -18,8 +18,6 @@ import (
 	"github.com/clover-kv/clover/internal/keys"
 	"github.com/clover-kv/clover/internal/testcerts"
 	"github.com/clover-kv/clover/internal/testcluster"
-	"github.com/clover-kv/clover/internal/tlsfiles"
-	"github.com/clover-kv/clover/server"
 )
 
 // cli runs the clover command against one cluster and captures its output.
@@ -536,13 +534,7 @@ func fieldsOf(lines []string, first string) []string {
 // is a usage error.
 func TestCLIOverTLS(t *testing.T) {
 	ca := testcerts.NewCA(t, "cluster")
-	tc := testcluster.Start(t, testcluster.DemoNodes()[:3], func(cfg *server.Config) {
-		cert, key := ca.Issue(t, cfg.NodeID)
-		var err error
-		if cfg.ServerTLS, cfg.ClientTLS, err = tlsfiles.Node(cert, key, ca.CAFile); err != nil {
-			t.Fatal(err)
-		}
-	})
+	tc := testcluster.Start(t, testcluster.DemoNodes()[:3], testcluster.MutualTLS(t, ca))
 	cert, key := ca.Issue(t, "operator")
 	c := cli{t: t, endpoints: strings.Join(tc.Endpoints(), ",")}
 	tlsArgs := []string{"--tls-cert", cert, "--tls-key", key, "--tls-ca", ca.CAFile}

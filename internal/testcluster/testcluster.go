@@ -21,6 +21,8 @@ import (
 
 	"github.com/clover-kv/clover/client"
 	"github.com/clover-kv/clover/internal/faultnet"
+	"github.com/clover-kv/clover/internal/testcerts"
+	"github.com/clover-kv/clover/internal/tlsfiles"
 	"github.com/clover-kv/clover/placement"
 	"github.com/clover-kv/clover/server"
 )
@@ -282,4 +284,16 @@ func (c *Cluster) String() string {
 		s += fmt.Sprintf("%s(%s) ", n.Spec.ID, n.GRPCAddr())
 	}
 	return s
+}
+
+// MutualTLS gives every node a certificate of ca, so that gRPC, Raft and
+// gossip run over mutual TLS; clients then need a certificate of ca too.
+func MutualTLS(t testing.TB, ca *testcerts.CA) Option {
+	return func(cfg *server.Config) {
+		cert, key := ca.Issue(t, cfg.NodeID)
+		var err error
+		if cfg.ServerTLS, cfg.ClientTLS, err = tlsfiles.Node(cert, key, ca.CAFile); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
