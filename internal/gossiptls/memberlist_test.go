@@ -71,7 +71,7 @@ func (c *cluster) start(name string, ca *testCA, trusted ...*testCA) *node {
 	if len(trusted) == 0 {
 		trusted = []*testCA{ca}
 	}
-	srv, cli := tlsConfigs(ca.issue(t, name), trusted...)
+	srv, cli := tlsConfigs(ca.Pair(t, name), trusted...)
 	tr, err := New(Config{BindAddr: "127.0.0.1:0", ServerTLS: srv, ClientTLS: cli, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -279,7 +279,7 @@ func TestGarbageClosesTheConnectionOnly(t *testing.T) {
 	addr := b.Addr().String()
 
 	_, goodCli := nodeTLS(t, ca, "mallory")
-	_, foreignCli := tlsConfigs(other.issue(t, "foreign"), ca)
+	_, foreignCli := tlsConfigs(other.Pair(t, "foreign"), ca)
 	noCert := &tls.Config{RootCAs: goodCli.RootCAs, MinVersion: tls.VersionTLS13}
 
 	frame := func(prefix []byte, length uint32, body []byte) []byte {

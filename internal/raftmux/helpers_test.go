@@ -1,14 +1,8 @@
 package raftmux
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -16,6 +10,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/clover-kv/clover/internal/testcerts"
+	"github.com/clover-kv/clover/internal/tlsfiles"
 )
 
 // countingListener counts the connections the kernel handed to the Mux.
@@ -125,46 +122,15 @@ func mustAccept(t *testing.T, sl net.Listener) net.Conn {
 	}
 }
 
-// testTLS returns server and client configurations that both present, and
-// require, one self-signed certificate valid for 127.0.0.1.
+// testTLS returns the mutual-TLS server and client configurations of a
+// node holding a certificate, valid for 127.0.0.1, of a CA made for the test.
 func testTLS(t *testing.T) (server, client *tls.Config) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := testcerts.NewCA(t, "clover-test")
+	cert, key := ca.Issue(t, "clover-test-node")
+	server, client, err := tlsfiles.Node(cert, key, ca.CAFile)
 	if err != nil {
 		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "clover-test-node"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	server = &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		MinVersion:   tls.VersionTLS13,
-	}
-	client = &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		RootCAs:      pool,
-		MinVersion:   tls.VersionTLS13,
 	}
 	return server, client
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -55,9 +56,21 @@ func NewCA(t testing.TB, name string) *CA {
 	return ca
 }
 
-// Issue writes a certificate for 127.0.0.1 and localhost, valid for server
-// and client authentication, and its key; it returns the two paths.
+// Issue writes a certificate of Pair and its key as PEM files; it returns
+// the two paths.
 func (ca *CA) Issue(t testing.TB, name string) (certFile, keyFile string) {
+	t.Helper()
+	c := ca.Pair(t, name)
+	kder, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca.write(t, name+".pem", "CERTIFICATE", c.Certificate[0]), ca.write(t, name+"-key.pem", "PRIVATE KEY", kder)
+}
+
+// Pair returns a certificate signed by ca for 127.0.0.1 and localhost,
+// valid for server and client authentication, with its key.
+func (ca *CA) Pair(t testing.TB, name string) tls.Certificate {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -74,12 +87,15 @@ func (ca *CA) Issue(t testing.TB, name string) (certFile, keyFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ca.write(t, name+".pem", "CERTIFICATE", der), ca.write(t, name+"-key.pem", "PRIVATE KEY", kder)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
+
+// Certificate is the CA's own certificate.
+func (ca *CA) Certificate() *x509.Certificate { return ca.cert }
 
 func (ca *CA) write(t testing.TB, name, kind string, der []byte) string {
 	t.Helper()
