@@ -27,14 +27,7 @@ const minVersion = tls.VersionTLS13
 // present the certificate in certFile (key in keyFile) and trust the CAs in
 // caFile; the server requires and verifies a client certificate.
 func Node(certFile, keyFile, caFile string) (server, client *tls.Config, err error) {
-	if certFile == "" || keyFile == "" || caFile == "" {
-		return nil, nil, fmt.Errorf("%w: a node needs a certificate, its key and the CA bundle (missing %s)", ErrTLS, missing(certFile, keyFile, caFile))
-	}
-	cert, err := keyPair(certFile, keyFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	pool, err := caPool(caFile)
+	cert, pool, err := load("a node", certFile, keyFile, caFile)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -44,26 +37,38 @@ func Node(certFile, keyFile, caFile string) (server, client *tls.Config, err err
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   minVersion,
 	}
-	client = &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: minVersion}
-	return server, client, nil
+	return server, clientConfig(cert, pool), nil
 }
 
 // Client returns the configuration of an application or operator client:
 // it trusts the CAs in caFile and presents the certificate in certFile (key
 // in keyFile), which nodes require.
 func Client(certFile, keyFile, caFile string) (*tls.Config, error) {
+	cert, pool, err := load("a client", certFile, keyFile, caFile)
+	if err != nil {
+		return nil, err
+	}
+	return clientConfig(cert, pool), nil
+}
+
+func clientConfig(cert tls.Certificate, pool *x509.CertPool) *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: minVersion}
+}
+
+// load reads the three files of who (for the error when one is missing).
+func load(who, certFile, keyFile, caFile string) (tls.Certificate, *x509.CertPool, error) {
 	if certFile == "" || keyFile == "" || caFile == "" {
-		return nil, fmt.Errorf("%w: a client needs a certificate, its key and the CA bundle (missing %s)", ErrTLS, missing(certFile, keyFile, caFile))
+		return tls.Certificate{}, nil, fmt.Errorf("%w: %s needs a certificate, its key and the CA bundle (missing %s)", ErrTLS, who, missing(certFile, keyFile, caFile))
 	}
 	cert, err := keyPair(certFile, keyFile)
 	if err != nil {
-		return nil, err
+		return tls.Certificate{}, nil, err
 	}
 	pool, err := caPool(caFile)
 	if err != nil {
-		return nil, err
+		return tls.Certificate{}, nil, err
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: minVersion}, nil
+	return cert, pool, nil
 }
 
 func missing(certFile, keyFile, caFile string) string {
