@@ -50,9 +50,19 @@ type ShardState struct {
 	Keyspace string
 	Replicas []ReplicaState // the shard's actual Raft configuration
 	Leader   string         // node ID of the leader, "" when none is known
-	// Busy: a membership change for this shard is in flight. Plan plans
-	// nothing for a busy shard and counts it against MaxMovesInFlight.
+	// Busy: a membership change or leadership transfer for this shard is
+	// in flight, or has finished since its replicas reported. Plan plans
+	// nothing for a busy shard and counts it against MaxMovesInFlight. For
+	// a transfer, Leader should name the node leadership is moving to, so
+	// that the leaderships of other shards are balanced against where it
+	// will be.
 	Busy bool
+	// LeaderHeld: the shard's leadership moved (a transfer or an election)
+	// less than the controller's minimum interval between transfers ago.
+	// Balance (rule 8) leaves its leader where it is and reports the shard
+	// Moving if it would move it; a leader that must go (rules 1 and 5) or
+	// that is outside the preferred region (rule 7) still moves.
+	LeaderHeld bool
 }
 
 // ClusterState is everything Plan looks at: nodes, policies by keyspace and
@@ -151,7 +161,7 @@ const (
 	// has exactly Policy.Replicas voters, its spread cannot improve and
 	// nothing is planned. Problems is empty.
 	Conforming ShardStatus = iota
-	// Moving: an action is planned, a membership change is in flight
+	// Moving: an action is planned, a change is in flight
 	// (Busy), a non-voter is catching up, or a needed change waits for
 	// room under MaxMovesInFlight.
 	Moving
@@ -236,10 +246,18 @@ type Plan struct {
 //     them is more than 1 away from the mean load of the policy's permitted,
 //     live, non-draining nodes. Otherwise leadership moves to the permitted
 //     live voter in the leader's preference rank with the fewest
-//     leaderships when it leads at least 2 fewer shards than the leader
-//     (transfers are cheap, so they even out further than the mean band).
-//     Each balance step strictly lowers the sum of squared loads (replicas
-//     or leaderships), so balancing ends.
+//     leaderships when the leader leads more shards than the mean of the
+//     policy's permitted, live, non-draining nodes and at least 2 more than
+//     that voter (transfers are cheap, so they even out further than the
+//     replicas' band). That is the hysteresis: after the move the target
+//     leads at most as many as the source, so the move back is never
+//     planned from the state the move leaves, and only a node above the
+//     mean gives leaderships away. Leaderships are balanced only in a quiet
+//     cluster: while any shard is Busy or has an action of rules 1 to 6 or
+//     a replica move to make, the loads are about to change, and balancing
+//     against them would move leaders twice. A LeaderHeld shard's leader
+//     stays. Each balance step strictly lowers the sum of squared loads
+//     (replicas or leaderships), so balancing ends.
 //
 // Safety, always: a target (added, promoted or new leader) is permitted,
 // live and not Dead; nothing is planned for a Busy shard (reported Moving);
@@ -279,14 +297,20 @@ func (c *Catalogue) Plan(s ClusterState, cfg PlanConfig) (Plan, error) {
 	}
 	sort.Slice(order, func(a, b int) bool { return s.Shards[order[a]].ID < s.Shards[order[b]].ID })
 
-	// First pass: how urgent each shard is, with the loads as they are.
+	// First pass: how urgent each shard is, with the loads as they are,
+	// and whether the cluster is quiet enough to balance leaderships.
 	urgency := make([]int, len(s.Shards))
 	for _, i := range order {
 		sh := &s.Shards[i]
 		if sh.Busy {
+			p.quiet = false
 			continue
 		}
-		urgency[i] = p.evaluate(sh).urgency()
+		e := p.evaluate(sh)
+		urgency[i] = e.urgency()
+		if e.main != nil {
+			p.quiet = false
+		}
 	}
 
 	// Second pass, most urgent first: decide with the loads updated by
@@ -303,11 +327,16 @@ func (c *Catalogue) Plan(s ClusterState, cfg PlanConfig) (Plan, error) {
 	for _, i := range order {
 		if sh := &s.Shards[i]; sh.Busy {
 			reports[i] = ShardReport{Shard: sh.ID, Keyspace: sh.Keyspace, Status: Moving,
-				Problems: []string{"a membership change is in flight"}}
+				Problems: []string{"a change is in flight"}}
 		}
 	}
+	evals := make([]*shardEval, len(s.Shards))
 	for _, i := range work {
-		actions[i], reports[i] = p.decide(p.evaluate(&s.Shards[i]))
+		evals[i] = p.evaluate(&s.Shards[i])
+		actions[i], reports[i] = p.decide(evals[i])
+	}
+	if p.quiet {
+		p.planBalance(order, evals, actions, reports)
 	}
 
 	var out Plan
@@ -319,6 +348,33 @@ func (c *Catalogue) Plan(s ClusterState, cfg PlanConfig) (Plan, error) {
 		out.Shards = append(out.Shards, reports[i])
 	}
 	return out, nil
+}
+
+// planBalance adds rule 8's leadership transfers, in a quiet cluster, to
+// the shards with nothing planned, and reports them.
+func (p *planner) planBalance(order []int, evals []*shardEval, actions []*Action, reports []ShardReport) {
+	var cands []*shardEval
+	for _, i := range order {
+		if evals[i] != nil && actions[i] == nil {
+			cands = append(cands, evals[i])
+		}
+	}
+	moves := p.balanceLeaders(cands)
+	for _, i := range order {
+		e := evals[i]
+		if e == nil || actions[i] != nil {
+			continue
+		}
+		if a := moves[e]; a != nil {
+			actions[i] = a
+			reports[i].Status = Moving
+		} else if len(e.problems) > len(reports[i].Problems) {
+			reports[i].Problems = e.problems
+			if reports[i].Status == Conforming {
+				reports[i].Status = Moving
+			}
+		}
+	}
 }
 
 // checkPlanInput rejects state Plan cannot read as a whole.

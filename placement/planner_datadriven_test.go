@@ -16,14 +16,15 @@ import (
 //	    adds a node, or changes an existing one (loc may then be left out)
 //	policy ks=users residency=EEA replicas=3 [leaders=ie-dublin,no-hamar] [deny=NO] [class=public]
 //	shard id=1 (or id=1-6) ks=users voters=ie-1,ie-2 [learners=no-1:caughtup,de-1] [leader=ie-1] [busy]
-//	    [damaged=ie-2] (after voters and learners)
+//	    [held] [damaged=ie-2] (after voters and learners)
 //	    adds or replaces shards
 //	plan [max-moves=2]     prints Plan.Table()
 //	converge [max-moves=2] [rounds=50]
 //	    applies every planned action round after round, non-voters catching
 //	    up within a round, until the plan is empty and no non-voter is left
-//	    to catch up, printing each round's actions, then the layout and the
-//	    final plan; fails if that takes more rounds (default 50)
+//	    to catch up, printing each round's actions, then how often each
+//	    shard's leadership moved, the layout and the final plan; fails if
+//	    that takes more rounds (default 50)
 //	layout                 prints the shards and the nodes' loads
 func TestPlanScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata/plan", func(t *testing.T, path string) {
@@ -90,10 +91,12 @@ func (sc *scenario) converge(t *testing.T, d *datadriven.TestData) string {
 	rounds := 50
 	d.MaybeScanArgs(t, "rounds", &rounds)
 	var b strings.Builder
+	moved := map[uint64]int{}
 	for round := 1; ; round++ {
 		plan := sc.plan(t, d, cfg)
 		if len(plan.Actions) == 0 && !catchingUp(sc.state) {
 			fmt.Fprintf(&b, "converged after %d rounds\n", round-1)
+			b.WriteString(transferCounts(moved))
 			b.WriteString(layout(sc.state))
 			b.WriteString(plan.Table())
 			return b.String()
@@ -110,6 +113,9 @@ func (sc *scenario) converge(t *testing.T, d *datadriven.TestData) string {
 		}
 		for _, a := range plan.Actions {
 			fmt.Fprintf(&b, "  %s\n", a)
+			if a.Kind == TransferLeader {
+				moved[a.Shard]++
+			}
 		}
 		sc.state = applyPlan(sc.state, plan)
 	}
@@ -229,6 +235,8 @@ func (sc *scenario) shard(t *testing.T, d *datadriven.TestData) {
 			tmpl.Leader = arg.SingleVal(t)
 		case "busy":
 			tmpl.Busy = true
+		case "held":
+			tmpl.LeaderHeld = true
 		default:
 			d.Fatalf(t, "shard: unknown argument %q", arg.Key)
 		}
@@ -243,4 +251,35 @@ func (sc *scenario) shard(t *testing.T, d *datadriven.TestData) {
 			sc.state.Shards = append(sc.state.Shards, sh)
 		}
 	}
+}
+
+// transferCounts prints how many times each shard's leadership moved, by
+// count: "leadership moves: 1 on shards 1, 4; 2 on shard 3".
+func transferCounts(moved map[uint64]int) string {
+	if len(moved) == 0 {
+		return "leadership moves: none\n"
+	}
+	byCount := map[int][]string{}
+	for sh, n := range moved {
+		byCount[n] = append(byCount[n], strconv.FormatUint(sh, 10))
+	}
+	counts := make([]int, 0, len(byCount))
+	for n := range byCount {
+		counts = append(counts, n)
+	}
+	slices.Sort(counts)
+	var parts []string
+	for _, n := range counts {
+		ids := byCount[n]
+		slices.SortFunc(ids, func(a, b string) int { x, _ := strconv.Atoi(a); y, _ := strconv.Atoi(b); return x - y })
+		parts = append(parts, fmt.Sprintf("%d on %s %s", n, plural(len(ids), "shard"), strings.Join(ids, ", ")))
+	}
+	return "leadership moves: " + strings.Join(parts, "; ") + "\n"
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return noun
+	}
+	return noun + "s"
 }

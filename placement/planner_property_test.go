@@ -394,7 +394,9 @@ func TestPlanInvalidInput(t *testing.T) {
 func TestPlanLeaderTransferBound(t *testing.T) {
 	c := DefaultCatalogue()
 	s := ClusterState{Policies: map[string]Policy{"users": eeaPolicy(3)}}
-	for i, country := range []string{"IE", "NO", "DE", "FR"} {
+	// Three nodes for three replicas: no replica moves, which would hold
+	// leader balance back until they are done.
+	for i, country := range []string{"IE", "NO", "DE"} {
 		s.Nodes = append(s.Nodes, NodeState{ID: fmt.Sprintf("n%d", i), Live: true, Locality: Locality{Country: country}})
 	}
 	for id := range uint64(200) {
@@ -514,4 +516,144 @@ func BenchmarkPlan10kShards(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(plan.Actions)), "actions")
+}
+
+// leaderWorld is a random cluster with up to 60 healthy shards over 2 to 8
+// live nodes in four countries and regions, and up to three keyspaces: the
+// shape in which leaderships need balancing.
+func leaderWorld(rng *rand.Rand) *planWorld {
+	w := &planWorld{state: ClusterState{Policies: map[string]Policy{}}, allowed: map[string]map[string]bool{}}
+	countries := []string{"IE", "NO", "DE", "US"}
+	for i := range 2 + rng.IntN(7) {
+		l := Locality{Country: countries[rng.IntN(len(countries))], Region: fmt.Sprintf("r%d", rng.IntN(4)), Zone: fmt.Sprintf("z%d", rng.IntN(2))}
+		w.state.Nodes = append(w.state.Nodes, NodeState{ID: fmt.Sprintf("n%02d", i), Locality: l, Live: true})
+	}
+	policies := refPolicies()
+	for k := range 1 + rng.IntN(3) {
+		rp := policies[rng.IntN(len(policies))]
+		p := rp.p
+		p.Class, p.Replicas = ClassPublic, 1+rng.IntN(4)
+		name := fmt.Sprintf("ks%d", k)
+		w.state.Policies[name] = p
+		w.allowed[name] = rp.allowed
+	}
+	for id := range uint64(1 + rng.IntN(60)) {
+		sh := ShardState{ID: id + 1, Keyspace: fmt.Sprintf("ks%d", rng.IntN(len(w.state.Policies)))}
+		perm := rng.Perm(len(w.state.Nodes))
+		voters := min(1+rng.IntN(4), len(perm))
+		for _, j := range perm[:voters] {
+			sh.Replicas = append(sh.Replicas, ReplicaState{Node: w.state.Nodes[j].ID, Voter: true})
+		}
+		sh.Leader = sh.Replicas[rng.IntN(voters)].Node
+		w.state.Shards = append(w.state.Shards, sh)
+	}
+	return w
+}
+
+// TestPlanLeadershipConverges checks that planning again and again, every
+// action applied, reaches a fixed point with few leadership moves per
+// shard: balance (rule 8) moves a shard's leadership at most twice on the
+// way, and never back to the node it took it from (no ping-pong), however
+// the replicas move meanwhile. Rules 1 and 5 move a leader when they must,
+// and are not bounded here beyond the rounds.
+func TestPlanLeadershipConverges(t *testing.T) {
+	c := DefaultCatalogue()
+	rng := rand.New(rand.NewPCG(11, 2026))
+	const maxRounds, maxBalancePerShard = 300, 2
+	worst, total := 0, 0
+	for iter := range 2000 {
+		w := leaderWorld(rng)
+		if iter%2 == 1 {
+			w = randomWorld(rng, false)
+		}
+		start := cloneState(w.state)
+		var trace strings.Builder
+		balanced := map[uint64]int{}
+		left := map[uint64]string{} // the node each shard's last balance move left
+		for round := 0; ; round++ {
+			plan, err := c.Plan(w.state, PlanConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(plan.Actions) == 0 && !catchingUp(w.state) {
+				break
+			}
+			if round == maxRounds {
+				t.Fatalf("iteration %d: no fixed point in %d rounds; start:\n%s\nlast rounds:\n%s", iter, maxRounds, layout(start), lastLines(trace.String(), 40))
+			}
+			leaders := map[uint64]string{}
+			for _, sh := range w.state.Shards {
+				leaders[sh.ID] = sh.Leader
+			}
+			for _, a := range plan.Actions {
+				fmt.Fprintf(&trace, "%d: %s\n", round, a)
+				if a.Kind != TransferLeader || !strings.HasPrefix(a.Reason, "balance:") {
+					continue
+				}
+				if left[a.Shard] == a.Node {
+					t.Fatalf("iteration %d round %d: shard %d's leadership goes back to %s, which a balance move took it from; start:\n%s\ntrace:\n%s",
+						iter, round, a.Shard, a.Node, layout(start), trace.String())
+				}
+				left[a.Shard] = leaders[a.Shard]
+				balanced[a.Shard]++
+				total++
+				worst = max(worst, balanced[a.Shard])
+				if balanced[a.Shard] > maxBalancePerShard {
+					t.Fatalf("iteration %d round %d: balance moved shard %d's leadership %d times; start:\n%s\ntrace:\n%s",
+						iter, round, a.Shard, balanced[a.Shard], layout(start), trace.String())
+				}
+			}
+			w.state = applyPlan(w.state, plan)
+		}
+	}
+	t.Logf("%d balance transfers; at most %d for one shard", total, worst)
+}
+
+// TestPlanBalanceWaitsForQuiet checks that leaderships are balanced only
+// when no shard is Busy or has another action to take, and that a
+// LeaderHeld shard keeps its leader.
+func TestPlanBalanceWaitsForQuiet(t *testing.T) {
+	c := DefaultCatalogue()
+	s := ClusterState{Policies: map[string]Policy{"users": eeaPolicy(3)}}
+	for i, country := range []string{"IE", "NO", "DE"} {
+		s.Nodes = append(s.Nodes, NodeState{ID: fmt.Sprintf("n%d", i), Live: true, Locality: Locality{Country: country}})
+	}
+	for id := range uint64(6) {
+		s.Shards = append(s.Shards, ShardState{ID: id + 1, Keyspace: "users", Leader: "n0",
+			Replicas: []ReplicaState{{Node: "n0", Voter: true}, {Node: "n1", Voter: true}, {Node: "n2", Voter: true}}})
+	}
+	transfers := func(s ClusterState) []uint64 {
+		t.Helper()
+		plan, err := c.Plan(s, PlanConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []uint64
+		for _, a := range plan.Actions {
+			if a.Kind == TransferLeader {
+				out = append(out, a.Shard)
+			}
+		}
+		return out
+	}
+	if got := transfers(s); len(got) != 4 {
+		t.Fatalf("quiet cluster, n0 leads 6 of 6: transfers %v, want 4", got)
+	}
+	busy := cloneState(s)
+	busy.Shards[5].Busy = true
+	if got := transfers(busy); len(got) != 0 {
+		t.Errorf("with shard 6 busy: transfers %v, want none", got)
+	}
+	short := cloneState(s)
+	short.Shards[5].Replicas = short.Shards[5].Replicas[:2]
+	if got := transfers(short); len(got) != 0 {
+		t.Errorf("with shard 6 short of a replica: transfers %v, want none", got)
+	}
+	held := cloneState(s)
+	for i := range held.Shards[:4] {
+		held.Shards[i].LeaderHeld = true
+	}
+	if got := transfers(held); !slices.Equal(got, []uint64{5, 6}) {
+		t.Errorf("shards 1-4 held: transfers %v, want shards 5 and 6", got)
+	}
 }

@@ -688,7 +688,25 @@ func (p *planner) placeLeader(e *shardEval) {
 		lead(best.id, "leader preference: region %s ranks above %s", regionName(best.loc), regionName(ld.loc))
 		return
 	}
-	// Balance leaderships among the voters in the leader's rank.
+}
+
+// leaderMove is a candidate balance transfer of rule 8.
+type leaderMove struct {
+	e      *shardEval
+	to     *rep
+	ls, lt int // leaderships of the leader and of the target
+	mean   float64
+}
+
+// leaderMoveFor returns the shard's balance transfer under the loads as
+// they stand: to the voter in the leader's preference rank with the fewest
+// leaderships, when the leader leads more than the mean and at least 2
+// more than it. ok is false when there is none.
+func (p *planner) leaderMoveFor(e *shardEval) (m leaderMove, ok bool) {
+	ld := e.leader
+	if ld == nil || !ld.permitted || !ld.live || ld.draining || e.blocked {
+		return m, false
+	}
 	var to *rep
 	for i := range e.reps {
 		r := &e.reps[i]
@@ -700,13 +718,67 @@ func (p *planner) placeLeader(e *shardEval) {
 		}
 	}
 	if to == nil {
-		return
+		return m, false
 	}
-	mean := e.k.mean(p.leads)
-	ls, lt := p.leads[ld.id], p.leads[to.id]
-	if ls-lt >= 2 {
-		lead(to.id, "balance: leader %s leads %s, %s leads %d (mean %.1f)", ld.desc(), count(ls, "shard"), to.desc(), lt, mean)
+	m = leaderMove{e: e, to: to, ls: p.leads[ld.id], lt: p.leads[to.id], mean: e.k.mean(p.leads)}
+	return m, m.ls-m.lt >= 2 && float64(m.ls) > m.mean
+}
+
+// better reports whether m evens the leaderships more than o: the larger
+// difference first, then the busier leader, then the lower shard ID.
+func (m leaderMove) better(o leaderMove) bool {
+	if d, od := m.ls-m.lt, o.ls-o.lt; d != od {
+		return d > od
 	}
+	if m.ls != o.ls {
+		return m.ls > o.ls
+	}
+	return m.e.sh.ID < o.e.sh.ID
+}
+
+// balanceLeaders plans rule 8's leadership transfers among the shards of
+// cands (evaluated shards with nothing planned), largest imbalance first:
+// each step takes the best transfer over all of them under the loads as
+// the steps before left them, records it, and looks again, until none
+// qualifies or MaxLeaderTransfers is spent. A shard moves at most once per
+// plan. Taking the steepest step, rather than the shards in ID order,
+// keeps a plan from moving a leadership toward a node that later steps of
+// the same plan empty, which the next plan would then move back. A
+// LeaderHeld shard is never moved; if it still qualifies at the end it is
+// reported waiting. It returns the transfer planned for each shard.
+func (p *planner) balanceLeaders(cands []*shardEval) map[*shardEval]*Action {
+	out := map[*shardEval]*Action{}
+	for p.transfers > 0 {
+		var best leaderMove
+		found := false
+		for _, e := range cands {
+			if out[e] != nil || e.sh.LeaderHeld {
+				continue
+			}
+			if m, ok := p.leaderMoveFor(e); ok && (!found || m.better(best)) {
+				best, found = m, true
+			}
+		}
+		if !found {
+			break
+		}
+		e, ld := best.e, best.e.leader
+		a := &Action{Kind: TransferLeader, Shard: e.sh.ID, Keyspace: e.sh.Keyspace, Node: best.to.id,
+			Reason: fmt.Sprintf("balance: leader %s leads %s, %s leads %d (mean %.1f)", ld.desc(), count(best.ls, "shard"), best.to.desc(), best.lt, best.mean)}
+		out[e] = a
+		p.transfers--
+		p.record(a, e)
+	}
+	for _, e := range cands {
+		if !e.sh.LeaderHeld {
+			continue
+		}
+		if m, ok := p.leaderMoveFor(e); ok {
+			e.problem("leader balance waits: the leadership moved recently (%s leads %s, %s leads %d, mean %.1f)",
+				e.leader.desc(), count(m.ls, "shard"), m.to.desc(), m.lt, m.mean)
+		}
+	}
+	return out
 }
 
 // decide turns an evaluation into at most one action, within the in-flight

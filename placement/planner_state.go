@@ -23,6 +23,9 @@ type planner struct {
 	max       int // MaxMovesInFlight
 	inFlight  int // busy shards plus membership changes planned so far
 	transfers int // leader transfers left for rules 7 and 8
+	// quiet: no shard is Busy or has an action of rules 1 to 6 or a
+	// replica move of rule 8; only then are leaderships balanced.
+	quiet bool
 }
 
 // departure is a replica counted as on its way out.
@@ -57,6 +60,7 @@ func (c *Catalogue) newPlanner(s ClusterState, cfg PlanConfig) *planner {
 		ks:        make(map[string]*ksPlan),
 		max:       cfg.maxMoves(),
 		transfers: cfg.maxTransfers(),
+		quiet:     true,
 	}
 	for i := range s.Nodes {
 		p.nodes[s.Nodes[i].ID] = &s.Nodes[i]
