@@ -11,8 +11,14 @@ TEST_TIMEOUT ?= 15m
 
 all: build
 
+# The commit for --version where the go command stamps none itself (a git
+# worktree, GOFLAGS=-buildvcs=false); see internal/buildinfo.
+BUILDINFO  = github.com/clover-kv/clover/internal/buildinfo
+LDFLAGS    = -X $(BUILDINFO).revision=$(shell git rev-parse HEAD 2>/dev/null) \
+             -X $(BUILDINFO).modified=$(shell test -n "$$(git status --porcelain 2>/dev/null)" && echo true)
+
 build:
-	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 # run starts a local multi-region demo cluster (4 processes on loopback) and keeps it running until Ctrl-C.
 run: build

@@ -143,7 +143,7 @@ echo "== waiting for both clusters"
 ready=0
 for _ in $(seq 1 300); do
   alive
-  live=$("$BIN/clover" --endpoints "$CEP" cluster status -w json 2>/dev/null | grep -c '"Live": true' || true)
+  live=$("$BIN/clover" --endpoints "$CEP" cluster status -w json 2>/dev/null | grep -c '"live": true' || true)
   healthy=0
   for i in 1 2 3; do
     curl -fsS "http://$(etcd_client "$i")/health" 2>/dev/null | grep -q '"health":"true"' && healthy=$((healthy + 1))

@@ -189,7 +189,7 @@ wait_live() {
   local i live=0
   for ((i = 0; i < 300; i++)); do
     alive || return 1
-    live=$(clover cluster status -w json 2>/dev/null | jq '[.Nodes[] | select(.Live)] | length' 2>/dev/null || echo 0)
+    live=$(clover cluster status -w json 2>/dev/null | jq '[.nodes[] | select(.live)] | length' 2>/dev/null || echo 0)
     [ "$live" = 3 ] && return 0
     sleep 0.2
   done
@@ -198,9 +198,9 @@ wait_live() {
 }
 
 # conforming: shards of the keyspace with three voters and a leader (empty when unknown).
-conforming() { clover keyspace status "$KS" -w json 2>/dev/null | jq -r '.Conforming' 2>/dev/null || true; }
+conforming() { clover keyspace status "$KS" -w json 2>/dev/null | jq -r '.conforming' 2>/dev/null || true; }
 # leaders: "SHARD LEADER" lines of the keyspace.
-leaders() { clover keyspace show "$KS" -w json 2>/dev/null | jq -r '.Shards[] | "\(.ID) \(if .Leader == "" then "-" else .Leader end)"' 2>/dev/null || true; }
+leaders() { clover keyspace show "$KS" -w json 2>/dev/null | jq -r '.shards[] | "\(.id) \(if .leader == "" then "-" else .leader end)"' 2>/dev/null || true; }
 # log_won FILE FROM TO: elections won in a byte range of a log (all groups, then the meta group).
 log_won() {
   tail -c +"$(($2 + 1))" "$1" | head -c "$(($3 - $2))" | awk '/msg="election won"/ { n++; if (/ shard=0 /) m++ } END { print n + 0, m + 0 }'
@@ -299,8 +299,8 @@ step() {
       local node_json
       node_json=$(clover cluster status -w json 2>/dev/null || echo '{}')
       for i in 0 1 2; do
-        held[$i]=$(jq -r --arg id "${IDS[$i]}" '[.Nodes[]? | select(.ID == $id) | .ShardsHeld] | first // "-"' <<<"$node_json")
-        led[$i]=$(jq -r --arg id "${IDS[$i]}" '[.Nodes[]? | select(.ID == $id) | .ShardsLed] | first // "-"' <<<"$node_json")
+        held[$i]=$(jq -r --arg id "${IDS[$i]}" '[.nodes[]? | select(.id == $id) | .shardsHeld] | first // "-"' <<<"$node_json")
+        led[$i]=$(jq -r --arg id "${IDS[$i]}" '[.nodes[]? | select(.id == $id) | .shardsLed] | first // "-"' <<<"$node_json")
       done
       if [ "$n" -gt 0 ]; then
         lead1=$(leaders)

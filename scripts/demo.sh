@@ -51,7 +51,7 @@ clover() { "$BIN/clover" --endpoints "$EP" "$@"; }
 
 echo "== waiting for all 4 nodes to be live"
 for _ in $(seq 1 150); do
-  live=$(clover cluster status -w json 2>/dev/null | grep -c '"Live": true' || true)
+  live=$(clover cluster status -w json 2>/dev/null | grep -c '"live": true' || true)
   [ "$live" = 4 ] && break
   for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "a node exited; see $DATA/*.log" >&2; exit 1; }; done
   sleep 0.2

@@ -4353,6 +4353,150 @@ func (x *CheckReplicasResponse) GetShards() []*ShardCheck {
 	return nil
 }
 
+type Jurisdiction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Upper case, e.g. EEA.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Member countries, ISO 3166-1 alpha-2, sorted.
+	Countries []string `protobuf:"bytes,2,rep,name=countries,proto3" json:"countries,omitempty"`
+	// Built in (EU, EEA) rather than defined by the operator.
+	Builtin       bool `protobuf:"varint,3,opt,name=builtin,proto3" json:"builtin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Jurisdiction) Reset() {
+	*x = Jurisdiction{}
+	mi := &file_clover_v1_clover_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Jurisdiction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Jurisdiction) ProtoMessage() {}
+
+func (x *Jurisdiction) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Jurisdiction.ProtoReflect.Descriptor instead.
+func (*Jurisdiction) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *Jurisdiction) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Jurisdiction) GetCountries() []string {
+	if x != nil {
+		return x.Countries
+	}
+	return nil
+}
+
+func (x *Jurisdiction) GetBuiltin() bool {
+	if x != nil {
+		return x.Builtin
+	}
+	return false
+}
+
+type JurisdictionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JurisdictionsRequest) Reset() {
+	*x = JurisdictionsRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JurisdictionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JurisdictionsRequest) ProtoMessage() {}
+
+func (x *JurisdictionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JurisdictionsRequest.ProtoReflect.Descriptor instead.
+func (*JurisdictionsRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{67}
+}
+
+type JurisdictionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by name.
+	Jurisdictions []*Jurisdiction `protobuf:"bytes,1,rep,name=jurisdictions,proto3" json:"jurisdictions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JurisdictionsResponse) Reset() {
+	*x = JurisdictionsResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JurisdictionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JurisdictionsResponse) ProtoMessage() {}
+
+func (x *JurisdictionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JurisdictionsResponse.ProtoReflect.Descriptor instead.
+func (*JurisdictionsResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *JurisdictionsResponse) GetJurisdictions() []*Jurisdiction {
+	if x != nil {
+		return x.Jurisdictions
+	}
+	return nil
+}
+
 var File_clover_v1_clover_proto protoreflect.FileDescriptor
 
 const file_clover_v1_clover_proto_rawDesc = "" +
@@ -4663,7 +4807,14 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\breplicas\x18\x04 \x03(\v2\x18.clover.v1.ReplicaDigestR\breplicas\"V\n" +
 	"\x15CheckReplicasResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12-\n" +
-	"\x06shards\x18\x02 \x03(\v2\x15.clover.v1.ShardCheckR\x06shards*E\n" +
+	"\x06shards\x18\x02 \x03(\v2\x15.clover.v1.ShardCheckR\x06shards\"Z\n" +
+	"\fJurisdiction\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\tcountries\x18\x02 \x03(\tR\tcountries\x12\x18\n" +
+	"\abuiltin\x18\x03 \x01(\bR\abuiltin\"\x16\n" +
+	"\x14JurisdictionsRequest\"V\n" +
+	"\x15JurisdictionsResponse\x12=\n" +
+	"\rjurisdictions\x18\x01 \x03(\v2\x17.clover.v1.JurisdictionR\rjurisdictions*E\n" +
 	"\vConsistency\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x00\x12\x18\n" +
 	"\x14CONSISTENCY_FOLLOWER\x10\x012\xbe\x03\n" +
@@ -4674,7 +4825,7 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\x0eCompareAndSwap\x12 .clover.v1.CompareAndSwapRequest\x1a!.clover.v1.CompareAndSwapResponse\x12:\n" +
 	"\x05Batch\x12\x17.clover.v1.BatchRequest\x1a\x18.clover.v1.BatchResponse\x127\n" +
 	"\x04Scan\x12\x16.clover.v1.ScanRequest\x1a\x17.clover.v1.ScanResponse\x12A\n" +
-	"\x06Stream\x12\x18.clover.v1.StreamRequest\x1a\x19.clover.v1.StreamResponse(\x010\x012\xa0\a\n" +
+	"\x06Stream\x12\x18.clover.v1.StreamRequest\x1a\x19.clover.v1.StreamResponse(\x010\x012\xf4\a\n" +
 	"\x05Admin\x12R\n" +
 	"\rClusterStatus\x12\x1f.clover.v1.ClusterStatusRequest\x1a .clover.v1.ClusterStatusResponse\x12U\n" +
 	"\x0eCreateKeyspace\x12 .clover.v1.CreateKeyspaceRequest\x1a!.clover.v1.CreateKeyspaceResponse\x12O\n" +
@@ -4686,7 +4837,8 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\x0eKeyspaceStatus\x12 .clover.v1.KeyspaceStatusRequest\x1a!.clover.v1.KeyspaceStatusResponse\x12X\n" +
 	"\x0fPlacementVerify\x12!.clover.v1.PlacementVerifyRequest\x1a\".clover.v1.PlacementVerifyResponse\x12[\n" +
 	"\x10PlacementHistory\x12\".clover.v1.PlacementHistoryRequest\x1a#.clover.v1.PlacementHistoryResponse\x12R\n" +
-	"\rCheckReplicas\x12\x1f.clover.v1.CheckReplicasRequest\x1a .clover.v1.CheckReplicasResponse2\x87\x03\n" +
+	"\rCheckReplicas\x12\x1f.clover.v1.CheckReplicasRequest\x1a .clover.v1.CheckReplicasResponse\x12R\n" +
+	"\rJurisdictions\x12\x1f.clover.v1.JurisdictionsRequest\x1a .clover.v1.JurisdictionsResponse2\x87\x03\n" +
 	"\bInternal\x12I\n" +
 	"\n" +
 	"NodeStatus\x12\x1c.clover.v1.NodeStatusRequest\x1a\x1d.clover.v1.NodeStatusResponse\x12F\n" +
@@ -4708,7 +4860,7 @@ func file_clover_v1_clover_proto_rawDescGZIP() []byte {
 }
 
 var file_clover_v1_clover_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_clover_v1_clover_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_clover_v1_clover_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_clover_v1_clover_proto_goTypes = []any{
 	(Consistency)(0),                 // 0: clover.v1.Consistency
 	(BatchOp_Kind)(0),                // 1: clover.v1.BatchOp.Kind
@@ -4780,6 +4932,9 @@ var file_clover_v1_clover_proto_goTypes = []any{
 	(*ReplicaDigest)(nil),            // 67: clover.v1.ReplicaDigest
 	(*ShardCheck)(nil),               // 68: clover.v1.ShardCheck
 	(*CheckReplicasResponse)(nil),    // 69: clover.v1.CheckReplicasResponse
+	(*Jurisdiction)(nil),             // 70: clover.v1.Jurisdiction
+	(*JurisdictionsRequest)(nil),     // 71: clover.v1.JurisdictionsRequest
+	(*JurisdictionsResponse)(nil),    // 72: clover.v1.JurisdictionsResponse
 }
 var file_clover_v1_clover_proto_depIdxs = []int32{
 	0,  // 0: clover.v1.ReadOptions.consistency:type_name -> clover.v1.Consistency
@@ -4831,57 +4986,60 @@ var file_clover_v1_clover_proto_depIdxs = []int32{
 	3,  // 46: clover.v1.ChangeReplicaRequest.kind:type_name -> clover.v1.ChangeReplicaRequest.Kind
 	67, // 47: clover.v1.ShardCheck.replicas:type_name -> clover.v1.ReplicaDigest
 	68, // 48: clover.v1.CheckReplicasResponse.shards:type_name -> clover.v1.ShardCheck
-	6,  // 49: clover.v1.KV.Put:input_type -> clover.v1.PutRequest
-	8,  // 50: clover.v1.KV.Get:input_type -> clover.v1.GetRequest
-	10, // 51: clover.v1.KV.Delete:input_type -> clover.v1.DeleteRequest
-	12, // 52: clover.v1.KV.CompareAndSwap:input_type -> clover.v1.CompareAndSwapRequest
-	15, // 53: clover.v1.KV.Batch:input_type -> clover.v1.BatchRequest
-	22, // 54: clover.v1.KV.Scan:input_type -> clover.v1.ScanRequest
-	17, // 55: clover.v1.KV.Stream:input_type -> clover.v1.StreamRequest
-	30, // 56: clover.v1.Admin.ClusterStatus:input_type -> clover.v1.ClusterStatusRequest
-	35, // 57: clover.v1.Admin.CreateKeyspace:input_type -> clover.v1.CreateKeyspaceRequest
-	37, // 58: clover.v1.Admin.DropKeyspace:input_type -> clover.v1.DropKeyspaceRequest
-	39, // 59: clover.v1.Admin.ListKeyspaces:input_type -> clover.v1.ListKeyspacesRequest
-	41, // 60: clover.v1.Admin.GetKeyspace:input_type -> clover.v1.GetKeyspaceRequest
-	43, // 61: clover.v1.Admin.RoutingTable:input_type -> clover.v1.RoutingTableRequest
-	49, // 62: clover.v1.Admin.SetPolicy:input_type -> clover.v1.SetPolicyRequest
-	52, // 63: clover.v1.Admin.KeyspaceStatus:input_type -> clover.v1.KeyspaceStatusRequest
-	55, // 64: clover.v1.Admin.PlacementVerify:input_type -> clover.v1.PlacementVerifyRequest
-	58, // 65: clover.v1.Admin.PlacementHistory:input_type -> clover.v1.PlacementHistoryRequest
-	66, // 66: clover.v1.Admin.CheckReplicas:input_type -> clover.v1.CheckReplicasRequest
-	45, // 67: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
-	47, // 68: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
-	60, // 69: clover.v1.Internal.ChangeReplica:input_type -> clover.v1.ChangeReplicaRequest
-	62, // 70: clover.v1.Internal.ReadIndex:input_type -> clover.v1.ReadIndexRequest
-	64, // 71: clover.v1.Internal.ShardDigest:input_type -> clover.v1.ShardDigestRequest
-	7,  // 72: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
-	9,  // 73: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
-	11, // 74: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
-	13, // 75: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
-	16, // 76: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
-	23, // 77: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
-	19, // 78: clover.v1.KV.Stream:output_type -> clover.v1.StreamResponse
-	31, // 79: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
-	36, // 80: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
-	38, // 81: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
-	40, // 82: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
-	42, // 83: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
-	44, // 84: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
-	50, // 85: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
-	53, // 86: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
-	56, // 87: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
-	59, // 88: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
-	69, // 89: clover.v1.Admin.CheckReplicas:output_type -> clover.v1.CheckReplicasResponse
-	46, // 90: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
-	48, // 91: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
-	61, // 92: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
-	63, // 93: clover.v1.Internal.ReadIndex:output_type -> clover.v1.ReadIndexResponse
-	65, // 94: clover.v1.Internal.ShardDigest:output_type -> clover.v1.ShardDigestResponse
-	72, // [72:95] is the sub-list for method output_type
-	49, // [49:72] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	70, // 49: clover.v1.JurisdictionsResponse.jurisdictions:type_name -> clover.v1.Jurisdiction
+	6,  // 50: clover.v1.KV.Put:input_type -> clover.v1.PutRequest
+	8,  // 51: clover.v1.KV.Get:input_type -> clover.v1.GetRequest
+	10, // 52: clover.v1.KV.Delete:input_type -> clover.v1.DeleteRequest
+	12, // 53: clover.v1.KV.CompareAndSwap:input_type -> clover.v1.CompareAndSwapRequest
+	15, // 54: clover.v1.KV.Batch:input_type -> clover.v1.BatchRequest
+	22, // 55: clover.v1.KV.Scan:input_type -> clover.v1.ScanRequest
+	17, // 56: clover.v1.KV.Stream:input_type -> clover.v1.StreamRequest
+	30, // 57: clover.v1.Admin.ClusterStatus:input_type -> clover.v1.ClusterStatusRequest
+	35, // 58: clover.v1.Admin.CreateKeyspace:input_type -> clover.v1.CreateKeyspaceRequest
+	37, // 59: clover.v1.Admin.DropKeyspace:input_type -> clover.v1.DropKeyspaceRequest
+	39, // 60: clover.v1.Admin.ListKeyspaces:input_type -> clover.v1.ListKeyspacesRequest
+	41, // 61: clover.v1.Admin.GetKeyspace:input_type -> clover.v1.GetKeyspaceRequest
+	43, // 62: clover.v1.Admin.RoutingTable:input_type -> clover.v1.RoutingTableRequest
+	49, // 63: clover.v1.Admin.SetPolicy:input_type -> clover.v1.SetPolicyRequest
+	52, // 64: clover.v1.Admin.KeyspaceStatus:input_type -> clover.v1.KeyspaceStatusRequest
+	55, // 65: clover.v1.Admin.PlacementVerify:input_type -> clover.v1.PlacementVerifyRequest
+	58, // 66: clover.v1.Admin.PlacementHistory:input_type -> clover.v1.PlacementHistoryRequest
+	66, // 67: clover.v1.Admin.CheckReplicas:input_type -> clover.v1.CheckReplicasRequest
+	71, // 68: clover.v1.Admin.Jurisdictions:input_type -> clover.v1.JurisdictionsRequest
+	45, // 69: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
+	47, // 70: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
+	60, // 71: clover.v1.Internal.ChangeReplica:input_type -> clover.v1.ChangeReplicaRequest
+	62, // 72: clover.v1.Internal.ReadIndex:input_type -> clover.v1.ReadIndexRequest
+	64, // 73: clover.v1.Internal.ShardDigest:input_type -> clover.v1.ShardDigestRequest
+	7,  // 74: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
+	9,  // 75: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
+	11, // 76: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
+	13, // 77: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
+	16, // 78: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
+	23, // 79: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
+	19, // 80: clover.v1.KV.Stream:output_type -> clover.v1.StreamResponse
+	31, // 81: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
+	36, // 82: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
+	38, // 83: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
+	40, // 84: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
+	42, // 85: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
+	44, // 86: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
+	50, // 87: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
+	53, // 88: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
+	56, // 89: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
+	59, // 90: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
+	69, // 91: clover.v1.Admin.CheckReplicas:output_type -> clover.v1.CheckReplicasResponse
+	72, // 92: clover.v1.Admin.Jurisdictions:output_type -> clover.v1.JurisdictionsResponse
+	46, // 93: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
+	48, // 94: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
+	61, // 95: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
+	63, // 96: clover.v1.Internal.ReadIndex:output_type -> clover.v1.ReadIndexResponse
+	65, // 97: clover.v1.Internal.ShardDigest:output_type -> clover.v1.ShardDigestResponse
+	74, // [74:98] is the sub-list for method output_type
+	50, // [50:74] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_clover_v1_clover_proto_init() }
@@ -4910,7 +5068,7 @@ func file_clover_v1_clover_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clover_v1_clover_proto_rawDesc), len(file_clover_v1_clover_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   66,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

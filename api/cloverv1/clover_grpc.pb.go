@@ -375,6 +375,7 @@ const (
 	Admin_PlacementVerify_FullMethodName  = "/clover.v1.Admin/PlacementVerify"
 	Admin_PlacementHistory_FullMethodName = "/clover.v1.Admin/PlacementHistory"
 	Admin_CheckReplicas_FullMethodName    = "/clover.v1.Admin/CheckReplicas"
+	Admin_Jurisdictions_FullMethodName    = "/clover.v1.Admin/Jurisdictions"
 )
 
 // AdminClient is the client API for Admin service.
@@ -404,6 +405,10 @@ type AdminClient interface {
 	// once the replicas have applied the same index: replicas of a shard must
 	// hold identical data.
 	CheckReplicas(ctx context.Context, in *CheckReplicasRequest, opts ...grpc.CallOption) (*CheckReplicasResponse, error)
+	// Jurisdictions lists the catalogue policies are checked against: the
+	// built-in jurisdictions and the operator-defined ones of the meta leader,
+	// which checks every policy.
+	Jurisdictions(ctx context.Context, in *JurisdictionsRequest, opts ...grpc.CallOption) (*JurisdictionsResponse, error)
 }
 
 type adminClient struct {
@@ -524,6 +529,16 @@ func (c *adminClient) CheckReplicas(ctx context.Context, in *CheckReplicasReques
 	return out, nil
 }
 
+func (c *adminClient) Jurisdictions(ctx context.Context, in *JurisdictionsRequest, opts ...grpc.CallOption) (*JurisdictionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JurisdictionsResponse)
+	err := c.cc.Invoke(ctx, Admin_Jurisdictions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -551,6 +566,10 @@ type AdminServer interface {
 	// once the replicas have applied the same index: replicas of a shard must
 	// hold identical data.
 	CheckReplicas(context.Context, *CheckReplicasRequest) (*CheckReplicasResponse, error)
+	// Jurisdictions lists the catalogue policies are checked against: the
+	// built-in jurisdictions and the operator-defined ones of the meta leader,
+	// which checks every policy.
+	Jurisdictions(context.Context, *JurisdictionsRequest) (*JurisdictionsResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -593,6 +612,9 @@ func (UnimplementedAdminServer) PlacementHistory(context.Context, *PlacementHist
 }
 func (UnimplementedAdminServer) CheckReplicas(context.Context, *CheckReplicasRequest) (*CheckReplicasResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckReplicas not implemented")
+}
+func (UnimplementedAdminServer) Jurisdictions(context.Context, *JurisdictionsRequest) (*JurisdictionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Jurisdictions not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -813,6 +835,24 @@ func _Admin_CheckReplicas_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_Jurisdictions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JurisdictionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Jurisdictions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Jurisdictions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Jurisdictions(ctx, req.(*JurisdictionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -863,6 +903,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CheckReplicas",
 			Handler:    _Admin_CheckReplicas_Handler,
+		},
+		{
+			MethodName: "Jurisdictions",
+			Handler:    _Admin_Jurisdictions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

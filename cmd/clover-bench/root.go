@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/clover-kv/clover/bench"
+	"github.com/clover-kv/clover/internal/buildinfo"
 )
 
 // errUsage marks errors in how the command was called.
@@ -34,9 +35,11 @@ maxexecutiontime and warmuptime.
 Without --endpoints the clover driver starts an in-process three-node
 cluster (EEA localities) for the duration of the command; "run" then loads
 the records first.`,
+		Version:       buildinfo.Read().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.AddCommand(newPhaseCmd(bench.PhaseLoad), newPhaseCmd(bench.PhaseRun), newCompareCmd())
 	root.SetFlagErrorFunc(flagError)
 	for _, c := range root.Commands() {

@@ -7,6 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -18,6 +22,7 @@ import (
 	"github.com/clover-kv/clover/internal/keys"
 	"github.com/clover-kv/clover/internal/testcerts"
 	"github.com/clover-kv/clover/internal/testcluster"
+	"github.com/clover-kv/clover/server"
 )
 
 // cli runs the clover command against one cluster and captures its output.
@@ -71,32 +76,115 @@ func (c cli) fail(code int, args ...string) error {
 	return err
 }
 
-// okJSON runs a command with -w json and decodes its output into v.
+// okJSON runs a command with -w json, checks that its output follows the
+// JSON convention (lowerCamelCase names, no null) and decodes it into v.
 func (c cli) okJSON(v any, args ...string) {
 	c.t.Helper()
 	out := c.ok(append(args, "-w", "json")...)
-	if err := json.Unmarshal([]byte(out), v); err != nil {
+	var raw any
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
 		c.t.Fatalf("clover %s -w json printed invalid JSON %q: %v", strings.Join(args, " "), out, err)
 	}
+	walkJSON(c.t, "clover "+strings.Join(args, " "), "", raw)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		c.t.Fatalf("clover %s -w json printed %q: %v", strings.Join(args, " "), out, err)
+	}
+}
+
+var lowerCamel = regexp.MustCompile(`^[a-z][a-zA-Z0-9]*$`)
+
+// walkJSON fails t for a null or a name that is not lowerCamelCase in v.
+func walkJSON(t *testing.T, what, path string, v any) {
+	t.Helper()
+	switch x := v.(type) {
+	case nil:
+		t.Errorf("%s: %s is null", what, path)
+	case map[string]any:
+		for k, e := range x {
+			if !lowerCamel.MatchString(k) {
+				t.Errorf("%s: %s.%s is not lowerCamelCase", what, path, k)
+			}
+			walkJSON(t, what, path+"."+k, e)
+		}
+	case []any:
+		for i, e := range x {
+			walkJSON(t, what, path+"["+strconv.Itoa(i)+"]", e)
+		}
+	}
+}
+
+// The -w json shapes the tests read, named as the output names them.
+type (
+	ksJSON struct {
+		Name   string `json:"name"`
+		Policy struct {
+			AllowJurisdictions []string `json:"allowJurisdictions"`
+			Replicas           int      `json:"replicas"`
+			DataClass          string   `json:"dataClass"`
+		} `json:"policy"`
+		Shards []struct {
+			ID        uint64   `json:"id"`
+			HashStart string   `json:"hashStart"`
+			HashEnd   string   `json:"hashEnd"`
+			Replicas  []string `json:"replicas"`
+		} `json:"shards"`
+	}
+	kvJSONOut struct {
+		Key     string `json:"key"`
+		Value   string `json:"value"`
+		Version uint64 `json:"version"`
+	}
+	versionJSON struct {
+		Version uint64 `json:"version"`
+	}
+	statusJSON struct {
+		MetaLeader string `json:"metaLeader"`
+		Nodes      []struct {
+			ID       string `json:"id"`
+			Locality struct {
+				Country string `json:"country"`
+				Region  string `json:"region"`
+				Zone    string `json:"zone"`
+			} `json:"locality"`
+			Jurisdictions []string `json:"jurisdictions"`
+			Live          bool     `json:"live"`
+			Reachable     bool     `json:"reachable"`
+			Shards        []struct {
+				ShardID  uint64 `json:"shardId"`
+				Keyspace string `json:"keyspace"`
+			} `json:"shards"`
+		} `json:"nodes"`
+	}
+)
+
+// nordics is an operator-defined jurisdiction every node of TestCLI knows.
+var nordics = func(c *server.Config) {
+	c.Jurisdictions = map[string][]string{"NORDICS": {"DK", "FI", "IS", "NO", "SE"}}
 }
 
 // TestCLI runs every command against one four-node demo cluster (two nodes in
 // Ireland, one in Norway, one in the US), shared by the subtests to stay fast.
 func TestCLI(t *testing.T) {
-	tc := testcluster.Start(t, testcluster.DemoNodes())
+	tc := testcluster.Start(t, testcluster.DemoNodes(), nordics)
 	c := cli{t: t, endpoints: strings.Join(tc.Endpoints("ie-1", "no-1"), ",")}
 
-	// The keyspaces most subtests use.
-	var users client.Keyspace
+	// The keyspaces most subtests use; nordic lives in the operator-defined
+	// jurisdiction.
+	var users, nordic ksJSON
 	c.okJSON(&users, "keyspace", "create", "users", "--residency", "EEA", "--replicas", "3", "--shards", "4", "--class", "personal")
 	out := c.ok("keyspace", "create", "videos", "--residency", "anywhere", "--replicas", "2", "--shards", "2", "--class", "public")
-	waitCatalogues(t, tc, "users", "videos")
+	c.okJSON(&nordic, "keyspace", "create", "nordic", "--residency", "nordics", "--replicas", "1", "--shards", "1")
+	waitCatalogues(t, tc, "nordic", "users", "videos")
 
 	t.Run("keyspace create", func(t *testing.T) {
 		c := c.with(t)
 		if users.Name != "users" || !slices.Equal(users.Policy.AllowJurisdictions, []string{"EEA"}) ||
-			users.Policy.Replicas != 3 || users.Policy.Class != "personal" || len(users.Shards) != 4 {
+			users.Policy.Replicas != 3 || users.Policy.DataClass != "personal" || len(users.Shards) != 4 {
 			t.Fatalf("created keyspace %+v", users)
+		}
+		if !slices.Equal(nordic.Policy.AllowJurisdictions, []string{"NORDICS"}) || len(nordic.Shards) != 1 ||
+			!slices.Equal(nordic.Shards[0].Replicas, []string{"no-1"}) {
+			t.Errorf("keyspace in the operator's jurisdiction: %+v", nordic)
 		}
 		for _, sh := range users.Shards {
 			if len(sh.Replicas) != 3 || slices.Contains(sh.Replicas, "us-1") {
@@ -107,32 +195,64 @@ func TestCLI(t *testing.T) {
 			!strings.Contains(out, "SHARD") || !strings.Contains(out, "HASH RANGE") {
 			t.Errorf("create videos printed %q", out)
 		}
-		err := c.fail(1, "keyspace", "create", "users", "--residency", "EEA")
+		err := c.fail(9, "keyspace", "create", "users", "--residency", "EEA")
 		if !errors.Is(err, client.ErrKeyspaceExists) {
 			t.Errorf("second create: %v, want ErrKeyspaceExists", err)
 		}
-		err = c.fail(2, "keyspace", "create", "nowhere", "--residency", "ATLANTIS")
-		if !errors.Is(err, client.ErrInvalidArgument) {
-			t.Errorf("unknown jurisdiction: %v, want ErrInvalidArgument", err)
-		}
 		c.fail(2, "keyspace", "create", "missing-residency")
+		c.fail(10, "keyspace", "create", "big", "--residency", "EEA", "--replicas", "5")
+	})
+
+	// A policy flag the cluster would refuse is an invalid argument whose
+	// message names the flag, never a field of the Go client.
+	t.Run("policy flags", func(t *testing.T) {
+		c := c.with(t)
+		for _, tc := range []struct {
+			args []string
+			want []string
+		}{
+			{[]string{"--residency", "XX"}, []string{"--residency", `"XX"`, "EEA, EU, NORDICS", "ISO 3166-1 alpha-2 country code"}},
+			{[]string{"--residency", "EEA,ATLANTIS"}, []string{"--residency", `"ATLANTIS"`}},
+			{[]string{"--residency", "EEA", "--deny", "XX"}, []string{"--deny", `"XX"`, "ISO 3166-1"}},
+			{[]string{"--residency", "EEA", "--replicas", "9"}, []string{"--replicas 9", "1 to 7"}},
+			{[]string{"--residency", "EEA", "--class", "secret"}, []string{"--class", "personal or public"}},
+		} {
+			for _, cmd := range [][]string{{"keyspace", "create", "nowhere"}, {"keyspace", "set-policy", "users"}} {
+				args := append(slices.Clone(cmd), tc.args...)
+				err := c.fail(7, args...)
+				for _, w := range tc.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("%v: %q does not say %q", args, err, w)
+					}
+				}
+				if strings.Contains(err.Error(), "AllowJurisdictions") || strings.Contains(err.Error(), "DenyCountries") {
+					t.Errorf("%v: %q names a Go field", args, err)
+				}
+			}
+		}
+		// Country codes and jurisdictions mix, in any case.
+		var k ksJSON
+		c.okJSON(&k, "keyspace", "set-policy", "nordic", "--residency", "nordics,ie", "--deny", "se")
+		if !slices.Equal(k.Policy.AllowJurisdictions, []string{"NORDICS"}) {
+			t.Errorf("set-policy nordic: %+v", k)
+		}
 	})
 
 	t.Run("keyspace list", func(t *testing.T) {
 		c := c.with(t)
-		var list []client.Keyspace
+		var list []ksJSON
 		c.okJSON(&list, "keyspace", "list")
 		var names []string
 		for _, k := range list {
 			names = append(names, k.Name)
 		}
 		sort.Strings(names)
-		if !slices.Equal(names, []string{"users", "videos"}) {
-			t.Fatalf("keyspaces %v, want users and videos", names)
+		if !slices.Equal(names, []string{"nordic", "users", "videos"}) {
+			t.Fatalf("keyspaces %v, want nordic, users and videos", names)
 		}
 		table := c.ok("keyspace", "list")
 		lines := strings.Split(strings.TrimSpace(table), "\n")
-		if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") {
+		if len(lines) != 4 || !strings.HasPrefix(lines[0], "NAME") {
 			t.Fatalf("keyspace list table:\n%s", table)
 		}
 		row := fieldsOf(lines, "users")
@@ -146,15 +266,15 @@ func TestCLI(t *testing.T) {
 
 	t.Run("keyspace show", func(t *testing.T) {
 		c := c.with(t)
-		var k client.Keyspace
+		var k ksJSON
 		c.okJSON(&k, "keyspace", "show", "users")
 		if k.Name != "users" || len(k.Shards) != 4 {
 			t.Fatalf("show users: %+v", k)
 		}
 		for i, sh := range k.Shards {
 			r := keys.Ranges(4)[i]
-			if sh.HashStart != r.Start || sh.HashEnd != r.End {
-				t.Errorf("shard %d covers %x-%x, want %x-%x", i, sh.HashStart, sh.HashEnd, r.Start, r.End)
+			if want := [2]string{fmt.Sprintf("%016x", r.Start), fmt.Sprintf("%016x", r.End)}; [2]string{sh.HashStart, sh.HashEnd} != want {
+				t.Errorf("shard %d covers %s-%s, want %s-%s", i, sh.HashStart, sh.HashEnd, want[0], want[1])
 			}
 		}
 		table := c.ok("keyspace", "show", "users")
@@ -168,7 +288,7 @@ func TestCLI(t *testing.T) {
 				t.Errorf("users shard row names us-1: %q", l)
 			}
 		}
-		err := c.fail(1, "keyspace", "show", "nope")
+		err := c.fail(8, "keyspace", "show", "nope")
 		if !errors.Is(err, client.ErrUnknownKeyspace) {
 			t.Errorf("show unknown keyspace: %v", err)
 		}
@@ -181,10 +301,7 @@ func TestCLI(t *testing.T) {
 		if err != nil {
 			t.Fatalf("put printed %q: %v", out, err)
 		}
-		var got struct {
-			Key, Value string
-			Version    uint64
-		}
+		var got kvJSONOut
 		c.okJSON(&got, "kv", "get", "users", "user/1")
 		if got.Key != "user/1" || got.Value != "Aoife" || got.Version != v1 {
 			t.Fatalf("get: %+v, want user/1=Aoife at version %d", got, v1)
@@ -200,13 +317,26 @@ func TestCLI(t *testing.T) {
 		// A value from standard input.
 		in := c
 		in.stdin = strings.NewReader("Niamh from stdin")
-		var put struct{ Version uint64 }
-		if err := json.Unmarshal([]byte(in.ok("kv", "put", "users", "user/2", "-", "-w", "json")), &put); err != nil || put.Version == 0 {
-			t.Fatalf("put from stdin: version %d, %v", put.Version, err)
-		}
+		var put versionJSON
+		in.okJSON(&put, "kv", "put", "users", "user/2", "-")
 		c.okJSON(&got, "kv", "get", "users", "user/2")
-		if got.Value != "Niamh from stdin" || got.Version != put.Version {
+		if got.Value != "Niamh from stdin" || got.Version != put.Version || put.Version == 0 {
 			t.Errorf("value from stdin: %+v, want version %d", got, put.Version)
+		}
+
+		// A value from a file, for put and cas.
+		file := filepath.Join(t.TempDir(), "value.json")
+		if err := os.WriteFile(file, []byte(`{"name":"Siobhán"}`+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.okJSON(&put, "kv", "put", "users", "user/3", "--value-file", file)
+		c.okJSON(&got, "kv", "get", "users", "user/3")
+		if got.Value != `{"name":"Siobhán"}`+"\n" || got.Version != put.Version {
+			t.Errorf("value from --value-file: %+v, want version %d", got, put.Version)
+		}
+		c.okJSON(&put, "kv", "cas", "users", "user/3", strconv.FormatUint(got.Version, 10), "--value-file", file)
+		if put.Version <= got.Version {
+			t.Errorf("cas --value-file: version %d after %d", put.Version, got.Version)
 		}
 
 		out = c.ok("kv", "del", "users", "user/2")
@@ -218,9 +348,44 @@ func TestCLI(t *testing.T) {
 			t.Errorf("get deleted key: %v, want ErrNotFound", err)
 		}
 		c.fail(4, "kv", "get", "users", "never-written")
-		c.fail(1, "kv", "get", "nope", "k")
+		c.fail(8, "kv", "get", "nope", "k")
+		c.fail(8, "kv", "put", "nope", "k", "v")
 		c.fail(2, "kv", "get", "users")
-		c.fail(2, "kv", "put", "users", "", "v")
+		c.fail(7, "kv", "put", "users", "", "v")
+		c.fail(7, "kv", "put", "users", strings.Repeat("k", keys.MaxKeyBytes+1), "v")
+	})
+
+	// Keys and values that are not printable text are quoted in tables, so
+	// that no byte reaches the terminal as a control sequence.
+	t.Run("kv table escapes", func(t *testing.T) {
+		c := c.with(t)
+		key, value := "esc/\x1b[2J\tred", "line 1\nline 2\x07"
+		c.ok("kv", "put", "users", key, value)
+		c.ok("kv", "put", "users", "esc/\xff", "\xff")
+		for _, tc := range []struct {
+			args  []string
+			lines int // the header and a line per key
+		}{{[]string{"kv", "get", "users", key}, 2}, {[]string{"kv", "scan", "users", "--prefix", "esc/"}, 3}} {
+			args := tc.args
+			out := c.ok(args...)
+			if strings.ContainsAny(out, "\x1b\t\x07\x00") || strings.Count(out, "\n") != tc.lines {
+				t.Errorf("%v printed raw control bytes or extra lines: %q", args, out)
+			}
+			if !strings.Contains(out, `"esc/\x1b[2J\tred"`) || !strings.Contains(out, `"line 1\nline 2\a"`) {
+				t.Errorf("%v: key and value not quoted: %q", args, out)
+			}
+		}
+		if out := c.ok("kv", "get", "users", "esc/\xff"); !strings.Contains(out, `"esc/\xff"`) || !strings.Contains(out, `"\xff"`) {
+			t.Errorf("binary key: %q", out)
+		}
+		var got struct {
+			KeyBase64   string `json:"keyBase64"`
+			ValueBase64 string `json:"valueBase64"`
+		}
+		c.okJSON(&got, "kv", "get", "users", "esc/\xff")
+		if got.KeyBase64 != "ZXNjL/8=" || got.ValueBase64 != "/w==" {
+			t.Errorf("binary key in JSON: %+v", got)
+		}
 	})
 
 	t.Run("kv cas", func(t *testing.T) {
@@ -234,16 +399,16 @@ func TestCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The key exists now: a second create-if-absent fails.
-		err = c.fail(1, "kv", "cas", "users", "cas/1", "0", "again")
+		err = c.fail(6, "kv", "cas", "users", "cas/1", "0", "again")
 		var ce *client.Error
 		if !errors.Is(err, client.ErrVersionMismatch) || !errors.As(err, &ce) || ce.CurrentVersion != v0 {
 			t.Fatalf("cas on an existing key: %v (%+v), want a mismatch naming version %d", err, ce, v0)
 		}
-		err = c.fail(1, "kv", "cas", "users", "cas/1", strconv.FormatUint(v0+1000, 10), "stale")
+		err = c.fail(6, "kv", "cas", "users", "cas/1", strconv.FormatUint(v0+1000, 10), "stale")
 		if !errors.Is(err, client.ErrVersionMismatch) {
 			t.Fatalf("cas with a wrong version: %v", err)
 		}
-		var cas struct{ Version uint64 }
+		var cas versionJSON
 		c.okJSON(&cas, "kv", "cas", "users", "cas/1", strconv.FormatUint(v0, 10), "second")
 		c.okJSON(&got, "kv", "get", "users", "cas/1")
 		if got.Value != "second" || got.Version != cas.Version || cas.Version <= v0 {
@@ -271,10 +436,7 @@ func TestCLI(t *testing.T) {
 			t.Fatalf("test keys fall in %d shard(s); want them spread", len(shards))
 		}
 
-		var kvs []struct {
-			Key, Value string
-			Version    uint64
-		}
+		var kvs []kvJSONOut
 		c.okJSON(&kvs, "kv", "scan", "users", "--prefix", "scan/")
 		var gotKeys []string
 		for _, kv := range kvs {
@@ -307,11 +469,14 @@ func TestCLI(t *testing.T) {
 			}
 		}
 		c.fail(2, "kv", "scan", "users", "--limit", "0")
+		if out := c.ok("kv", "scan", "users", "--prefix", "nothing/", "-w", "json"); out != "[]\n" {
+			t.Errorf("empty scan -w json printed %q, want []", out)
+		}
 	})
 
 	t.Run("cluster status", func(t *testing.T) {
 		c := c.with(t)
-		var st client.ClusterStatus
+		var st statusJSON
 		tc.WaitFor(20*time.Second, "four live nodes in cluster status", func() bool {
 			c.okJSON(&st, "cluster", "status")
 			live := 0
@@ -322,25 +487,29 @@ func TestCLI(t *testing.T) {
 			}
 			return len(st.Nodes) == 4 && live == 4
 		})
-		byID := map[string]client.NodeStatus{}
-		for _, n := range st.Nodes {
-			byID[n.ID] = n
+		// scripts/demo.sh counts live nodes so.
+		if out := c.ok("cluster", "status", "-w", "json"); strings.Count(out, `"live": true`) != 4 {
+			t.Errorf("cluster status -w json: want 4 times \"live\": true in\n%s", out)
+		}
+		byID := map[string]int{}
+		for i, n := range st.Nodes {
+			byID[n.ID] = i
 		}
 		has := func(id string, js ...string) bool {
-			got := slices.Clone(byID[id].Jurisdictions)
+			got := slices.Clone(st.Nodes[byID[id]].Jurisdictions)
 			sort.Strings(got)
 			return slices.Equal(got, js)
 		}
-		if !has("ie-1", "EEA", "EU") || !has("ie-2", "EEA", "EU") || !has("no-1", "EEA") || !has("us-1") {
+		if !has("ie-1", "EEA", "EU") || !has("ie-2", "EEA", "EU") || !has("no-1", "EEA", "NORDICS") || !has("us-1") {
 			t.Errorf("jurisdictions: %+v", st.Nodes)
 		}
-		if l := byID["no-1"].Locality; l != (client.Locality{Country: "NO", Region: "no-hamar", Zone: "a"}) {
+		if l := st.Nodes[byID["no-1"]].Locality; l.Country != "NO" || l.Region != "no-hamar" || l.Zone != "a" {
 			t.Errorf("no-1 locality %+v", l)
 		}
 		if _, ok := byID[st.MetaLeader]; !ok {
 			t.Errorf("meta leader %q is not a node", st.MetaLeader)
 		}
-		for _, r := range byID["us-1"].Replicas {
+		for _, r := range st.Nodes[byID["us-1"]].Shards {
 			if r.Keyspace == "users" {
 				t.Errorf("us-1 holds users shard %d", r.ShardID)
 			}
@@ -360,6 +529,40 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("keyspace status and placement history", func(t *testing.T) {
+		c := c.with(t)
+		var st struct {
+			Name       string `json:"name"`
+			Conforming int    `json:"conforming"`
+			Shards     []struct {
+				ShardID uint64 `json:"shardId"`
+				Status  string `json:"status"`
+			} `json:"shards"`
+		}
+		c.okJSON(&st, "keyspace", "status", "users")
+		if st.Name != "users" || len(st.Shards) != 4 {
+			t.Errorf("keyspace status users: %+v", st)
+		}
+		var evs []struct {
+			UnixMs   int64  `json:"unixMs"`
+			Keyspace string `json:"keyspace"`
+			Action   string `json:"action"`
+		}
+		c.okJSON(&evs, "placement", "history", "--keyspace", "users")
+		if len(evs) == 0 {
+			t.Error("placement history of users is empty")
+		}
+		for _, e := range evs {
+			if e.Keyspace != "users" || e.Action == "" || e.UnixMs <= 0 {
+				t.Errorf("placement history event %+v", e)
+			}
+		}
+		if out := c.ok("placement", "history", "--keyspace", "none", "-w", "json"); out != "[]\n" {
+			t.Errorf("empty placement history -w json printed %q, want []", out)
+		}
+		c.fail(8, "keyspace", "status", "nope")
+	})
+
 	t.Run("placement check", func(t *testing.T) {
 		out := c.ok("placement", "check", "--keyspace", "users")
 		lines := strings.Split(out, "\n")
@@ -376,14 +579,16 @@ func TestCLI(t *testing.T) {
 			t.Errorf("placement check printed %q", out)
 		}
 		var rep struct {
-			OK     bool
-			Shards []struct{ Status string }
+			OK     bool `json:"ok"`
+			Shards []struct {
+				Status string `json:"status"`
+			} `json:"shards"`
 		}
 		c.okJSON(&rep, "placement", "check")
 		if !rep.OK || len(rep.Shards) == 0 {
 			t.Errorf("placement check -w json: %+v", rep)
 		}
-		c.fail(1, "placement", "check", "--keyspace", "nope")
+		c.fail(8, "placement", "check", "--keyspace", "nope")
 	})
 
 	t.Run("residency refusal", func(t *testing.T) {
@@ -408,7 +613,7 @@ func TestCLI(t *testing.T) {
 		}
 		// The US node serves the public keyspace.
 		us.ok("--direct", "kv", "put", "videos", "video/1", "cat")
-		var got struct{ Value string }
+		var got kvJSONOut
 		us.okJSON(&got, "--direct", "kv", "get", "videos", "video/1")
 		if got.Value != "cat" {
 			t.Errorf("US read of videos: %q", got.Value)
@@ -437,12 +642,12 @@ func TestCLI(t *testing.T) {
 		if out := c.ok("keyspace", "drop", "videos"); out != "dropped videos\n" {
 			t.Errorf("drop printed %q", out)
 		}
-		err := c.fail(1, "keyspace", "drop", "videos")
+		err := c.fail(8, "keyspace", "drop", "videos")
 		if !errors.Is(err, client.ErrUnknownKeyspace) {
 			t.Errorf("second drop: %v", err)
 		}
-		waitCatalogues(t, tc, "users")
-		err = c.fail(1, "kv", "get", "videos", "video/1")
+		waitCatalogues(t, tc, "nordic", "users")
+		err = c.fail(8, "kv", "get", "videos", "video/1")
 		if !errors.Is(err, client.ErrUnknownKeyspace) {
 			t.Errorf("get from a dropped keyspace: %v", err)
 		}
@@ -457,7 +662,7 @@ func waitCatalogues(t *testing.T, tc *testcluster.Cluster, want ...string) {
 		direct := cli{t: t, endpoints: n.GRPCAddr()}
 		var names []string
 		tc.WaitFor(20*time.Second, n.Spec.ID+" listing keyspaces "+strings.Join(want, ","), func() bool {
-			var list []client.Keyspace
+			var list []ksJSON
 			direct.okJSON(&list, "--direct", "keyspace", "list")
 			names = names[:0]
 			for _, k := range list {
@@ -472,10 +677,16 @@ func waitCatalogues(t *testing.T, tc *testcluster.Cluster, want ...string) {
 // TestCommandsWithoutCluster covers what fails before any contact with a node.
 func TestCommandsWithoutCluster(t *testing.T) {
 	c := cli{t: t, endpoints: "127.0.0.1:1"}
+	small := filepath.Join(t.TempDir(), "small")
+	if err := os.WriteFile(small, []byte("v"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"-w", "yaml", "kv", "get", "users", "k"},
 		{"kv", "cas", "users", "k", "latest", "v"},
 		{"kv", "put", "users", "k"},
+		{"kv", "put", "users", "k", "v", "--value-file", small},
+		{"kv", "put", "users", "k", "--value-file", filepath.Join(t.TempDir(), "missing")},
 		{"keyspace", "create"},
 		{"nope"},
 	} {
@@ -485,26 +696,56 @@ func TestCommandsWithoutCluster(t *testing.T) {
 	if !strings.Contains(out, "keyspace") || !strings.Contains(out, "--endpoints") {
 		t.Errorf("--help printed %q", out)
 	}
+	if out := c.ok("--version"); !strings.HasPrefix(out, "clover ") || !strings.Contains(out, runtime.Version()) {
+		t.Errorf("--version printed %q, want clover, the version, the Go version", out)
+	}
 }
 
-func TestExitCode(t *testing.T) {
-	cases := []struct {
-		err  error
-		want int
-	}{
-		{fmt.Errorf("get: %w", client.ErrResidency), 3},
-		{fmt.Errorf("get: %w", client.ErrNotFound), 4},
-		{fmt.Errorf("%w: bad", client.ErrInvalidArgument), 2},
-		{fmt.Errorf("%w: bad", errUsage), 2},
-		{client.ErrUnavailable, 1},
-		{client.ErrVersionMismatch, 1},
-		{context.DeadlineExceeded, 1},
-		{errors.New("anything else"), 1},
+// A value over the limit is refused before anything is sent, and its size
+// is given only when it is known: standard input is read one byte past the
+// limit and no further.
+func TestValueOverLimit(t *testing.T) {
+	c := cli{t: t, endpoints: "127.0.0.1:1"}
+	big := bytes.Repeat([]byte("x"), 2<<20)
+	file := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(file, big, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range cases {
-		if got := exitCode(tc.err); got != tc.want {
-			t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.want)
+	in := c
+	in.stdin = bytes.NewReader(big)
+	err := in.fail(7, "kv", "put", "users", "k", "-")
+	if !strings.Contains(err.Error(), "standard input is over the limit of 1048576 bytes") || strings.Contains(err.Error(), "1048577") {
+		t.Errorf("2 MiB on standard input: %v", err)
+	}
+	err = c.fail(7, "kv", "put", "users", "k", "--value-file", file)
+	if !strings.Contains(err.Error(), "is 2097152 bytes, over the limit of 1048576 bytes") {
+		t.Errorf("2 MiB --value-file: %v", err)
+	}
+	in.stdin = bytes.NewReader(big)
+	in.fail(7, "kv", "cas", "users", "k", "0", "-")
+}
+
+// clover --help lists every exit code, and each command group's summary
+// names all its subcommands (as shown by clover --help).
+func TestHelp(t *testing.T) {
+	c := cli{t: t, endpoints: "127.0.0.1:1"}
+	out := c.ok("--help")
+	for _, want := range []string{"Exit codes:", "  0   success", "  1   an error", "  2   usage", "  3   residency", "  4   not found",
+		"  5   placement violation", "  6   version mismatch", "  7   invalid argument", "  8   unknown keyspace",
+		"  9   keyspace exists", "  10  cannot place", "  11  permission denied", "  12  outcome unknown", "  13  unavailable"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("clover --help does not list %q:\n%s", want, out)
 		}
+	}
+	for _, group := range newRootCmd().Commands() {
+		for _, sub := range group.Commands() {
+			if !strings.Contains(group.Short, sub.Name()) {
+				t.Errorf("%s: summary %q does not name %s", group.Name(), group.Short, sub.Name())
+			}
+		}
+	}
+	if out := c.ok("placement", "--help"); !strings.Contains(out, "check") {
+		t.Errorf("clover placement --help:\n%s", out)
 	}
 }
 
@@ -541,7 +782,7 @@ func TestCLIOverTLS(t *testing.T) {
 	if out := c.ok(append(tlsArgs, "cluster", "status")...); !strings.Contains(out, "ie-1") || !strings.Contains(out, "no-1") {
 		t.Fatalf("cluster status over TLS printed %q", out)
 	}
-	c.fail(1, "--timeout", "2s", "cluster", "status")
+	c.fail(13, "--timeout", "2s", "cluster", "status")
 	err := c.fail(2, "--tls-cert", cert, "cluster", "status")
 	if !strings.Contains(err.Error(), "missing [key CA bundle]") {
 		t.Fatalf("partial TLS flags: %v", err)

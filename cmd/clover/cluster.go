@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/clover-kv/clover/client"
 )
 
 func newClusterCmd(g *globals) *cobra.Command {
@@ -22,36 +24,40 @@ func newClusterCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return g.printJSON(st)
-			}
-			var rows [][]string
-			for _, n := range st.Nodes {
-				live := "down"
-				if n.Live && n.Reachable {
-					live = "live"
-				} else if n.Live {
-					live = "unreachable"
-				}
-				var maxLag uint64
-				for _, r := range n.Replicas {
-					maxLag = max(maxLag, r.Lag)
-				}
-				node := n.ID
-				if n.ID == st.MetaLeader {
-					node += "*"
-				}
-				rows = append(rows, []string{node,
-					fmt.Sprintf("%s/%s/%s", n.Locality.Country, n.Locality.Region, n.Locality.Zone),
-					strings.Join(n.Jurisdictions, ","), live, n.GRPCAddr,
-					strconv.Itoa(n.ShardsHeld), strconv.Itoa(n.ShardsLed), strconv.FormatUint(maxLag, 10)})
-			}
-			if err := g.table("NODE\tLOCALITY\tJURISDICTIONS\tSTATE\tGRPC\tHELD\tLED\tMAX LAG", rows); err != nil {
-				return err
-			}
-			fmt.Fprintln(g.out, "* meta-group leader")
-			return nil
+			return g.showClusterStatus(st)
 		},
 	})
 	return cl
+}
+
+func (g *globals) showClusterStatus(st client.ClusterStatus) error {
+	if g.output == "json" {
+		return g.printJSON(clusterStatusJSON(st))
+	}
+	var rows [][]string
+	for _, n := range st.Nodes {
+		live := "down"
+		if n.Live && n.Reachable {
+			live = "live"
+		} else if n.Live {
+			live = "unreachable"
+		}
+		var maxLag uint64
+		for _, r := range n.Replicas {
+			maxLag = max(maxLag, r.Lag)
+		}
+		node := n.ID
+		if n.ID == st.MetaLeader {
+			node += "*"
+		}
+		rows = append(rows, []string{node,
+			fmt.Sprintf("%s/%s/%s", n.Locality.Country, n.Locality.Region, n.Locality.Zone),
+			strings.Join(n.Jurisdictions, ","), live, n.GRPCAddr,
+			strconv.Itoa(n.ShardsHeld), strconv.Itoa(n.ShardsLed), strconv.FormatUint(maxLag, 10)})
+	}
+	if err := g.table("NODE\tLOCALITY\tJURISDICTIONS\tSTATE\tGRPC\tHELD\tLED\tMAX LAG", rows); err != nil {
+		return err
+	}
+	fmt.Fprintln(g.out, "* meta-group leader")
+	return nil
 }

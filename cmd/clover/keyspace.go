@@ -8,19 +8,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/clover-kv/clover/client"
-	"github.com/clover-kv/clover/placement"
 )
 
 func newKeyspaceCmd(g *globals) *cobra.Command {
-	ks := &cobra.Command{Use: "keyspace", Aliases: []string{"ks"}, Short: "Create, list, show and drop keyspaces"}
+	ks := &cobra.Command{Use: "keyspace", Aliases: []string{"ks"}, Short: "Keyspaces and their policies: create, list, show, drop, set-policy, status"}
 	ks.AddCommand(ksCreate(g), ksList(g), ksShow(g), ksDrop(g), ksSetPolicy(g), ksStatus(g))
 	return ks
 }
 
 func ksCreate(g *globals) *cobra.Command {
-	var residency, class string
-	var deny, leaderPref []string
-	var replicas, shards int
+	var pf policyFlags
+	var shards int
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a keyspace whose replicas stay inside its residency",
@@ -28,29 +26,24 @@ func ksCreate(g *globals) *cobra.Command {
 			"  clover keyspace create videos --residency anywhere --class public",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			jur, countries := splitResidency(residency)
 			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			k, err := c.CreateKeyspace(ctx, args[0], shards, client.Policy{
-				AllowJurisdictions: jur, AllowCountries: countries, DenyCountries: deny,
-				Replicas: replicas, LeaderPreference: leaderPref, Class: class,
-			})
+			p, err := pf.policy(ctx, c)
+			if err != nil {
+				return err
+			}
+			k, err := c.CreateKeyspace(ctx, args[0], shards, p)
 			if err != nil {
 				return err
 			}
 			return g.showKeyspace(k)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&residency, "residency", "", "where replicas may live: jurisdictions and/or countries (EEA, EU, EEA,CH, IE) or 'anywhere' (required)")
-	f.StringSliceVar(&deny, "deny", nil, "countries never permitted (ISO codes)")
-	f.IntVar(&replicas, "replicas", 3, "replicas per shard")
-	f.IntVar(&shards, "shards", 8, "number of shards")
-	f.StringVar(&class, "class", "personal", "data class: personal or public")
-	f.StringSliceVar(&leaderPref, "leader-preference", nil, "ranked regions to lead from")
+	pf.register(cmd.Flags())
+	cmd.Flags().IntVar(&shards, "shards", 8, "number of shards")
 	_ = cmd.MarkFlagRequired("residency")
 	return cmd
 }
@@ -80,23 +73,26 @@ func ksList(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return g.printJSON(list)
-			}
-			var rows [][]string
-			for _, k := range list {
-				led := 0
-				for _, s := range k.Shards {
-					if s.Leader != "" {
-						led++
-					}
-				}
-				rows = append(rows, []string{k.Name, residencyString(k.Policy), k.Policy.Class, strconv.Itoa(k.Policy.Replicas),
-					strconv.Itoa(len(k.Shards)), fmt.Sprintf("%d/%d", led, len(k.Shards))})
-			}
-			return g.table("NAME\tRESIDENCY\tCLASS\tREPLICAS\tSHARDS\tLED", rows)
+			return g.showKeyspaces(list)
 		},
 	}
+}
+
+func (g *globals) showKeyspaces(ks []client.Keyspace) error {
+	if g.output == "json" {
+		return g.printJSON(list(ks, keyspaceJSON))
+	}
+	rows := list(ks, func(k client.Keyspace) []string {
+		led := 0
+		for _, s := range k.Shards {
+			if s.Leader != "" {
+				led++
+			}
+		}
+		return []string{k.Name, residencyString(k.Policy), k.Policy.Class, strconv.Itoa(k.Policy.Replicas),
+			strconv.Itoa(len(k.Shards)), fmt.Sprintf("%d/%d", led, len(k.Shards))}
+	})
+	return g.table("NAME\tRESIDENCY\tCLASS\tREPLICAS\tSHARDS\tLED", rows)
 }
 
 func ksShow(g *globals) *cobra.Command {
@@ -119,7 +115,7 @@ func ksShow(g *globals) *cobra.Command {
 
 func (g *globals) showKeyspace(k client.Keyspace) error {
 	if g.output == "json" {
-		return g.printJSON(k)
+		return g.printJSON(keyspaceJSON(k))
 	}
 	fmt.Fprintf(g.out, "keyspace %s: residency %s, class %s, %d replicas, %d shards\n",
 		k.Name, residencyString(k.Policy), k.Policy.Class, k.Policy.Replicas, len(k.Shards))
@@ -151,21 +147,4 @@ func ksDrop(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-}
-
-// splitResidency splits --residency into jurisdictions and country codes; the
-// cluster validates them against its catalogue (which may hold operator-defined
-// jurisdictions). "anywhere" or "any" means no restriction.
-func splitResidency(s string) (jurisdictions, countries []string) {
-	for _, p := range strings.Split(s, ",") {
-		p = strings.ToUpper(strings.TrimSpace(p))
-		switch {
-		case p == "", p == "ANY", p == "ANYWHERE":
-		case placement.IsCountry(p):
-			countries = append(countries, p)
-		default:
-			jurisdictions = append(jurisdictions, p)
-		}
-	}
-	return jurisdictions, countries
 }

@@ -2,10 +2,8 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -13,31 +11,19 @@ import (
 )
 
 func newKVCmd(g *globals) *cobra.Command {
-	kv := &cobra.Command{Use: "kv", Short: "Read and write keys"}
+	kv := &cobra.Command{Use: "kv", Short: "Read and write keys: put, get, del, cas, scan"}
 	kv.AddCommand(kvPut(g), kvGet(g), kvDel(g), kvCAS(g), kvScan(g))
 	return kv
 }
 
-// valueArg reads a value argument; "-" reads standard input.
-func valueArg(cmd *cobra.Command, v string) ([]byte, error) {
-	if v == "-" {
-		return io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20+1))
-	}
-	return []byte(v), nil
-}
-
-func showValue(v []byte) string {
-	if utf8.Valid(v) {
-		return string(v)
-	}
-	return fmt.Sprintf("%q", v)
-}
-
 func kvPut(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use: "put KEYSPACE KEY VALUE", Short: "Write a value (VALUE - reads standard input)", Args: cobra.ExactArgs(3),
+	var valueFile string
+	cmd := &cobra.Command{
+		Use:   "put KEYSPACE KEY [VALUE]",
+		Short: "Write a value (VALUE - reads standard input; or --value-file)",
+		Args:  cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			val, err := valueArg(cmd, args[2])
+			val, err := readValue(cmd, args[2:], valueFile)
 			if err != nil {
 				return err
 			}
@@ -48,15 +34,22 @@ func kvPut(g *globals) *cobra.Command {
 			defer done()
 			v, err := c.Put(ctx, args[0], []byte(args[1]), val)
 			if err != nil {
-				return describeError(err)
+				return writeErr(err)
 			}
-			if g.output == "json" {
-				return g.printJSON(map[string]any{"version": v})
-			}
-			fmt.Fprintf(g.out, "OK version %d\n", v)
-			return nil
+			return g.showVersion(v)
 		},
 	}
+	valueFlag(cmd, &valueFile)
+	return cmd
+}
+
+// showVersion prints the version a write made.
+func (g *globals) showVersion(v uint64) error {
+	if g.output == "json" {
+		return g.printJSON(jsonVersion{Version: v})
+	}
+	fmt.Fprintf(g.out, "OK version %d\n", v)
+	return nil
 }
 
 func kvGet(g *globals) *cobra.Command {
@@ -75,16 +68,21 @@ func kvGet(g *globals) *cobra.Command {
 			}
 			kv, err := c.Get(ctx, args[0], []byte(args[1]), opts...)
 			if err != nil {
-				return describeError(err)
+				return err
 			}
-			if g.output == "json" {
-				return g.printJSON(map[string]any{"key": args[1], "value": string(kv.Value), "version": kv.Version})
-			}
-			return g.table("KEY\tVALUE\tVERSION", [][]string{{args[1], showValue(kv.Value), strconv.FormatUint(kv.Version, 10)}})
+			return g.showKV(kv)
 		},
 	}
 	cmd.Flags().DurationVar(&follower, "follower", 0, "serve from any permitted replica no staler than this (e.g. 1s)")
 	return cmd
+}
+
+// showKV prints one key, its value and version.
+func (g *globals) showKV(kv client.KV) error {
+	if g.output == "json" {
+		return g.printJSON(kvJSON(kv))
+	}
+	return g.kvTable([]client.KV{kv})
 }
 
 func kvDel(g *globals) *cobra.Command {
@@ -98,26 +96,25 @@ func kvDel(g *globals) *cobra.Command {
 			defer done()
 			v, err := c.Delete(ctx, args[0], []byte(args[1]))
 			if err != nil {
-				return describeError(err)
+				return writeErr(err)
 			}
-			if g.output == "json" {
-				return g.printJSON(map[string]any{"version": v})
-			}
-			fmt.Fprintf(g.out, "OK version %d\n", v)
-			return nil
+			return g.showVersion(v)
 		},
 	}
 }
 
 func kvCAS(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use: "cas KEYSPACE KEY EXPECTED_VERSION VALUE", Short: "Write only if the key's version matches (0: key must not exist)", Args: cobra.ExactArgs(4),
+	var valueFile string
+	cmd := &cobra.Command{
+		Use:   "cas KEYSPACE KEY EXPECTED_VERSION [VALUE]",
+		Short: "Write only if the key's version matches (0: key must not exist)",
+		Args:  cobra.RangeArgs(3, 4),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			expected, err := strconv.ParseUint(args[2], 10, 64)
 			if err != nil {
-				return fmt.Errorf("%w: EXPECTED_VERSION %q is not a number", client.ErrInvalidArgument, args[2])
+				return fmt.Errorf("%w: EXPECTED_VERSION %q is not a number", errUsage, args[2])
 			}
-			val, err := valueArg(cmd, args[3])
+			val, err := readValue(cmd, args[3:], valueFile)
 			if err != nil {
 				return err
 			}
@@ -128,15 +125,13 @@ func kvCAS(g *globals) *cobra.Command {
 			defer done()
 			v, err := c.CompareAndSwap(ctx, args[0], []byte(args[1]), expected, val)
 			if err != nil {
-				return describeError(err)
+				return writeErr(err)
 			}
-			if g.output == "json" {
-				return g.printJSON(map[string]any{"version": v})
-			}
-			fmt.Fprintf(g.out, "OK version %d\n", v)
-			return nil
+			return g.showVersion(v)
 		},
 	}
+	valueFlag(cmd, &valueFile)
+	return cmd
 }
 
 func kvScan(g *globals) *cobra.Command {
@@ -171,22 +166,17 @@ func kvScan(g *globals) *cobra.Command {
 			if follower > 0 {
 				opts = append(opts, client.WithRead(client.Follower(follower)))
 			}
-			var rows [][]string
-			var out []map[string]any
+			var kvs []client.KV
 			for kv, err := range c.ScanAll(ctx, args[0], opts...) {
 				if err != nil {
-					return describeError(err)
+					return err
 				}
-				rows = append(rows, []string{string(kv.Key), showValue(kv.Value), strconv.FormatUint(kv.Version, 10)})
-				out = append(out, map[string]any{"key": string(kv.Key), "value": string(kv.Value), "version": kv.Version})
-				if len(rows) >= limit {
+				kvs = append(kvs, kv)
+				if len(kvs) >= limit {
 					break
 				}
 			}
-			if g.output == "json" {
-				return g.printJSON(out)
-			}
-			return g.table("KEY\tVALUE\tVERSION", rows)
+			return g.showScan(kvs)
 		},
 	}
 	f := cmd.Flags()
@@ -197,4 +187,20 @@ func kvScan(g *globals) *cobra.Command {
 	f.BoolVar(&keysOnly, "keys-only", false, "leave values out")
 	f.DurationVar(&follower, "follower", 0, "serve from any permitted replica no staler than this")
 	return cmd
+}
+
+// showScan prints the keys a scan found.
+func (g *globals) showScan(kvs []client.KV) error {
+	if g.output == "json" {
+		return g.printJSON(list(kvs, kvJSON))
+	}
+	return g.kvTable(kvs)
+}
+
+// kvTable prints keys, values and versions as a table.
+func (g *globals) kvTable(kvs []client.KV) error {
+	rows := list(kvs, func(kv client.KV) []string {
+		return []string{cell(kv.Key), cell(kv.Value), strconv.FormatUint(kv.Version, 10)}
+	})
+	return g.table("KEY\tVALUE\tVERSION", rows)
 }

@@ -4,6 +4,8 @@
 //	clover --endpoints 127.0.0.1:7401 keyspace create users --residency EEA --replicas 3 --shards 8 --class personal
 //	clover kv put users user/42 '{"name":"Aoife"}'
 //	clover cluster status -w json
+//
+// Each class of error has its own exit code (exitcode.go, clover --help).
 package main
 
 import (
@@ -13,7 +15,7 @@ import (
 
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "clover: %v\n", err)
+		fmt.Fprintf(os.Stderr, "clover: %s\n", message(err))
 		os.Exit(exitCode(err))
 	}
 }

@@ -20,9 +20,7 @@ var errViolations = errors.New("placement violations found")
 var errReplicasDiffer = errors.New("replicas not identical")
 
 func ksSetPolicy(g *globals) *cobra.Command {
-	var residency, class string
-	var deny, leaderPref []string
-	var replicas int
+	pf := policyFlags{keep: true}
 	cmd := &cobra.Command{
 		Use:   "set-policy NAME",
 		Short: "Change a keyspace's policy; replicas outside it are replaced under live traffic",
@@ -30,33 +28,34 @@ func ksSetPolicy(g *globals) *cobra.Command {
 			"  clover keyspace status videos                          # follow the migration",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			jur, countries := splitResidency(residency)
 			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			k, err := c.SetPolicy(ctx, args[0], client.Policy{AllowJurisdictions: jur, AllowCountries: countries,
-				DenyCountries: deny, Replicas: replicas, LeaderPreference: leaderPref, Class: class})
+			p, err := pf.policy(ctx, c)
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return g.printJSON(k)
+			k, err := c.SetPolicy(ctx, args[0], p)
+			if err != nil {
+				return err
 			}
-			fmt.Fprintf(g.out, "keyspace %s: policy now residency %s, class %s, %d replicas\n", k.Name, residencyString(k.Policy), k.Policy.Class, k.Policy.Replicas)
-			fmt.Fprintf(g.out, "nodes outside the policy no longer serve it; follow the move with: clover keyspace status %s\n", k.Name)
-			return nil
+			return g.showPolicySet(k)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&residency, "residency", "", "where replicas may live (EEA, EU, EEA,CH, IE, anywhere) (required)")
-	f.StringSliceVar(&deny, "deny", nil, "countries never permitted")
-	f.IntVar(&replicas, "replicas", 0, "replicas per shard (0 keeps the current count)")
-	f.StringVar(&class, "class", "", "data class: personal or public (empty keeps the current class)")
-	f.StringSliceVar(&leaderPref, "leader-preference", nil, "ranked regions to lead from")
+	pf.register(cmd.Flags())
 	_ = cmd.MarkFlagRequired("residency")
 	return cmd
+}
+
+func (g *globals) showPolicySet(k client.Keyspace) error {
+	if g.output == "json" {
+		return g.printJSON(keyspaceJSON(k))
+	}
+	fmt.Fprintf(g.out, "keyspace %s: policy now residency %s, class %s, %d replicas\n", k.Name, residencyString(k.Policy), k.Policy.Class, k.Policy.Replicas)
+	fmt.Fprintf(g.out, "nodes outside the policy no longer serve it; follow the move with: clover keyspace status %s\n", k.Name)
+	return nil
 }
 
 func ksStatus(g *globals) *cobra.Command {
@@ -72,35 +71,45 @@ func ksStatus(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return g.printJSON(st)
-			}
-			fmt.Fprintf(g.out, "keyspace %s (residency %s, %d replicas): %d conforming, %d moving, %d under-replicated, %d blocked\n",
-				st.Name, residencyString(st.Policy), st.Policy.Replicas, st.Conforming, st.Moving, st.UnderReplicated, st.Blocked)
-			var rows [][]string
-			for _, s := range st.Shards {
-				var members []string
-				for _, m := range s.Members {
-					if m.Voter {
-						members = append(members, m.Node)
-					} else {
-						members = append(members, m.Node+"(learner)")
-					}
-				}
-				leader := s.Leader
-				if leader == "" {
-					leader = "-"
-				}
-				rows = append(rows, []string{strconv.FormatUint(s.ShardID, 10), s.Status, leader, strings.Join(members, ","), strings.Join(s.Problems, "; ")})
-			}
-			return g.table("SHARD\tSTATUS\tLEADER\tMEMBERS\tPROBLEMS", rows)
+			return g.showKeyspaceStatus(st)
 		},
 	}
 }
 
+func (g *globals) showKeyspaceStatus(st client.KeyspaceStatus) error {
+	if g.output == "json" {
+		return g.printJSON(keyspaceStatusJSON(st))
+	}
+	fmt.Fprintf(g.out, "keyspace %s (residency %s, %d replicas): %d conforming, %d moving, %d under-replicated, %d blocked\n",
+		st.Name, residencyString(st.Policy), st.Policy.Replicas, st.Conforming, st.Moving, st.UnderReplicated, st.Blocked)
+	rows := list(st.Shards, func(s client.ShardPlacement) []string {
+		members := list(s.Members, func(m client.Member) string {
+			if m.Voter {
+				return m.Node
+			}
+			return m.Node + "(learner)"
+		})
+		return []string{strconv.FormatUint(s.ShardID, 10), s.Status, orDash(s.Leader), strings.Join(members, ","), strings.Join(s.Problems, "; ")}
+	})
+	return g.table("SHARD\tSTATUS\tLEADER\tMEMBERS\tPROBLEMS", rows)
+}
+
+// orDash is s, or "-" for an empty table cell.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
 func newPlacementCmd(g *globals) *cobra.Command {
-	pl := &cobra.Command{Use: "placement", Short: "Prove where data lives: verify and history"}
-	pl.AddCommand(&cobra.Command{
+	pl := &cobra.Command{Use: "placement", Short: "Prove where data lives and that replicas agree: verify, check, history"}
+	pl.AddCommand(newVerifyCmd(g), newCheckCmd(g), newHistoryCmd(g))
+	return pl
+}
+
+func newVerifyCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "verify",
 		Short: "Check every shard's actual Raft configuration against its policy; exit 5 on any violation",
 		Args:  cobra.NoArgs,
@@ -114,36 +123,34 @@ func newPlacementCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
-				if err := g.printJSON(rep); err != nil {
-					return err
-				}
-			} else {
-				fmt.Fprintf(g.out, "checked %d shards, %d replicas at %s: ", rep.ShardsChecked, rep.ReplicasChecked, rep.Checked.UTC().Format(time.RFC3339))
-				if rep.OK {
-					fmt.Fprintln(g.out, "every replica is inside its policy and every shard fully replicated")
-				} else {
-					fmt.Fprintf(g.out, "%d violations\n", len(rep.Violations))
-					var rows [][]string
-					for _, v := range rep.Violations {
-						node := v.Node
-						if node == "" {
-							node = "-"
-						}
-						rows = append(rows, []string{v.Kind, v.Keyspace, strconv.FormatUint(v.ShardID, 10), node, v.Detail})
-					}
-					if err := g.table("KIND\tKEYSPACE\tSHARD\tNODE\tDETAIL", rows); err != nil {
-						return err
-					}
-				}
+			if err := g.showVerify(rep); err != nil {
+				return err
 			}
 			if !rep.OK {
 				return fmt.Errorf("%w: %d", errViolations, len(rep.Violations))
 			}
 			return nil
 		},
+	}
+}
+
+func (g *globals) showVerify(rep client.VerifyReport) error {
+	if g.output == "json" {
+		return g.printJSON(verifyJSON(rep))
+	}
+	fmt.Fprintf(g.out, "checked %d shards, %d replicas at %s: ", rep.ShardsChecked, rep.ReplicasChecked, rep.Checked.UTC().Format(time.RFC3339))
+	if rep.OK {
+		fmt.Fprintln(g.out, "every replica is inside its policy and every shard fully replicated")
+		return nil
+	}
+	fmt.Fprintf(g.out, "%d violations\n", len(rep.Violations))
+	rows := list(rep.Violations, func(v client.Violation) []string {
+		return []string{v.Kind, v.Keyspace, strconv.FormatUint(v.ShardID, 10), orDash(v.Node), v.Detail}
 	})
-	pl.AddCommand(newCheckCmd(g))
+	return g.table("KIND\tKEYSPACE\tSHARD\tNODE\tDETAIL", rows)
+}
+
+func newHistoryCmd(g *globals) *cobra.Command {
 	var keyspace string
 	var limit int
 	hist := &cobra.Command{
@@ -158,28 +165,26 @@ func newPlacementCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return g.printJSON(evs)
-			}
-			var rows [][]string
-			for _, e := range evs {
-				shard := "-"
-				if e.ShardID != 0 {
-					shard = strconv.FormatUint(e.ShardID, 10)
-				}
-				node := e.Node
-				if node == "" {
-					node = "-"
-				}
-				rows = append(rows, []string{e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), e.Keyspace, shard, e.Action, node, e.Reason})
-			}
-			return g.table("TIME\tKEYSPACE\tSHARD\tACTION\tNODE\tREASON", rows)
+			return g.showHistory(evs)
 		},
 	}
 	hist.Flags().StringVar(&keyspace, "keyspace", "", "only this keyspace")
 	hist.Flags().IntVar(&limit, "limit", 50, "at most this many events")
-	pl.AddCommand(hist)
-	return pl
+	return hist
+}
+
+func (g *globals) showHistory(evs []client.PlacementEvent) error {
+	if g.output == "json" {
+		return g.printJSON(list(evs, eventJSON))
+	}
+	rows := list(evs, func(e client.PlacementEvent) []string {
+		shard := "-"
+		if e.ShardID != 0 {
+			shard = strconv.FormatUint(e.ShardID, 10)
+		}
+		return []string{e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), e.Keyspace, shard, e.Action, orDash(e.Node), e.Reason}
+	})
+	return g.table("TIME\tKEYSPACE\tSHARD\tACTION\tNODE\tREASON", rows)
 }
 
 func newCheckCmd(g *globals) *cobra.Command {
@@ -202,35 +207,11 @@ func newCheckCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			bad := 0
-			for _, s := range rep.Shards {
-				if s.Status != "identical" {
-					bad++
-				}
-			}
-			if g.output == "json" {
-				if err := g.printJSON(rep); err != nil {
-					return err
-				}
-			} else {
-				var rows [][]string
-				for _, s := range rep.Shards {
-					for _, d := range s.Replicas {
-						hash, idx := fmt.Sprintf("%016x", d.Hash), strconv.FormatUint(d.AppliedIndex, 10)
-						if d.Err != "" {
-							hash, idx = "error: "+d.Err, "-"
-						}
-						rows = append(rows, []string{s.Keyspace, strconv.FormatUint(s.ShardID, 10), s.Status, d.Node, idx,
-							strconv.FormatUint(d.Keys, 10), hash})
-					}
-				}
-				if err := g.table("KEYSPACE\tSHARD\tSTATUS\tNODE\tAPPLIED\tKEYS\tHASH", rows); err != nil {
-					return err
-				}
-				fmt.Fprintf(g.out, "%d shards checked, %d not identical\n", len(rep.Shards), bad)
+			if err := g.showCheck(rep); err != nil {
+				return err
 			}
 			if !rep.OK {
-				return fmt.Errorf("%w: %d of %d shards", errReplicasDiffer, bad, len(rep.Shards))
+				return fmt.Errorf("%w: %d of %d shards", errReplicasDiffer, notIdentical(rep), len(rep.Shards))
 			}
 			return nil
 		},
@@ -238,4 +219,36 @@ func newCheckCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&keyspace, "keyspace", "", "check only this keyspace")
 	cmd.Flags().DurationVar(&settle, "settle", 10*time.Second, "how long to keep hashing a shard whose replicas differ at different applied indexes")
 	return cmd
+}
+
+func notIdentical(rep client.ReplicaCheck) int {
+	bad := 0
+	for _, s := range rep.Shards {
+		if s.Status != "identical" {
+			bad++
+		}
+	}
+	return bad
+}
+
+func (g *globals) showCheck(rep client.ReplicaCheck) error {
+	if g.output == "json" {
+		return g.printJSON(checkJSON(rep))
+	}
+	var rows [][]string
+	for _, s := range rep.Shards {
+		for _, d := range s.Replicas {
+			digest, idx := hash(d.Hash), strconv.FormatUint(d.AppliedIndex, 10)
+			if d.Err != "" {
+				digest, idx = "error: "+d.Err, "-"
+			}
+			rows = append(rows, []string{s.Keyspace, strconv.FormatUint(s.ShardID, 10), s.Status, d.Node, idx,
+				strconv.FormatUint(d.Keys, 10), digest})
+		}
+	}
+	if err := g.table("KEYSPACE\tSHARD\tSTATUS\tNODE\tAPPLIED\tKEYS\tHASH", rows); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.out, "%d shards checked, %d not identical\n", len(rep.Shards), notIdentical(rep))
+	return nil
 }

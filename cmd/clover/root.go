@@ -2,18 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/clover-kv/clover/client"
+	"github.com/clover-kv/clover/internal/buildinfo"
 	"github.com/clover-kv/clover/internal/tlsfiles"
 )
 
@@ -30,8 +29,12 @@ type globals struct {
 func newRootCmd() *cobra.Command {
 	g := &globals{out: os.Stdout}
 	root := &cobra.Command{
-		Use:           "clover",
-		Short:         "Clover: a key-value store that keeps each keyspace inside its jurisdictions",
+		Use:   "clover",
+		Short: "Clover: a key-value store that keeps each keyspace inside its jurisdictions",
+		Long: "clover reads and writes keys, manages keyspaces and their placement policies, and shows\n" +
+			"where data lives. -w json gives output for scripts (docs/OPERATIONS.md, \"JSON output\").\n\n" +
+			exitCodesHelp(),
+		Version:       buildinfo.Read().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -61,6 +64,7 @@ func newRootCmd() *cobra.Command {
 	pf.StringVar(&g.tlsCert, "tls-cert", os.Getenv("CLOVER_TLS_CERT"), "PEM client certificate signed by the cluster CA, for a cluster running mutual TLS (env CLOVER_TLS_CERT)")
 	pf.StringVar(&g.tlsKey, "tls-key", os.Getenv("CLOVER_TLS_KEY"), "PEM private key of --tls-cert (env CLOVER_TLS_KEY)")
 	pf.StringVar(&g.tlsCA, "tls-ca", os.Getenv("CLOVER_TLS_CA"), "PEM bundle of the cluster CA (env CLOVER_TLS_CA)")
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.AddCommand(newKVCmd(g), newKeyspaceCmd(g), newClusterCmd(g), newPlacementCmd(g))
 	markUsageErrors(root)
 	return root
@@ -71,7 +75,7 @@ func newRootCmd() *cobra.Command {
 var errUsage = errors.New("usage")
 
 // markUsageErrors makes argument and flag errors of cmd and its subcommands,
-// and unknown subcommands, wrap errUsage, so that they exit with code 2.
+// and unknown subcommands, wrap errUsage (exit code 2).
 func markUsageErrors(cmd *cobra.Command) {
 	if cmd.HasSubCommands() && cmd.RunE == nil && cmd.Run == nil {
 		// A command group: without arguments it shows its help, with an
@@ -117,39 +121,3 @@ func (g *globals) connect(cmd *cobra.Command) (context.Context, *client.Client, 
 	}
 	return ctx, c, func() { c.Close(); cancel() }, nil
 }
-
-func (g *globals) printJSON(v any) error {
-	enc := json.NewEncoder(g.out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func (g *globals) table(header string, rows [][]string) error {
-	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, header)
-	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
-	}
-	return tw.Flush()
-}
-
-// exitCode: 1 for errors from the cluster, 2 for usage errors, 3 for
-// residency refusals, 4 for a missing key, 5 for placement violations or replicas that differ.
-func exitCode(err error) int {
-	switch {
-	case errors.Is(err, client.ErrResidency):
-		return 3
-	case errors.Is(err, client.ErrNotFound):
-		return 4
-	case errors.Is(err, errUsage), errors.Is(err, client.ErrInvalidArgument):
-		return 2
-	case errors.Is(err, errViolations), errors.Is(err, errReplicasDiffer):
-		return 5
-	}
-	return 1
-}
-
-// describeError is where user-facing hints for errors go; the node's
-// messages already name what to do (a residency refusal lists the permitted
-// endpoints).
-func describeError(err error) error { return err }

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/clover-kv/clover/internal/buildinfo"
 	"github.com/clover-kv/clover/internal/nodeconfig"
 	"github.com/clover-kv/clover/server"
 )
@@ -30,6 +31,10 @@ func run() int {
 	cfg, opts, err := nodeconfig.Load(os.Args[1:], os.LookupEnv)
 	if opts.Help {
 		fmt.Fprintf(os.Stderr, "Usage: cloverd [flags]\n\n%s", nodeconfig.FlagSet().FlagUsages())
+		return 0
+	}
+	if opts.Version {
+		fmt.Println("cloverd", buildinfo.Read())
 		return 0
 	}
 	if err != nil {
@@ -59,7 +64,7 @@ func run() int {
 	}
 	select {
 	case <-s.Ready():
-		cfg.Logger.Info("node ready", "node", cfg.NodeID, "grpc", s.GRPCAddr(), "gossip", s.GossipAddr())
+		cfg.Logger.Info("node ready", "node", cfg.NodeID, "grpc", s.GRPCAddr(), "gossip", s.GossipAddr(), "version", buildinfo.Read().String())
 	case <-ctx.Done():
 	case <-s.Failed():
 	}

@@ -37,7 +37,9 @@ type Options struct {
 	// TLSCert, TLSKey and TLSCA are the PEM files of the node's mutual TLS
 	// (all three, or none for plaintext).
 	TLSCert, TLSKey, TLSCA string
-	Help                   bool
+	// Help and Version: print the flags, or the version, and exit; Load
+	// then reads nothing else.
+	Help, Version bool
 }
 
 // ErrUsage wraps every error about the command line, environment or file,
@@ -50,144 +52,172 @@ type setting struct {
 	name  string
 	usage string
 	kind  string // string, bool, list, duration, int, map
+	// unit names the value in --help, e.g. duration, MiB, host:port.
+	unit string
+	// def returns the default as --help shows it; nil when there is none to
+	// show (required settings, settings that default to off or to another).
+	def   func(c server.Config, o Options) string
 	apply func(c *server.Config, o *Options, v string) error
 }
 
+// DefaultOptions returns the Options a node runs with unless told otherwise.
+func DefaultOptions() Options { return Options{LogLevel: "info", LogFormat: "text"} }
+
 func settings() []setting {
-	str := func(f func(c *server.Config) *string) func(*server.Config, *Options, string) error {
-		return func(c *server.Config, _ *Options, v string) error { *f(c) = v; return nil }
-	}
-	dur := func(f func(c *server.Config) *time.Duration) func(*server.Config, *Options, string) error {
-		return func(c *server.Config, _ *Options, v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("want a duration such as 500ms: %w", err)
-			}
-			*f(c) = d
-			return nil
+	str := func(name, unit, usage string, f func(c *server.Config) *string, def bool) setting {
+		s := setting{name: name, usage: usage, kind: "string", unit: unit,
+			apply: func(c *server.Config, _ *Options, v string) error { *f(c) = v; return nil }}
+		if def {
+			s.def = func(c server.Config, _ Options) string { return *f(&c) }
 		}
+		return s
 	}
-	// mib parses a size in MiB within [lo, hi] into a byte count.
-	mib := func(lo, hi int64, f func(c *server.Config) *int64) func(*server.Config, *Options, string) error {
-		return func(c *server.Config, _ *Options, v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err == nil && (n < lo || n > hi) {
-				return fmt.Errorf("want %d to %d, got %d", lo, hi, n)
-			}
-			*f(c) = n << 20
-			return err
-		}
+	opt := func(name, unit, usage string, f func(o *Options) *string) setting {
+		return setting{name: name, usage: usage, kind: "string", unit: unit,
+			apply: func(_ *server.Config, o *Options, v string) error { *f(o) = v; return nil }}
+	}
+	dur := func(name, usage string, f func(c *server.Config) *time.Duration) setting {
+		return setting{name: name, usage: usage, kind: "duration", unit: "duration",
+			def: func(c server.Config, _ Options) string { return f(&c).String() },
+			apply: func(c *server.Config, _ *Options, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					return fmt.Errorf("want a duration such as 500ms: %w", err)
+				}
+				*f(c) = d
+				return nil
+			}}
+	}
+	// mib is a size in MiB within [lo, hi], kept as a byte count.
+	mib := func(name, usage string, lo, hi int64, f func(c *server.Config) *int64) setting {
+		return setting{name: name, usage: usage, kind: "int", unit: "MiB",
+			def: func(c server.Config, _ Options) string { return strconv.FormatInt(*f(&c)>>20, 10) },
+			apply: func(c *server.Config, _ *Options, v string) error {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err == nil && (n < lo || n > hi) {
+					return fmt.Errorf("want %d to %d, got %d", lo, hi, n)
+				}
+				*f(c) = n << 20
+				return err
+			}}
+	}
+	entries := func(name, usage string, f func(c *server.Config) *uint64) setting {
+		return setting{name: name, usage: usage, kind: "int", unit: "entries",
+			def: func(c server.Config, _ Options) string { return strconv.FormatUint(*f(&c), 10) },
+			apply: func(c *server.Config, _ *Options, v string) error {
+				n, err := strconv.ParseUint(v, 10, 64)
+				*f(c) = n
+				return err
+			}}
 	}
 	return []setting{
-		{"node-id", "node ID, stable across restarts (required)", "string", str(func(c *server.Config) *string { return &c.NodeID })},
-		{"locality", "node locality, e.g. country=IE,region=ie-dublin,zone=a (required)", "string", func(c *server.Config, _ *Options, v string) error {
-			l, err := placement.ParseLocality(v)
-			c.Locality = l
-			return err
-		}},
-		{"data-dir", "directory for the node's data (required)", "string", str(func(c *server.Config) *string { return &c.DataDir })},
-		{"listen-grpc", "gRPC listen address", "string", str(func(c *server.Config) *string { return &c.ListenGRPC })},
-		{"listen-raft", "Raft listen address", "string", str(func(c *server.Config) *string { return &c.ListenRaft })},
-		{"listen-gossip", "gossip listen address", "string", str(func(c *server.Config) *string { return &c.ListenGossip })},
-		{"advertise-grpc", "gRPC address others use (default: listen address)", "string", str(func(c *server.Config) *string { return &c.AdvertiseGRPC })},
-		{"advertise-raft", "Raft address others use (default: listen address)", "string", str(func(c *server.Config) *string { return &c.AdvertiseRaft })},
-		{"advertise-gossip", "gossip address others use (default: listen address)", "string", str(func(c *server.Config) *string { return &c.AdvertiseGossip })},
-		{"join", "gossip addresses of existing nodes, comma-separated", "list", func(c *server.Config, _ *Options, v string) error {
-			c.Join = splitList(v)
-			return nil
-		}},
-		{"bootstrap", "found a new cluster if this node has no state (give to exactly one node, once)", "bool", func(c *server.Config, _ *Options, v string) error {
-			b, err := strconv.ParseBool(v)
-			c.Bootstrap = b
-			return err
-		}},
-		{"jurisdiction", "operator-defined jurisdiction NAME=CC,CC,... (repeatable; in the file a map)", "map", func(c *server.Config, _ *Options, v string) error {
-			name, list, ok := strings.Cut(v, "=")
-			name = strings.TrimSpace(name)
-			if !ok || name == "" {
-				return fmt.Errorf("want NAME=CC,CC,... got %q", v)
-			}
-			if _, dup := c.Jurisdictions[name]; dup {
-				return fmt.Errorf("jurisdiction %q is defined twice", name)
-			}
-			countries := splitList(list)
-			if _, err := placement.DefaultCatalogue().With(name, countries); err != nil {
+		str("node-id", "id", "node ID, stable across restarts (required)", func(c *server.Config) *string { return &c.NodeID }, false),
+		{name: "locality", unit: "locality", usage: "node locality, e.g. country=IE,region=ie-dublin,zone=a (required)", kind: "string",
+			apply: func(c *server.Config, _ *Options, v string) error {
+				l, err := placement.ParseLocality(v)
+				c.Locality = l
 				return err
-			}
-			if c.Jurisdictions == nil {
-				c.Jurisdictions = map[string][]string{}
-			}
-			c.Jurisdictions[name] = countries
-			return nil
-		}},
-		{"meta-voters", "nodes voting in the meta group", "int", func(c *server.Config, _ *Options, v string) error {
-			n, err := strconv.Atoi(v)
-			c.MetaVoters = n
-			return err
-		}},
-		{"dead-node-grace", "a node unreachable this long has its replicas rebuilt elsewhere", "duration", dur(func(c *server.Config) *time.Duration { return &c.DeadNodeGrace })},
-		{"reconcile-interval", "how often the placement controller runs", "duration", dur(func(c *server.Config) *time.Duration { return &c.ReconcileInterval })},
-		{"raft-heartbeat-timeout", "Raft heartbeat timeout", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.HeartbeatTimeout })},
-		{"raft-election-timeout", "Raft election timeout", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.ElectionTimeout })},
-		{"raft-leader-lease-timeout", "Raft leader lease timeout", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.LeaderLeaseTimeout })},
-		{"raft-commit-timeout", "Raft commit timeout: the empty append telling idle followers the commit index", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.CommitTimeout })},
-		{"raft-group-commit-window", "while a node has writes in flight, how long each Raft log fsync waits for more shards' appends (0 turns it off)", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.GroupCommitWindow })},
-		{"raft-snapshot-threshold", "log entries between snapshots", "int", func(c *server.Config, _ *Options, v string) error {
-			n, err := strconv.ParseUint(v, 10, 64)
-			c.Raft.SnapshotThreshold = n
-			return err
-		}},
-		{"min-free-disk-mb", "free space (MiB) to keep on the data directory's file system: below it the node refuses writes, reads go on (0 = no check)", "int", mib(0, 1<<30, func(c *server.Config) *int64 { return &c.MinFreeDisk })},
-		{"cache-size-mb", "block cache (MiB) for reads: data, index and filter blocks kept in memory; fills only as blocks are read", "int", mib(1, 1<<20, func(c *server.Config) *int64 { return &c.CacheSize })},
-		{"raft-snapshot-interval", "how often each shard checks the snapshot threshold (raft waits a random time up to twice this)", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.SnapshotInterval })},
-		{"raft-trailing-logs", "log entries kept behind a snapshot for lagging followers; a follower further behind is sent the snapshot", "int", func(c *server.Config, _ *Options, v string) error {
-			n, err := strconv.ParseUint(v, 10, 64)
-			c.Raft.TrailingLogs = n
-			return err
-		}},
-		{"log-level", "log level: debug, info, warn, error", "string", func(_ *server.Config, o *Options, v string) error {
-			switch v {
-			case "debug", "info", "warn", "error":
-				o.LogLevel = v
+			}},
+		str("data-dir", "path", "directory for the node's data (required)", func(c *server.Config) *string { return &c.DataDir }, false),
+		str("listen-grpc", "host:port", "gRPC listen address", func(c *server.Config) *string { return &c.ListenGRPC }, true),
+		str("listen-raft", "host:port", "Raft listen address", func(c *server.Config) *string { return &c.ListenRaft }, true),
+		str("listen-gossip", "host:port", "gossip listen address", func(c *server.Config) *string { return &c.ListenGossip }, true),
+		str("advertise-grpc", "host:port", "gRPC address others use (default: listen address)", func(c *server.Config) *string { return &c.AdvertiseGRPC }, false),
+		str("advertise-raft", "host:port", "Raft address others use (default: listen address)", func(c *server.Config) *string { return &c.AdvertiseRaft }, false),
+		str("advertise-gossip", "host:port", "gossip address others use (default: listen address)", func(c *server.Config) *string { return &c.AdvertiseGossip }, false),
+		{name: "join", unit: "host:port,...", usage: "gossip addresses of existing nodes, comma-separated", kind: "list",
+			apply: func(c *server.Config, _ *Options, v string) error {
+				c.Join = splitList(v)
 				return nil
-			}
-			return fmt.Errorf("want debug, info, warn or error, got %q", v)
-		}},
-		{"pprof-addr", "serve Go's net/http/pprof profiles on this host:port (loopback only; empty = off)", "string", func(_ *server.Config, o *Options, v string) error {
-			if v == "" {
-				o.PprofAddr = ""
-				return nil
-			}
-			host, _, err := net.SplitHostPort(v)
-			if err != nil {
+			}},
+		{name: "bootstrap", usage: "found a new cluster if this node has no state (give to exactly one node, once)", kind: "bool",
+			apply: func(c *server.Config, _ *Options, v string) error {
+				b, err := strconv.ParseBool(v)
+				c.Bootstrap = b
 				return err
-			}
-			if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-				return fmt.Errorf("want a loopback address (profiles are not for the network), got %q", v)
-			}
-			o.PprofAddr = v
-			return nil
-		}},
-		{"tls-cert", "PEM certificate the node presents on every listener and connection (with tls-key and tls-ca; none of the three: plaintext)", "string", func(_ *server.Config, o *Options, v string) error {
-			o.TLSCert = v
-			return nil
-		}},
-		{"tls-key", "PEM private key of tls-cert", "string", func(_ *server.Config, o *Options, v string) error {
-			o.TLSKey = v
-			return nil
-		}},
-		{"tls-ca", "PEM bundle of the cluster CA: nodes and clients must present a certificate it signed", "string", func(_ *server.Config, o *Options, v string) error {
-			o.TLSCA = v
-			return nil
-		}},
-		{"log-format", "log format: text or json", "string", func(_ *server.Config, o *Options, v string) error {
-			if v != "text" && v != "json" {
-				return fmt.Errorf("want text or json, got %q", v)
-			}
-			o.LogFormat = v
-			return nil
-		}},
+			}},
+		{name: "jurisdiction", unit: "NAME=CC,...", usage: "operator-defined jurisdiction: a name and ISO country codes (repeatable; in the file a map)", kind: "map",
+			apply: applyJurisdiction},
+		{name: "meta-voters", unit: "nodes", usage: "nodes voting in the meta group", kind: "int",
+			def: func(c server.Config, _ Options) string { return strconv.Itoa(c.MetaVoters) },
+			apply: func(c *server.Config, _ *Options, v string) error {
+				n, err := strconv.Atoi(v)
+				c.MetaVoters = n
+				return err
+			}},
+		dur("dead-node-grace", "a node unreachable this long has its replicas rebuilt elsewhere", func(c *server.Config) *time.Duration { return &c.DeadNodeGrace }),
+		dur("reconcile-interval", "how often the placement controller runs", func(c *server.Config) *time.Duration { return &c.ReconcileInterval }),
+		dur("raft-heartbeat-timeout", "Raft heartbeat timeout", func(c *server.Config) *time.Duration { return &c.Raft.HeartbeatTimeout }),
+		dur("raft-election-timeout", "Raft election timeout", func(c *server.Config) *time.Duration { return &c.Raft.ElectionTimeout }),
+		dur("raft-leader-lease-timeout", "Raft leader lease timeout", func(c *server.Config) *time.Duration { return &c.Raft.LeaderLeaseTimeout }),
+		dur("raft-commit-timeout", "Raft commit timeout: the empty append telling idle followers the commit index", func(c *server.Config) *time.Duration { return &c.Raft.CommitTimeout }),
+		dur("raft-group-commit-window", "while a node has writes in flight, how long each Raft log fsync waits for more shards' appends (0 turns it off)", func(c *server.Config) *time.Duration { return &c.Raft.GroupCommitWindow }),
+		entries("raft-snapshot-threshold", "log entries between snapshots", func(c *server.Config) *uint64 { return &c.Raft.SnapshotThreshold }),
+		mib("min-free-disk-mb", "free space to keep on the data directory's file system: below it the node refuses writes, reads go on (0 = no check)", 0, 1<<30, func(c *server.Config) *int64 { return &c.MinFreeDisk }),
+		mib("cache-size-mb", "block cache for reads: data, index and filter blocks kept in memory; fills only as blocks are read", 1, 1<<20, func(c *server.Config) *int64 { return &c.CacheSize }),
+		dur("raft-snapshot-interval", "how often each shard checks the snapshot threshold (raft waits a random time up to twice this)", func(c *server.Config) *time.Duration { return &c.Raft.SnapshotInterval }),
+		entries("raft-trailing-logs", "log entries kept behind a snapshot for lagging followers; a follower further behind is sent the snapshot", func(c *server.Config) *uint64 { return &c.Raft.TrailingLogs }),
+		{name: "log-level", unit: "level", usage: "log level: debug, info, warn, error", kind: "string",
+			def: func(_ server.Config, o Options) string { return o.LogLevel },
+			apply: func(_ *server.Config, o *Options, v string) error {
+				switch v {
+				case "debug", "info", "warn", "error":
+					o.LogLevel = v
+					return nil
+				}
+				return fmt.Errorf("want debug, info, warn or error, got %q", v)
+			}},
+		{name: "pprof-addr", unit: "host:port", usage: "serve Go's net/http/pprof profiles on this address (loopback only; empty = off)", kind: "string",
+			apply: applyPprofAddr},
+		opt("tls-cert", "path", "PEM certificate the node presents on every listener and connection (with tls-key and tls-ca; none of the three: plaintext)", func(o *Options) *string { return &o.TLSCert }),
+		opt("tls-key", "path", "PEM private key of tls-cert", func(o *Options) *string { return &o.TLSKey }),
+		opt("tls-ca", "path", "PEM bundle of the cluster CA: nodes and clients must present a certificate it signed", func(o *Options) *string { return &o.TLSCA }),
+		{name: "log-format", unit: "format", usage: "log format: text or json", kind: "string",
+			def: func(_ server.Config, o Options) string { return o.LogFormat },
+			apply: func(_ *server.Config, o *Options, v string) error {
+				if v != "text" && v != "json" {
+					return fmt.Errorf("want text or json, got %q", v)
+				}
+				o.LogFormat = v
+				return nil
+			}},
 	}
+}
+
+func applyJurisdiction(c *server.Config, _ *Options, v string) error {
+	name, list, ok := strings.Cut(v, "=")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" {
+		return fmt.Errorf("want NAME=CC,CC,... got %q", v)
+	}
+	if _, dup := c.Jurisdictions[name]; dup {
+		return fmt.Errorf("jurisdiction %q is defined twice", name)
+	}
+	countries := splitList(list)
+	if _, err := placement.DefaultCatalogue().With(name, countries); err != nil {
+		return err
+	}
+	if c.Jurisdictions == nil {
+		c.Jurisdictions = map[string][]string{}
+	}
+	c.Jurisdictions[name] = countries
+	return nil
+}
+
+func applyPprofAddr(_ *server.Config, o *Options, v string) error {
+	if v == "" {
+		o.PprofAddr = ""
+		return nil
+	}
+	host, _, err := net.SplitHostPort(v)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("want a loopback address (profiles are not for the network), got %q", v)
+	}
+	o.PprofAddr = v
+	return nil
 }
 
 func splitList(v string) []string {
@@ -209,7 +239,7 @@ func envName(setting string) string {
 // CLOVER_CONFIG. It validates the result.
 func Load(args []string, lookup func(string) (string, bool)) (server.Config, Options, error) {
 	cfg := server.DefaultConfig()
-	opts := Options{LogLevel: "info", LogFormat: "text"}
+	opts := DefaultOptions()
 	fs := FlagSet()
 	if err := fs.Parse(args); err != nil {
 		return cfg, opts, fmt.Errorf("%w: %v", ErrUsage, err)
@@ -218,10 +248,14 @@ func Load(args []string, lookup func(string) (string, bool)) (server.Config, Opt
 		opts.Help = true
 		return cfg, opts, nil
 	}
+	if v, _ := fs.GetBool("version"); v {
+		opts.Version = true
+		return cfg, opts, nil
+	}
 	if fs.NArg() > 0 {
 		return cfg, opts, fmt.Errorf("%w: unexpected arguments %q", ErrUsage, fs.Args())
 	}
-	path, _ := fs.GetString("config")
+	path := fs.Lookup("config").Value.String()
 	if !fs.Changed("config") {
 		if v, ok := lookup("CLOVER_CONFIG"); ok {
 			path = v
@@ -241,14 +275,10 @@ func Load(args []string, lookup func(string) (string, bool)) (server.Config, Opt
 		switch {
 		case fs.Changed(s.name):
 			from = "flag --" + s.name
-			if s.kind == "map" {
-				vals, _ = fs.GetStringArray(s.name)
+			if m, ok := fs.Lookup(s.name).Value.(*mapValue); ok {
+				vals = m.entries
 			} else {
 				vals = []string{fs.Lookup(s.name).Value.String()}
-				if s.kind == "list" {
-					l, _ := fs.GetStringSlice(s.name)
-					vals = []string{strings.Join(l, ",")}
-				}
 			}
 		case hasEnv(lookup, s.name):
 			from = "environment " + envName(s.name)
@@ -305,26 +335,66 @@ func hasEnv(lookup func(string) (string, bool), name string) bool {
 	return ok
 }
 
-// FlagSet returns cloverd's flags.
+// FlagSet returns cloverd's flags. Each shows its unit and, where there
+// is one, its default: --help prints them with FlagUsages.
 func FlagSet() *pflag.FlagSet {
 	fs := pflag.NewFlagSet("cloverd", pflag.ContinueOnError)
 	fs.SortFlags = false
-	fs.String("config", "", "YAML config file (keys as the flag names)")
+	fs.Var(&textValue{unit: "path"}, "config", "YAML config file (keys as the flag names)")
+	defCfg, defOpts := server.DefaultConfig(), DefaultOptions()
 	for _, s := range settings() {
 		switch s.kind {
 		case "bool":
 			fs.Bool(s.name, false, s.usage)
 		case "list":
-			fs.StringSlice(s.name, nil, s.usage)
+			fs.Var(&listValue{textValue: textValue{unit: s.unit}}, s.name, s.usage)
 		case "map":
-			fs.StringArray(s.name, nil, s.usage)
+			fs.Var(&mapValue{unit: s.unit}, s.name, s.usage)
 		default:
-			fs.String(s.name, "", s.usage)
+			v := &textValue{unit: s.unit}
+			if s.def != nil {
+				v.s = s.def(defCfg, defOpts)
+			}
+			fs.Var(v, s.name, s.usage)
 		}
 	}
 	fs.BoolP("help", "h", false, "show this help")
+	fs.Bool("version", false, "print the version and commit, and exit")
 	return fs
 }
+
+// textValue is a flag's text, kept as given for the setting to parse (so
+// that a flag, a variable and a file key are checked alike); unit is the
+// type name --help shows.
+type textValue struct{ s, unit string }
+
+func (v *textValue) String() string     { return v.s }
+func (v *textValue) Set(s string) error { v.s = s; return nil }
+func (v *textValue) Type() string       { return v.unit }
+
+// listValue is a comma-separated list flag; given twice, the lists join.
+type listValue struct {
+	textValue
+	set bool
+}
+
+func (v *listValue) Set(s string) error {
+	if v.set && v.s != "" {
+		s = v.s + "," + s
+	}
+	v.s, v.set = s, true
+	return nil
+}
+
+// mapValue is a repeatable flag of map entries, NAME=value each.
+type mapValue struct {
+	entries []string
+	unit    string
+}
+
+func (v *mapValue) String() string     { return strings.Join(v.entries, ";") }
+func (v *mapValue) Set(s string) error { v.entries = append(v.entries, s); return nil }
+func (v *mapValue) Type() string       { return v.unit }
 
 // readFile reads a YAML config file into setting name -> values.
 func readFile(path string) (map[string][]string, error) {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -16,6 +17,10 @@ import (
 var binaries struct {
 	cloverd string
 	clover  string
+	bench   string
+	// commit is what the binaries were built from (git rev-parse HEAD), ""
+	// outside a git checkout.
+	commit string
 }
 
 func TestMain(m *testing.M) {
@@ -39,16 +44,24 @@ func buildAndRun(m *testing.M) int {
 	}
 	binaries.cloverd = filepath.Join(dir, "cloverd")
 	binaries.clover = filepath.Join(dir, "clover")
+	binaries.bench = filepath.Join(dir, "clover-bench")
 	return m.Run()
 }
 
-// build compiles cloverd and clover, pure Go, into dir.
+// build compiles cloverd, clover and clover-bench, pure Go, into dir,
+// giving them the commit as make build does.
 func build(dir string) error {
 	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/cloverd", "./cmd/clover")
+	var ldflags []string
+	if out, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output(); err == nil {
+		binaries.commit = strings.TrimSpace(string(out))
+		ldflags = []string{"-ldflags", "-X github.com/clover-kv/clover/internal/buildinfo.revision=" + binaries.commit}
+	}
+	args := append(append([]string{"build"}, ldflags...), "-o", dir+string(filepath.Separator), "./cmd/cloverd", "./cmd/clover", "./cmd/clover-bench")
+	cmd := exec.Command("go", args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var out bytes.Buffer
