@@ -66,6 +66,13 @@ type Config struct {
 	// MaxMovesInFlight bounds shards with a membership change in flight
 	// cluster-wide. Default 4.
 	MaxMovesInFlight int
+	// LeaderBalanceInterval is the least time between two moves of one
+	// shard's leadership for balance: after a transfer, an election, or
+	// the controller first seeing the shard, balance leaves its leader
+	// where it is this long. A leader that must move (outside the policy,
+	// on a dead or draining node, outside the preferred region) moves at
+	// once. Default 10s.
+	LeaderBalanceInterval time.Duration
 
 	// MinFreeDisk is the free-space reserve of the data directory's file
 	// system, in bytes: below it the node refuses new writes on the shards
@@ -130,16 +137,17 @@ type RaftConfig struct {
 // DefaultConfig returns a Config with every optional field at its default.
 func DefaultConfig() Config {
 	return Config{
-		ListenGRPC:        "127.0.0.1:7400",
-		ListenRaft:        "127.0.0.1:7500",
-		ListenGossip:      "127.0.0.1:7600",
-		MetaVoters:        3,
-		DeadNodeGrace:     30 * time.Second,
-		ReconcileInterval: time.Second,
-		MinFreeDisk:       64 << 20,
-		CacheSize:         256 << 20,
-		MaxMovesInFlight:  4,
-		Raft:              DefaultRaftConfig(),
+		ListenGRPC:            "127.0.0.1:7400",
+		ListenRaft:            "127.0.0.1:7500",
+		ListenGossip:          "127.0.0.1:7600",
+		MetaVoters:            3,
+		DeadNodeGrace:         30 * time.Second,
+		ReconcileInterval:     time.Second,
+		MinFreeDisk:           64 << 20,
+		CacheSize:             256 << 20,
+		MaxMovesInFlight:      4,
+		LeaderBalanceInterval: 10 * time.Second,
+		Raft:                  DefaultRaftConfig(),
 	}
 }
 
@@ -208,6 +216,9 @@ func (c Config) Validate() error {
 	if c.DeadNodeGrace <= 0 || c.ReconcileInterval <= 0 || c.MaxMovesInFlight < 1 {
 		return bad("dead node grace %v, reconcile interval %v, max moves in flight %d: all must be positive",
 			c.DeadNodeGrace, c.ReconcileInterval, c.MaxMovesInFlight)
+	}
+	if c.LeaderBalanceInterval <= 0 {
+		return bad("leader balance interval %v: must be positive", c.LeaderBalanceInterval)
 	}
 	if c.CacheSize < 1<<20 {
 		return bad("cache size %d: want at least 1 MiB", c.CacheSize)

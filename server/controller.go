@@ -36,7 +36,25 @@ type controller struct {
 	// changedAt is when an action on the shard last finished: a view
 	// gathered before it is stale for that shard.
 	changedAt map[uint64]time.Time
-	last      *assessment
+	// moving holds the leadership transfers in flight, and those finished
+	// that no view has shown yet (see leaderView).
+	moving map[uint64]leaderMove
+	// leaders is the leader each shard was last seen with, and since when
+	// (see leaderView).
+	leaders map[uint64]leaderSeen
+	last    *assessment
+}
+
+// leaderMove is a leadership transfer the controller started.
+type leaderMove struct {
+	to   string    // the node leadership moves to
+	done time.Time // when the transfer finished; zero while in flight
+}
+
+// leaderSeen is a shard's leader as the controller last saw it.
+type leaderSeen struct {
+	node  string
+	since time.Time // when the controller first saw node lead, or moved leadership there
 }
 
 // assessment is one round's view: the plan and the conformance check.
@@ -50,7 +68,8 @@ type assessment struct {
 
 func newController(s *Server) *controller {
 	return &controller{s: s, wake: make(chan struct{}, 1), downSince: map[string]time.Time{}, busy: map[uint64]bool{},
-		retryAt: map[uint64]time.Time{}, failures: map[uint64]int{}, changedAt: map[uint64]time.Time{}}
+		retryAt: map[uint64]time.Time{}, failures: map[uint64]int{}, changedAt: map[uint64]time.Time{},
+		moving: map[uint64]leaderMove{}, leaders: map[uint64]leaderSeen{}}
 }
 
 func (ct *controller) poke() {
@@ -73,6 +92,7 @@ func (ct *controller) loop(ctx context.Context) {
 		if !ct.s.meta.isLeader() {
 			ct.mu.Lock()
 			clear(ct.downSince) // a new leader starts its own grace periods
+			clear(ct.leaders)   // and its own leader balance intervals
 			ct.mu.Unlock()
 			continue
 		}
@@ -121,6 +141,9 @@ func (ct *controller) assess(ctx context.Context) (*assessment, error) {
 
 	views := shardViews(statuses)
 	leaders := map[uint64]string{}
+	ct.mu.Lock()
+	ct.forgetDropped(c)
+	ct.mu.Unlock()
 	for _, ks := range c.sortedKeyspaces() {
 		state.Policies[ks.Name] = ks.Policy
 		for _, sh := range ks.Shards {
@@ -133,8 +156,11 @@ func (ct *controller) assess(ctx context.Context) (*assessment, error) {
 				state.Shards = append(state.Shards, ss)
 				continue
 			}
-			ss.Leader = v.leader
 			leaders[sh.ID] = v.leader
+			ct.mu.Lock()
+			ss.Leader, ss.LeaderHeld, ss.Busy = ct.leaderView(sh.ID, v, now)
+			ct.mu.Unlock()
+			ss.Busy = ss.Busy || busy[sh.ID]
 			lead := v.status[v.leader]
 			for _, m := range v.members {
 				rs := placement.ReplicaState{Node: m.NodeId, Voter: m.Voter}
@@ -163,6 +189,54 @@ func (ct *controller) assess(ctx context.Context) (*assessment, error) {
 	return a, nil
 }
 
+// leaderView decides the leader a round plans with for shard id, from view
+// v gathered at now, and whether the shard is held from leader balance or
+// busy. Plans that count a leadership where it was, rather than where a
+// transfer is taking it, balance the other shards against it and move them
+// twice (a ping-pong): so a shard whose transfer is in flight, or finished
+// after v was gathered, or finished so recently that its new leader is not
+// elected yet, is busy and planned with the transfer's target as leader.
+// A shard whose leader changed (by a transfer or an election), or that this
+// controller sees for the first time, is held from balance for
+// LeaderBalanceInterval. Callers hold ct.mu.
+func (ct *controller) leaderView(id uint64, v *shardView, now time.Time) (leader string, held, busy bool) {
+	leader = v.leader
+	if m, ok := ct.moving[id]; ok {
+		pending := m.done.IsZero() || !now.After(m.done) ||
+			(v.leader == "" && now.Sub(m.done) < leaderSettle)
+		if pending {
+			return m.to, true, true
+		}
+		delete(ct.moving, id)
+	}
+	seen, ok := ct.leaders[id]
+	if leader != "" && (!ok || seen.node != leader) {
+		seen = leaderSeen{node: leader, since: now}
+		ct.leaders[id] = seen
+	}
+	return leader, now.Sub(seen.since) < ct.s.cfg.LeaderBalanceInterval, false
+}
+
+// leaderSettle bounds how long a finished transfer waits for its shard's
+// replicas to report a leader before the controller plans with what they
+// say.
+const leaderSettle = 10 * time.Second
+
+// forgetDropped drops the leader records of shards no longer in the
+// catalogue. Callers hold ct.mu.
+func (ct *controller) forgetDropped(c *catalog) {
+	for id := range ct.leaders {
+		if _, ok := c.shards[id]; !ok {
+			delete(ct.leaders, id)
+		}
+	}
+	for id := range ct.moving {
+		if _, ok := c.shards[id]; !ok {
+			delete(ct.moving, id)
+		}
+	}
+}
+
 // lastAssessment returns the latest round, assessing now if there is none.
 func (ct *controller) lastAssessment(ctx context.Context) (*assessment, error) {
 	ct.mu.Lock()
@@ -186,6 +260,9 @@ func (ct *controller) execute(ctx context.Context, a *assessment) {
 			continue
 		}
 		ct.busy[act.Shard] = true
+		if act.Kind == placement.TransferLeader {
+			ct.moving[act.Shard] = leaderMove{to: act.Node}
+		}
 		ct.mu.Unlock()
 		ct.s.wg.Add(1)
 		go func(act placement.Action) {
@@ -195,7 +272,16 @@ func (ct *controller) execute(ctx context.Context, a *assessment) {
 			cancel()
 			ct.mu.Lock()
 			delete(ct.busy, act.Shard)
-			ct.changedAt[act.Shard] = time.Now()
+			done := time.Now()
+			ct.changedAt[act.Shard] = done
+			if act.Kind == placement.TransferLeader {
+				if err != nil {
+					delete(ct.moving, act.Shard)
+				} else {
+					ct.moving[act.Shard] = leaderMove{to: act.Node, done: done}
+					ct.leaders[act.Shard] = leaderSeen{node: act.Node, since: done}
+				}
+			}
 			if err != nil {
 				// Back off this shard: 250ms, doubling up to 10s.
 				ct.failures[act.Shard]++

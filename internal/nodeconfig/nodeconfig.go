@@ -147,6 +147,7 @@ func settings() []setting {
 			}},
 		dur("dead-node-grace", "a node unreachable this long has its replicas rebuilt elsewhere", func(c *server.Config) *time.Duration { return &c.DeadNodeGrace }),
 		dur("reconcile-interval", "how often the placement controller runs", func(c *server.Config) *time.Duration { return &c.ReconcileInterval }),
+		dur("leader-balance-interval", "least time between two balance moves of one shard's leadership", func(c *server.Config) *time.Duration { return &c.LeaderBalanceInterval }),
 		dur("raft-heartbeat-timeout", "Raft heartbeat timeout", func(c *server.Config) *time.Duration { return &c.Raft.HeartbeatTimeout }),
 		dur("raft-election-timeout", "Raft election timeout", func(c *server.Config) *time.Duration { return &c.Raft.ElectionTimeout }),
 		dur("raft-leader-lease-timeout", "Raft leader lease timeout", func(c *server.Config) *time.Duration { return &c.Raft.LeaderLeaseTimeout }),
