@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/clover-kv/clover/api/cloverv1"
+	"github.com/clover-kv/clover/internal/errkind"
 )
 
 // maxMessageBytes bounds gRPC messages: a full batch (4 MiB of keys and
@@ -92,12 +93,7 @@ func errorDetail(err error) *pb.ErrorDetail {
 	if !ok {
 		return nil
 	}
-	for _, d := range st.Details() {
-		if ed, ok := d.(*pb.ErrorDetail); ok {
-			return ed
-		}
-	}
-	return nil
+	return errkind.Detail(st)
 }
 
 // forward sends a request for a shard to its leader on another node. Only a
