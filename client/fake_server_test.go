@@ -84,14 +84,14 @@ func (f *fakeNode) streamCount() int {
 }
 
 // startFake starts a fake node on a loopback port; it stops at test end.
-func startFake(t *testing.T) *fakeNode {
+func startFake(t *testing.T, opts ...grpc.ServerOption) *fakeNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fakeNode{addr: ln.Addr().String(), routes: &pb.RoutingTableResponse{}}
-	s := grpc.NewServer()
+	s := grpc.NewServer(opts...)
 	pb.RegisterKVServer(s, f)
 	pb.RegisterAdminServer(s, f)
 	go func() { _ = s.Serve(ln) }()
