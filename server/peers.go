@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -33,13 +34,14 @@ const (
 
 // peerConns caches one gRPC client connection per peer address.
 type peerConns struct {
-	tls   *tls.Config
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+	tls       *tls.Config
+	keepalive keepalive.ClientParameters
+	mu        sync.Mutex
+	conns     map[string]*grpc.ClientConn
 }
 
-func newPeerConns(t *tls.Config) *peerConns {
-	return &peerConns{tls: t, conns: map[string]*grpc.ClientConn{}}
+func newPeerConns(t *tls.Config, ka keepalive.ClientParameters) *peerConns {
+	return &peerConns{tls: t, keepalive: ka, conns: map[string]*grpc.ClientConn{}}
 }
 
 func (p *peerConns) get(addr string) (*grpc.ClientConn, error) {
@@ -57,7 +59,10 @@ func (p *peerConns) get(addr string) (*grpc.ClientConn, error) {
 	}
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
 		grpc.WithInitialWindowSize(grpcStreamWindow), grpc.WithInitialConnWindowSize(grpcConnWindow),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)),
+		// A forwarded write is resent by no one but the client, which
+		// knows whether it may be (see client/sent.go).
+		grpc.WithDisableRetry(), grpc.WithKeepaliveParams(p.keepalive))
 	if err != nil {
 		return nil, err
 	}

@@ -132,6 +132,9 @@ func settings() []setting {
 		{"raft-leader-lease-timeout", "Raft leader lease timeout", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.LeaderLeaseTimeout })},
 		{"raft-commit-timeout", "Raft commit timeout: the empty append telling idle followers the commit index", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.CommitTimeout })},
 		{"raft-group-commit-window", "while a node has writes in flight, how long each Raft log fsync waits for more shards' appends (0 turns it off)", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.GroupCommitWindow })},
+		{"grpc-keepalive-time", "ping a gRPC connection (client or node) on which nothing arrived this long; at least 10s", "duration", dur(func(c *server.Config) *time.Duration { return &c.KeepaliveTime })},
+		{"grpc-keepalive-timeout", "close a gRPC connection whose ping went unanswered this long", "duration", dur(func(c *server.Config) *time.Duration { return &c.KeepaliveTimeout })},
+		{"grpc-keepalive-min-time", "shortest interval between a client's pings the node accepts (more often: disconnected); at most grpc-keepalive-time", "duration", dur(func(c *server.Config) *time.Duration { return &c.KeepaliveMinTime })},
 		{"raft-snapshot-threshold", "log entries between snapshots", "int", func(c *server.Config, _ *Options, v string) error {
 			n, err := strconv.ParseUint(v, 10, 64)
 			c.Raft.SnapshotThreshold = n
