@@ -6,15 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/clover-kv/clover/api/cloverv1"
@@ -40,6 +42,70 @@ type Config struct {
 	// multiplexing concurrent requests onto one stream per node (the
 	// default, which costs far less CPU per request under concurrency).
 	Unary bool
+
+	// ConnectTimeout bounds each attempt to connect to a node: TCP, TLS
+	// and HTTP/2 handshakes. A request for a node whose connection is
+	// being set up waits for the attempt; one that has not completed in
+	// time makes the node unreachable, and requests go to other nodes
+	// (writes too: they were not sent). gRPC waits longer for a node that
+	// keeps failing (its reconnect backoff, up to 2 minutes), but only the
+	// first attempt holds requests up. Default 5s.
+	ConnectTimeout time.Duration
+	// KeepaliveTime: a connection on which nothing arrived from the node
+	// for this long is pinged, busy or idle. At least 10s, gRPC's floor.
+	// Default 10s.
+	KeepaliveTime time.Duration
+	// KeepaliveTimeout: a ping unanswered for this long closes the
+	// connection. Reads waiting on it are retried on other nodes, writes
+	// waiting on it fail with ErrOutcomeUnknown, and writes sent after go
+	// to other nodes. So a node that stops answering without closing its
+	// connections (paused, cut off by the network) is noticed within
+	// KeepaliveTime + KeepaliveTimeout rather than at each request's
+	// deadline. Nodes accept a ping every 5s by default
+	// (server.Config.KeepaliveMinTime). Default 5s.
+	KeepaliveTimeout time.Duration
+	// Dial, if set, replaces the TCP dialer of the client's connections
+	// (a proxy, fault injection in tests).
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// minKeepaliveTime is gRPC's floor for a client's keepalive pings; it
+// raises shorter intervals to it.
+const minKeepaliveTime = 10 * time.Second
+
+// withDefaults returns cfg with every zero optional field at its default.
+func (cfg Config) withDefaults() Config {
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.Retry.MaxAttempts == 0 {
+		cfg.Retry = DefaultRetryPolicy()
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
+	if cfg.KeepaliveTime == 0 {
+		cfg.KeepaliveTime = minKeepaliveTime
+	}
+	if cfg.KeepaliveTimeout == 0 {
+		cfg.KeepaliveTimeout = 5 * time.Second
+	}
+	return cfg
+}
+
+// validate reports the first field out of range, wrapping ErrInvalidArgument.
+func (cfg Config) validate() error {
+	switch {
+	case len(cfg.Endpoints) == 0:
+		return ErrNoEndpoints
+	case cfg.DialTimeout < 0 || cfg.ConnectTimeout < 0:
+		return fmt.Errorf("%w: dial timeout %v, connect timeout %v: want 0 (default) or positive",
+			ErrInvalidArgument, cfg.DialTimeout, cfg.ConnectTimeout)
+	case cfg.KeepaliveTime < minKeepaliveTime || cfg.KeepaliveTimeout < 0:
+		return fmt.Errorf("%w: keepalive time %v, timeout %v: want at least %v (gRPC's floor) and a positive timeout",
+			ErrInvalidArgument, cfg.KeepaliveTime, cfg.KeepaliveTimeout, minKeepaliveTime)
+	}
+	return nil
 }
 
 // RetryPolicy says how a request that failed for a transient reason (no
@@ -82,14 +148,9 @@ type Client struct {
 
 // New connects to the cluster and loads its routing table.
 func New(ctx context.Context, cfg Config) (*Client, error) {
-	if len(cfg.Endpoints) == 0 {
-		return nil, ErrNoEndpoints
-	}
-	if cfg.DialTimeout == 0 {
-		cfg.DialTimeout = 5 * time.Second
-	}
-	if cfg.Retry.MaxAttempts == 0 {
-		cfg.Retry = DefaultRetryPolicy()
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	c := &Client{cfg: cfg, conns: map[string]*grpc.ClientConn{}, pipes: map[string]*pipe{}, routes: emptyRoutes()}
 	if cfg.Direct {
@@ -143,9 +204,22 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	if c.cfg.TLS != nil {
 		creds = credentials.NewTLS(c.cfg.TLS)
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds),
 		grpc.WithInitialWindowSize(streamWindow), grpc.WithInitialConnWindowSize(connWindow),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(32<<20), grpc.MaxCallSendMsgSize(8<<20)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(32<<20), grpc.MaxCallSendMsgSize(8<<20)),
+		// gRPC never resends a call on its own (only transparently, what
+		// the node did not process): the retry loop decides (sent.go).
+		grpc.WithDisableRetry(),
+		grpc.WithChainUnaryInterceptor(unsentInterceptor),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: c.cfg.ConnectTimeout}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time: c.cfg.KeepaliveTime, Timeout: c.cfg.KeepaliveTimeout, PermitWithoutStream: true,
+		}),
+	}
+	if c.cfg.Dial != nil {
+		opts = append(opts, grpc.WithContextDialer(c.cfg.Dial))
+	}
+	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -227,7 +301,8 @@ func (c *Client) do(ctx context.Context, req request) error {
 		if cc, err = c.conn(addr); err != nil {
 			return err
 		}
-		err = fromStatus(c.send(ctx, req, addr, cc))
+		cause, maybeSent := splitSent(c.send(ctx, req, addr, cc))
+		err = fromStatus(cause)
 		if err == nil {
 			return nil
 		}
@@ -276,7 +351,7 @@ func (c *Client) do(ctx context.Context, req request) error {
 				return err
 			}
 			continue
-		case errors.Is(err, ErrUnavailable) && (req.idempotent || neverSent(e)):
+		case errors.Is(err, ErrUnavailable) && (req.idempotent || !maybeSent):
 			avoid = addr
 			c.forgetLeader(req.keyspace, req.key)
 		case errors.Is(err, ErrUnavailable):
@@ -295,16 +370,6 @@ func (c *Client) do(ctx context.Context, req request) error {
 		backoff = min(backoff*2, c.cfg.Retry.MaxBackoff)
 	}
 	return err
-}
-
-// neverSent reports an error for a request that never left the client (a
-// connection that could not be established or whose HTTP/2 handshake
-// failed, a stream that could not be opened or had already broken): even a
-// write may then be sent again.
-func neverSent(e *Error) bool {
-	return e.Code == codes.Unavailable && e.kind == pb.ErrorDetail_KIND_UNSPECIFIED &&
-		(strings.Contains(e.Message, "while dialing") || strings.Contains(e.Message, "error reading server preface") ||
-			strings.HasPrefix(e.Message, notSentPrefix))
 }
 
 func jitter(d time.Duration) time.Duration {

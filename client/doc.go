@@ -14,10 +14,17 @@
 // its shard's leader, following leader hints and retrying transient failures
 // under Config.Retry. Reads are retried on any transient failure. Writes
 // (Put, Delete, CompareAndSwap, CompareAndDelete, Batch) are retried only
-// when the node certainly did not apply them (not the leader, no
-// connection); a write that failed after it may have been applied returns
-// an error matching both ErrUnavailable and ErrOutcomeUnknown, and is not
-// sent again, since applying it twice could undo a write made in between.
+// when the node certainly did not apply them: it answered that it is not
+// the leader, or the client knows it never sent the request (no connection
+// to the node, the request still queued when its stream broke; see
+// sent.go). A write that failed after it may have been applied returns an
+// error matching both ErrUnavailable and ErrOutcomeUnknown, and is not sent
+// again, since applying it twice could undo a write made in between.
+//
+// Connections are pinged when nothing arrives on them for
+// Config.KeepaliveTime (10s), and closed when a ping goes unanswered for
+// Config.KeepaliveTimeout (5s): a node that stops answering without
+// closing its connections is noticed then, not at each request's deadline.
 //
 // Errors are sentinels tested with errors.Is (ErrNotFound,
 // ErrVersionMismatch, ErrResidency, ErrUnavailable, ErrUnknownKeyspace,

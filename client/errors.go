@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/clover-kv/clover/api/cloverv1"
+	"github.com/clover-kv/clover/internal/errkind"
 )
 
 // Sentinel errors. Test with errors.Is; use errors.As with *Error for details
@@ -63,8 +64,37 @@ func (e *Error) Is(target error) bool { return target == e.sentinel }
 // Unwrap returns the sentinel.
 func (e *Error) Unwrap() error { return e.sentinel }
 
-// fromStatus converts a gRPC error into a client error. Context errors come
-// back as themselves.
+// sentinelOf gives every error kind a node sends its sentinel.
+var sentinelOf = map[pb.ErrorDetail_Kind]error{
+	pb.ErrorDetail_KIND_RESIDENCY:        ErrResidency,
+	pb.ErrorDetail_KIND_VERSION_MISMATCH: ErrVersionMismatch,
+	pb.ErrorDetail_KIND_UNKNOWN_KEYSPACE: ErrUnknownKeyspace,
+	pb.ErrorDetail_KIND_INVALID:          ErrInvalidArgument,
+	pb.ErrorDetail_KIND_EXISTS:           ErrKeyspaceExists,
+	pb.ErrorDetail_KIND_CANNOT_PLACE:     ErrCannotPlace,
+	pb.ErrorDetail_KIND_CONFLICT:         ErrConflict,
+	pb.ErrorDetail_KIND_DISK_FULL:        ErrDiskFull,
+	pb.ErrorDetail_KIND_NOT_LEADER:       ErrUnavailable,
+	pb.ErrorDetail_KIND_UNAVAILABLE:      ErrUnavailable,
+}
+
+// bareCode is the sentinel of a status without a kind: one from gRPC
+// itself (no connection, a failed TLS handshake), a proxy, or a node's
+// internal error. Any other code is ErrInternal.
+var bareCode = map[codes.Code]error{
+	codes.InvalidArgument:   ErrInvalidArgument,
+	codes.NotFound:          ErrNotFound,
+	codes.PermissionDenied:  ErrPermissionDenied,
+	codes.Unauthenticated:   ErrPermissionDenied,
+	codes.Unavailable:       ErrUnavailable,
+	codes.ResourceExhausted: ErrUnavailable,
+	codes.Aborted:           ErrUnavailable,
+}
+
+// fromStatus converts a gRPC error into a client error: the kind of its
+// ErrorDetail decides the sentinel, whatever the code; without a kind the
+// code does. Context errors, and the Canceled and DeadlineExceeded codes
+// without a kind, come back as the context errors.
 func fromStatus(err error) error {
 	if err == nil {
 		return nil
@@ -77,50 +107,25 @@ func fromStatus(err error) error {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	e := &Error{Message: st.Message(), Code: st.Code()}
-	for _, d := range st.Details() {
-		if ed, ok := d.(*pb.ErrorDetail); ok {
-			e.kind = ed.Kind
-			e.PermittedEndpoints = ed.PermittedEndpoints
-			e.CurrentVersion = ed.CurrentVersion
-			e.LeaderHint = ed.LeaderHint
-		}
+	if d := errkind.Detail(st); d != nil {
+		e.kind = d.Kind
+		e.PermittedEndpoints = d.PermittedEndpoints
+		e.CurrentVersion = d.CurrentVersion
+		e.LeaderHint = d.LeaderHint
 	}
-	switch e.kind {
-	case pb.ErrorDetail_KIND_RESIDENCY:
-		e.sentinel = ErrResidency
-	case pb.ErrorDetail_KIND_VERSION_MISMATCH:
-		e.sentinel = ErrVersionMismatch
-	case pb.ErrorDetail_KIND_UNKNOWN_KEYSPACE:
-		e.sentinel = ErrUnknownKeyspace
-	case pb.ErrorDetail_KIND_INVALID:
-		e.sentinel = ErrInvalidArgument
-	case pb.ErrorDetail_KIND_EXISTS:
-		e.sentinel = ErrKeyspaceExists
-	case pb.ErrorDetail_KIND_CANNOT_PLACE:
-		e.sentinel = ErrCannotPlace
-	case pb.ErrorDetail_KIND_CONFLICT:
-		e.sentinel = ErrConflict
-	case pb.ErrorDetail_KIND_DISK_FULL:
-		e.sentinel = ErrDiskFull
-	case pb.ErrorDetail_KIND_NOT_LEADER, pb.ErrorDetail_KIND_UNAVAILABLE:
-		e.sentinel = ErrUnavailable
-	default:
-		switch st.Code() {
-		case codes.Canceled:
-			return context.Canceled
-		case codes.DeadlineExceeded:
-			return context.DeadlineExceeded
-		case codes.InvalidArgument:
-			e.sentinel = ErrInvalidArgument
-		case codes.NotFound:
-			e.sentinel = ErrNotFound
-		case codes.PermissionDenied, codes.Unauthenticated:
-			e.sentinel = ErrPermissionDenied
-		case codes.Unavailable, codes.ResourceExhausted, codes.Aborted:
-			e.sentinel = ErrUnavailable
-		default:
-			e.sentinel = ErrInternal
-		}
+	if s, ok := sentinelOf[e.kind]; ok {
+		e.sentinel = s
+		return e
+	}
+	switch st.Code() {
+	case codes.Canceled:
+		return context.Canceled
+	case codes.DeadlineExceeded:
+		return context.DeadlineExceeded
+	}
+	e.sentinel = ErrInternal
+	if s, ok := bareCode[st.Code()]; ok {
+		e.sentinel = s
 	}
 	return e
 }

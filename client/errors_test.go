@@ -12,10 +12,11 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/clover-kv/clover/api/cloverv1"
+	"github.com/clover-kv/clover/internal/errkind"
 )
 
 var sentinels = []error{ErrNotFound, ErrVersionMismatch, ErrResidency, ErrUnavailable, ErrUnknownKeyspace,
-	ErrInvalidArgument, ErrKeyspaceExists, ErrCannotPlace, ErrConflict, ErrNoEndpoints, ErrPermissionDenied, ErrInternal}
+	ErrInvalidArgument, ErrKeyspaceExists, ErrCannotPlace, ErrConflict, ErrDiskFull, ErrNoEndpoints, ErrPermissionDenied, ErrInternal}
 
 // statusErr builds the error a node returns: a status with an ErrorDetail.
 func statusErr(t *testing.T, code codes.Code, msg string, d *pb.ErrorDetail) error {
@@ -43,6 +44,7 @@ func TestFromStatusKinds(t *testing.T) {
 		{codes.AlreadyExists, pb.ErrorDetail_KIND_EXISTS, ErrKeyspaceExists},
 		{codes.FailedPrecondition, pb.ErrorDetail_KIND_CANNOT_PLACE, ErrCannotPlace},
 		{codes.Aborted, pb.ErrorDetail_KIND_CONFLICT, ErrConflict},
+		{codes.ResourceExhausted, pb.ErrorDetail_KIND_DISK_FULL, ErrDiskFull},
 		{codes.Unavailable, pb.ErrorDetail_KIND_NOT_LEADER, ErrUnavailable},
 		{codes.Unavailable, pb.ErrorDetail_KIND_UNAVAILABLE, ErrUnavailable},
 		// The kind decides, whatever the code.
@@ -90,6 +92,34 @@ func TestFromStatusKinds(t *testing.T) {
 					t.Errorf("wrapped %v lost its sentinel or details", wrapped)
 				}
 			})
+		}
+	}
+}
+
+// Every kind of the ErrorDetail enum, sent as a node sends it (errkind's
+// code, the detail attached, directly or inside a stream result), comes
+// back with its kind, its code and a sentinel of its own.
+func TestEveryKindRoundTrips(t *testing.T) {
+	for n, name := range pb.ErrorDetail_Kind_name {
+		kind := pb.ErrorDetail_Kind(n)
+		if kind == pb.ErrorDetail_KIND_UNSPECIFIED {
+			continue
+		}
+		want, ok := sentinelOf[kind]
+		if !ok {
+			t.Errorf("%s has no client sentinel", name)
+			continue
+		}
+		code, _ := errkind.Code(kind)
+		st := errkind.Status(&pb.ErrorDetail{Kind: kind, CurrentVersion: 5}, "node says no")
+		inStream := resultError(&pb.StreamResult{Result: &pb.StreamResult_Error{Error: &pb.StreamError{
+			Code: uint32(st.Code()), Message: st.Message(), Detail: errkind.Detail(st)}}})
+		for how, sent := range map[string]error{"unary": st.Err(), "stream": inStream} {
+			err := fromStatus(sent)
+			var e *Error
+			if !errors.As(err, &e) || !errors.Is(err, want) || kindOf(err) != kind || e.Code != code || e.CurrentVersion != 5 {
+				t.Errorf("%s (%s): got %v (kind %v, %+v), want %v with code %v", name, how, err, kindOf(err), e, want, code)
+			}
 		}
 	}
 }

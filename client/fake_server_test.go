@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/clover-kv/clover/api/cloverv1"
+	"github.com/clover-kv/clover/internal/errkind"
 )
 
 // fakeNode is a gRPC server standing in for a Clover node: it serves a fixed
@@ -83,14 +84,14 @@ func (f *fakeNode) streamCount() int {
 }
 
 // startFake starts a fake node on a loopback port; it stops at test end.
-func startFake(t *testing.T) *fakeNode {
+func startFake(t *testing.T, opts ...grpc.ServerOption) *fakeNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fakeNode{addr: ln.Addr().String(), routes: &pb.RoutingTableResponse{}}
-	s := grpc.NewServer()
+	s := grpc.NewServer(opts...)
 	pb.RegisterKVServer(s, f)
 	pb.RegisterAdminServer(s, f)
 	go func() { _ = s.Serve(ln) }()
@@ -160,8 +161,5 @@ func (f *fakeNode) Scan(context.Context, *pb.ScanRequest) (*pb.ScanResponse, err
 
 // notLeader is the error a follower returns, naming the leader.
 func notLeader(hint string) error {
-	st, _ := status.New(codes.Unavailable, "not the shard leader").WithDetails(&pb.ErrorDetail{
-		Kind: pb.ErrorDetail_KIND_NOT_LEADER, LeaderHint: hint,
-	})
-	return st.Err()
+	return errkind.Status(&pb.ErrorDetail{Kind: pb.ErrorDetail_KIND_NOT_LEADER, LeaderHint: hint}, "not the shard leader").Err()
 }

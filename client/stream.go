@@ -13,9 +13,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	pb "github.com/clover-kv/clover/api/cloverv1"
+	"github.com/clover-kv/clover/internal/errkind"
 )
 
 // A pipe multiplexes the single-key requests of every goroutine using the
@@ -29,9 +29,12 @@ type pipe struct {
 	// unsupported is set once the node answered that it has no KV.Stream.
 	unsupported atomic.Bool
 
-	// mu guards stream and closed; it is taken before a pipeStream's mu.
-	mu      sync.Mutex
-	stream  *pipeStream // nil until first use or after a failure
+	// mu guards stream, opening and closed; it is taken before a
+	// pipeStream's mu.
+	mu     sync.Mutex
+	stream *pipeStream // nil until first use or after a failure
+	// opening is closed when the open in progress ends; nil when none is.
+	opening chan struct{}
 	nextID  atomic.Uint64
 	closed  bool
 	closeCh chan struct{}
@@ -90,40 +93,87 @@ func (p *pipe) close() {
 	}
 }
 
-// open returns the current stream, opening one if needed.
-func (p *pipe) open() (*pipeStream, error) {
+// open returns the current stream, opening one if needed. One caller
+// opens while the others wait for it; each waits only as long as its ctx
+// allows. An open waits for the node's connection to become READY (one
+// connection attempt, bounded by Config.ConnectTimeout) and fails at once
+// while the connection is in TRANSIENT_FAILURE.
+func (p *pipe) open(ctx context.Context) (*pipeStream, error) {
+	p.mu.Lock()
+	for {
+		if p.closed {
+			p.mu.Unlock()
+			return nil, status.Error(codes.Canceled, "clover: client closed")
+		}
+		if p.stream != nil && p.stream.failed() == nil {
+			ps := p.stream
+			p.mu.Unlock()
+			return ps, nil
+		}
+		if p.opening == nil {
+			break
+		}
+		wait := p.opening
+		p.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		p.mu.Lock()
+	}
+	done := make(chan struct{})
+	p.opening = done
+	p.mu.Unlock()
+
+	ps, err := p.dial(ctx)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return nil, status.Error(codes.Canceled, "clover: client closed")
-	}
-	if p.stream != nil && p.stream.failed() == nil {
-		return p.stream, nil
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := pb.NewKVClient(p.cc).Stream(ctx)
+	p.opening = nil
+	close(done)
 	if err != nil {
-		cancel()
 		return nil, err
 	}
-	ps := &pipeStream{st: st, cancel: cancel, pending: map[uint64]*pipeCall{}}
+	if p.closed {
+		ps.cancel()
+		return nil, status.Error(codes.Canceled, "clover: client closed")
+	}
 	p.stream = ps
 	go ps.recvLoop()
 	return ps, nil
 }
 
+// dial opens a KV.Stream. The stream outlives the caller, so it does not
+// take the caller's ctx; but a caller that gives up while the stream is
+// being opened cancels the open.
+func (p *pipe) dial(ctx context.Context) (*pipeStream, error) {
+	sctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, cancel)
+	st, err := pb.NewKVClient(p.cc).Stream(sctx)
+	if !stop() {
+		cancel()
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &pipeStream{st: st, cancel: cancel, pending: map[uint64]*pipeCall{}}, nil
+}
+
 // call sends op on the node's stream and waits for its result. An error is
 // in the form a unary call would return (a gRPC status error), so the retry
 // logic treats both alike: a request whose stream broke after it was sent
-// has an unknown outcome, like a unary call whose connection broke.
+// has an unknown outcome, like a unary call whose connection broke. The
+// error of a request that was certainly not sent is marked (notSent).
 func (p *pipe) call(ctx context.Context, op *pb.StreamOp) (*pb.StreamResult, error) {
-	ps, err := p.open()
+	ps, err := p.open(ctx)
 	if err != nil {
-		// The op goes out only on an open stream: nothing was sent.
-		if status.Code(err) == codes.Unavailable {
-			return nil, notSent(err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
-		return nil, err
+		// The op goes out only on an open stream: nothing was sent.
+		return nil, notSent(err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		op.TimeoutMs = uint32(max(time.Until(dl).Milliseconds(), 1))
@@ -280,19 +330,6 @@ func (ps *pipeStream) fail(cause error) {
 	ps.cancel()
 }
 
-// notSentPrefix starts the message of an Unavailable error for a request
-// that never left the client (see neverSent).
-const notSentPrefix = "not sent: "
-
-func notSent(cause error) error {
-	if status.Code(cause) == codes.Unimplemented {
-		// A node without KV.Stream: send falls back to unary calls, once
-		// and for all, instead of retrying on a new stream.
-		return cause
-	}
-	return status.Error(codes.Unavailable, notSentPrefix+status.Convert(cause).Message())
-}
-
 // resultError turns a StreamResult carrying an error into the status error
 // its unary method would have returned.
 func resultError(r *pb.StreamResult) error {
@@ -300,13 +337,5 @@ func resultError(r *pb.StreamResult) error {
 	if !ok {
 		return nil
 	}
-	st := status.New(codes.Code(e.Error.Code), e.Error.Message)
-	if e.Error.Detail != nil {
-		if any, err := anypb.New(e.Error.Detail); err == nil {
-			p := st.Proto()
-			p.Details = append(p.Details, any)
-			st = status.FromProto(p)
-		}
-	}
-	return st.Err()
+	return errkind.WithDetail(status.New(codes.Code(e.Error.Code), e.Error.Message), e.Error.Detail).Err()
 }

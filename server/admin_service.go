@@ -41,7 +41,7 @@ func (s *Server) onMetaLeader(ctx context.Context, local func() error, remote fu
 		return local()
 	}
 	if isForwarded(ctx) {
-		return unavailablef("this node is not the meta leader")
+		return notLeaderError(metaShardID, "")
 	}
 	addr, err := s.metaLeaderAddr()
 	if err != nil {
@@ -51,7 +51,12 @@ func (s *Server) onMetaLeader(ctx context.Context, local func() error, remote fu
 	if err != nil {
 		return err
 	}
-	return remote(markForwarded(ctx), pb.NewAdminClient(cc))
+	err = remote(markForwarded(ctx), pb.NewAdminClient(cc))
+	if notForwarded(err) && ctx.Err() == nil {
+		// The meta leader is unreachable and the call never left.
+		return notLeaderError(metaShardID, "")
+	}
+	return err
 }
 
 func (a *adminService) CreateKeyspace(ctx context.Context, req *pb.CreateKeyspaceRequest) (*pb.CreateKeyspaceResponse, error) {

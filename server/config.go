@@ -88,6 +88,23 @@ type Config struct {
 	// Raft tunes every Raft group of the node.
 	Raft RaftConfig
 
+	// KeepaliveTime: the node pings a gRPC connection on which nothing
+	// arrived for this long, busy or idle: a client's connection to it,
+	// and its own connections to other nodes (requests it forwards). At
+	// least 10s, gRPC's floor for a connection's pings. Default 10s.
+	KeepaliveTime time.Duration
+	// KeepaliveTimeout: a ping unanswered for this long closes the
+	// connection, so a vanished client's streams end and a request
+	// forwarded to a silent node fails instead of waiting for its
+	// deadline. Default 5s.
+	KeepaliveTimeout time.Duration
+	// KeepaliveMinTime is the shortest interval between a client's pings
+	// the node accepts; a client pinging more often is disconnected (gRPC's
+	// "too many pings"). At most KeepaliveTime, so nodes accept each
+	// other's pings; the default, 5s, is below the floor of gRPC clients
+	// (10s), so it accepts every one.
+	KeepaliveMinTime time.Duration
+
 	// TLS for the gRPC, Raft and gossip listeners and dialers. Nil means
 	// plaintext (development mode).
 	ServerTLS *tls.Config
@@ -148,8 +165,15 @@ func DefaultConfig() Config {
 		MaxMovesInFlight:      4,
 		LeaderBalanceInterval: 10 * time.Second,
 		Raft:                  DefaultRaftConfig(),
+		KeepaliveTime:         10 * time.Second,
+		KeepaliveTimeout:      5 * time.Second,
+		KeepaliveMinTime:      5 * time.Second,
 	}
 }
+
+// minKeepaliveTime is gRPC's floor for a client connection's pings; it
+// raises shorter intervals to it.
+const minKeepaliveTime = 10 * time.Second
 
 // DefaultRaftConfig returns the Raft tuning defaults.
 func DefaultRaftConfig() RaftConfig {
@@ -225,6 +249,10 @@ func (c Config) Validate() error {
 	}
 	if c.MinFreeDisk < 0 {
 		return bad("min free disk %d: want 0 (off) or a number of bytes", c.MinFreeDisk)
+	}
+	if c.KeepaliveTime < minKeepaliveTime || c.KeepaliveTimeout <= 0 || c.KeepaliveMinTime <= 0 || c.KeepaliveMinTime > c.KeepaliveTime {
+		return bad("keepalive time %v, timeout %v, min time %v: want a time of at least %v, a positive timeout, and a positive min time no longer than the time",
+			c.KeepaliveTime, c.KeepaliveTimeout, c.KeepaliveMinTime, minKeepaliveTime)
 	}
 	r := c.Raft
 	if r.HeartbeatTimeout < 5*time.Millisecond || r.ElectionTimeout < 5*time.Millisecond {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/clover-kv/clover/api/cloverv1"
+	"github.com/clover-kv/clover/internal/errkind"
 )
 
 // Domain errors of a node. They are mapped to gRPC status codes with an
@@ -65,8 +66,39 @@ func unavailablef(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnavailable, fmt.Sprintf(format, args...))
 }
 
-// toStatus maps a domain error to a gRPC status error. Context errors map to
-// their gRPC codes; a status error passes through.
+// kinds gives each domain error its kind, in the order toStatus tries
+// them; errkind gives the kind its gRPC code.
+var kinds = []struct {
+	err  error
+	kind pb.ErrorDetail_Kind
+}{
+	{ErrResidency, pb.ErrorDetail_KIND_RESIDENCY},
+	{ErrNotLeader, pb.ErrorDetail_KIND_NOT_LEADER},
+	{ErrUnknownKeyspace, pb.ErrorDetail_KIND_UNKNOWN_KEYSPACE},
+	{ErrKeyspaceExists, pb.ErrorDetail_KIND_EXISTS},
+	{ErrInvalid, pb.ErrorDetail_KIND_INVALID},
+	{ErrCannotPlace, pb.ErrorDetail_KIND_CANNOT_PLACE},
+	{ErrVersionMismatch, pb.ErrorDetail_KIND_VERSION_MISMATCH},
+	{ErrConflict, pb.ErrorDetail_KIND_CONFLICT},
+	{ErrDiskFull, pb.ErrorDetail_KIND_DISK_FULL},
+	{ErrUnavailable, pb.ErrorDetail_KIND_UNAVAILABLE},
+}
+
+// kindOf returns the kind of a domain error, KIND_UNSPECIFIED for an error
+// that wraps none of the sentinels (an internal error).
+func kindOf(err error) pb.ErrorDetail_Kind {
+	for _, k := range kinds {
+		if errors.Is(err, k.err) {
+			return k.kind
+		}
+	}
+	return pb.ErrorDetail_KIND_UNSPECIFIED
+}
+
+// toStatus maps a domain error to a gRPC status error carrying an
+// ErrorDetail: the code of its kind (errkind), Internal for an error of no
+// kind. Context errors map to their gRPC codes; a status error passes
+// through.
 func toStatus(err error) error {
 	if err == nil {
 		return nil
@@ -79,40 +111,14 @@ func toStatus(err error) error {
 	if errors.As(err, &ae) {
 		detail = ae.detail
 	}
-	var code codes.Code
 	switch {
 	case errors.Is(err, context.Canceled):
-		code = codes.Canceled
+		return errkind.WithDetail(status.New(codes.Canceled, err.Error()), detail).Err()
 	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
-	case errors.Is(err, ErrResidency):
-		code, detail.Kind = codes.PermissionDenied, pb.ErrorDetail_KIND_RESIDENCY
-	case errors.Is(err, ErrNotLeader):
-		code, detail.Kind = codes.Unavailable, pb.ErrorDetail_KIND_NOT_LEADER
-	case errors.Is(err, ErrUnknownKeyspace):
-		code, detail.Kind = codes.NotFound, pb.ErrorDetail_KIND_UNKNOWN_KEYSPACE
-	case errors.Is(err, ErrKeyspaceExists):
-		code, detail.Kind = codes.AlreadyExists, pb.ErrorDetail_KIND_EXISTS
-	case errors.Is(err, ErrInvalid):
-		code, detail.Kind = codes.InvalidArgument, pb.ErrorDetail_KIND_INVALID
-	case errors.Is(err, ErrCannotPlace):
-		code, detail.Kind = codes.FailedPrecondition, pb.ErrorDetail_KIND_CANNOT_PLACE
-	case errors.Is(err, ErrVersionMismatch):
-		code, detail.Kind = codes.FailedPrecondition, pb.ErrorDetail_KIND_VERSION_MISMATCH
-	case errors.Is(err, ErrConflict):
-		code, detail.Kind = codes.Aborted, pb.ErrorDetail_KIND_CONFLICT
-	case errors.Is(err, ErrDiskFull):
-		code, detail.Kind = codes.ResourceExhausted, pb.ErrorDetail_KIND_DISK_FULL
-	case errors.Is(err, ErrUnavailable):
-		code, detail.Kind = codes.Unavailable, pb.ErrorDetail_KIND_UNAVAILABLE
-	default:
-		code = codes.Internal
+		return errkind.WithDetail(status.New(codes.DeadlineExceeded, err.Error()), detail).Err()
 	}
-	st := status.New(code, err.Error())
-	if withDetail, derr := st.WithDetails(detail); derr == nil {
-		st = withDetail
-	}
-	return st.Err()
+	detail.Kind = kindOf(err)
+	return errkind.Status(detail, err.Error()).Err()
 }
 
 func isNotLeader(err error) bool { return errors.Is(err, ErrNotLeader) }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/clover-kv/clover/api/cloverv1"
+	"github.com/clover-kv/clover/internal/errkind"
 )
 
 const (
@@ -173,11 +174,5 @@ func (k *kvService) streamOp(ctx context.Context, op *pb.StreamOp) *pb.StreamRes
 // streamError carries a unary method's error status inside a stream result.
 func streamError(err error) *pb.StreamError {
 	st := status.Convert(toStatus(err))
-	e := &pb.StreamError{Code: uint32(st.Code()), Message: st.Message()}
-	for _, d := range st.Details() {
-		if ed, ok := d.(*pb.ErrorDetail); ok {
-			e.Detail = ed
-		}
-	}
-	return e
+	return &pb.StreamError{Code: uint32(st.Code()), Message: st.Message(), Detail: errkind.Detail(st)}
 }

@@ -236,11 +236,11 @@ func (s *Server) metaPropose(ctx context.Context, cmd raftfsm.Command) (raftfsm.
 func (s *Server) metaLeaderAddr() (string, error) {
 	_, id := s.meta.raft.LeaderWithID()
 	if id == "" {
-		return "", unavailablef("the meta group has no leader")
+		return "", fmt.Errorf("the meta group has no leader: %w", notLeaderError(metaShardID, ""))
 	}
 	addr := s.grpcAddrOf(string(id))
 	if addr == "" {
-		return "", unavailablef("meta leader %q has no recorded address yet", id)
+		return "", fmt.Errorf("meta leader %q has no recorded address yet: %w", id, notLeaderError(metaShardID, ""))
 	}
 	return addr, nil
 }

@@ -9,10 +9,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/clover-kv/clover/api/cloverv1"
+	"github.com/clover-kv/clover/internal/errkind"
 )
 
 // maxMessageBytes bounds gRPC messages: a full batch (4 MiB of keys and
@@ -32,13 +35,14 @@ const (
 
 // peerConns caches one gRPC client connection per peer address.
 type peerConns struct {
-	tls   *tls.Config
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+	tls       *tls.Config
+	keepalive keepalive.ClientParameters
+	mu        sync.Mutex
+	conns     map[string]*grpc.ClientConn
 }
 
-func newPeerConns(t *tls.Config) *peerConns {
-	return &peerConns{tls: t, conns: map[string]*grpc.ClientConn{}}
+func newPeerConns(t *tls.Config, ka keepalive.ClientParameters) *peerConns {
+	return &peerConns{tls: t, keepalive: ka, conns: map[string]*grpc.ClientConn{}}
 }
 
 func (p *peerConns) get(addr string) (*grpc.ClientConn, error) {
@@ -56,7 +60,11 @@ func (p *peerConns) get(addr string) (*grpc.ClientConn, error) {
 	}
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
 		grpc.WithInitialWindowSize(grpcStreamWindow), grpc.WithInitialConnWindowSize(grpcConnWindow),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)),
+		// A forwarded write is resent by no one but the client, which
+		// knows whether it may be (see client/sent.go).
+		grpc.WithDisableRetry(), grpc.WithKeepaliveParams(p.keepalive),
+		grpc.WithChainUnaryInterceptor(unsentInterceptor))
 	if err != nil {
 		return nil, err
 	}
@@ -71,6 +79,34 @@ func (p *peerConns) close() {
 		_ = cc.Close()
 		delete(p.conns, a)
 	}
+}
+
+// unsentError wraps the error of a call to another node that never left
+// this one: gRPC never gave it a stream on a connection (no connection to
+// the node, or one not READY: calls are fail-fast).
+type unsentError struct{ cause error }
+
+func (e *unsentError) Error() string { return e.cause.Error() }
+func (e *unsentError) Unwrap() error { return e.cause }
+
+// unsentInterceptor marks the failure of a unary call that gRPC never gave
+// a stream (it reports the peer of a call only once the call has one), so
+// that a forwarding node can tell its client the request was certainly not
+// applied.
+func unsentInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	var p peer.Peer
+	err := invoker(ctx, method, req, reply, cc, append(opts[:len(opts):len(opts)], grpc.Peer(&p))...)
+	if err != nil && p.Addr == nil {
+		return &unsentError{cause: err}
+	}
+	return err
+}
+
+// notForwarded reports whether err is the failure of a call that never
+// reached the other node.
+func notForwarded(err error) bool {
+	var u *unsentError
+	return errors.As(err, &u)
 }
 
 // A request forwarded by one node to another carries this metadata key, so
@@ -92,12 +128,7 @@ func errorDetail(err error) *pb.ErrorDetail {
 	if !ok {
 		return nil
 	}
-	for _, d := range st.Details() {
-		if ed, ok := d.(*pb.ErrorDetail); ok {
-			return ed
-		}
-	}
-	return nil
+	return errkind.Detail(st)
 }
 
 // forward sends a request for a shard to its leader on another node. Only a
@@ -124,6 +155,11 @@ func (s *Server) forward(ctx context.Context, shardID uint64, hint string, call 
 			return err
 		}
 		err = call(fctx, cc)
+		if notForwarded(err) && ctx.Err() == nil {
+			// The leader this node knows is unreachable, and the request
+			// never left: certainly not applied, as any not-leader answer.
+			return notLeaderError(shardID, "")
+		}
 		d := errorDetail(err)
 		if d == nil || d.Kind != pb.ErrorDetail_KIND_NOT_LEADER || d.LeaderHint == "" || d.LeaderHint == hint || d.LeaderHint == s.selfRec.GRPC {
 			return err
