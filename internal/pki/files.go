@@ -40,7 +40,7 @@ func writePair(certPath, keyPath string, certDER []byte, key *ecdsa.PrivateKey, 
 		return fmt.Errorf("encode key: %w", err)
 	}
 	if !overwrite {
-		for _, p := range []string{keyPath, certPath} {
+		for _, p := range []string{certPath, keyPath} {
 			if _, err := os.Lstat(p); err == nil {
 				return fmt.Errorf("%w: %s (nothing was written)", ErrExists, p)
 			}

@@ -25,10 +25,11 @@ type Entry struct {
 	Identity identity.Identity
 	// Problem: why the file holds no valid identity or CA; nil when it does.
 	Problem error
-	// ChainsToCA: the certificate is signed by the CA of its directory
-	// (the signature is checked; the validity period is not, see NotAfter).
-	// False when the directory has no CA.
+	// ChainsToCA: the certificate is signed by the CA of its directory,
+	// CAFile (the signature is checked; the validity period is not, see
+	// NotAfter). False when the directory has no CA; CAFile is then "".
 	ChainsToCA bool
+	CAFile     string
 
 	Subject             string
 	Serial              string // hex
@@ -51,10 +52,10 @@ func List(dir string) ([]Entry, error) {
 	slices.SortFunc(files, func(a, b string) int {
 		return strings.Compare(sortKey(a), sortKey(b))
 	})
-	caCert := dirCA(dir)
+	caCert, caFile := dirCA(dir)
 	out := make([]Entry, 0, len(files))
 	for _, f := range files {
-		out = append(out, inspect(f, caCert))
+		out = append(out, inspect(f, caCert, caFile))
 	}
 	return out, nil
 }
@@ -76,22 +77,24 @@ func Show(file string) (Entry, error) {
 	} else if err != nil {
 		return Entry{}, fmt.Errorf("%w: %w", ErrBadFile, err)
 	}
-	return inspect(file, dirCA(filepath.Dir(file))), nil
+	caCert, caFile := dirCA(filepath.Dir(file))
+	return inspect(file, caCert, caFile), nil
 }
 
-// dirCA is the CA certificate of dir, or nil.
-func dirCA(dir string) *x509.Certificate {
-	c, err := readCert(filepath.Join(dir, CACertFile))
+// dirCA is the CA certificate of dir and its file, or nil and "".
+func dirCA(dir string) (*x509.Certificate, string) {
+	f := filepath.Join(dir, CACertFile)
+	c, err := readCert(f)
 	if err != nil || !c.IsCA {
-		return nil
+		return nil, ""
 	}
-	return c
+	return c, f
 }
 
-// inspect describes file, whose chain is checked against caCert (nil:
-// none).
-func inspect(file string, caCert *x509.Certificate) Entry {
-	e := Entry{File: file}
+// inspect describes file, whose chain is checked against caCert from
+// caFile (nil and "": none).
+func inspect(file string, caCert *x509.Certificate, caFile string) Entry {
+	e := Entry{File: file, CAFile: caFile}
 	c, err := readCert(file)
 	if err != nil {
 		e.Problem = err
