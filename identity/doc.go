@@ -25,7 +25,7 @@
 // The UUID arc 2.25.<uuid as an integer> of ITU-T X.667 was not used:
 // crypto/x509 parses OIDs with components of at most 31 bits, so a
 // certificate carrying a 128-bit component fails to parse altogether
-// (TestUUIDArcUnparsable shows it).
+// (TestIdentityUUIDArcUnparsable shows it).
 //
 // The extension's value is the DER encoding of
 //

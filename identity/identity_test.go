@@ -27,7 +27,7 @@ var ieLoc = placement.Locality{Country: "IE", Region: "ie-dublin", Zone: "a"}
 
 // The OID is the project's UUID under Microsoft's GUID-derived arc, split
 // as Microsoft documents (16, 16, 16, 16, 16, 24, 24 bits), plus arc 1.
-func TestOIDFromUUID(t *testing.T) {
+func TestIdentityOIDFromUUID(t *testing.T) {
 	const uuid = "e8a65eab-f620-4694-8a1c-9119f60c5e48"
 	hex := strings.ReplaceAll(uuid, "-", "")
 	want := asn1.ObjectIdentifier{1, 2, 840, 113556, 1, 8000, 2554}
@@ -48,7 +48,7 @@ func TestOIDFromUUID(t *testing.T) {
 // does not parse at all in crypto/x509, which is why the identity OID is
 // not there. The certificate is made with a placeholder OID of the same
 // encoded length, then the OID's bytes are swapped.
-func TestUUIDArcUnparsable(t *testing.T) {
+func TestIdentityUUIDArcUnparsable(t *testing.T) {
 	uuid, _ := new(big.Int).SetString("e8a65eabf62046948a1c9119f60c5e48", 16)
 	body := []byte{2*40 + 25} // 2.25
 	body = append(body, base128(uuid)...)
@@ -90,7 +90,7 @@ func base128(n *big.Int) []byte {
 
 // What Extension and URL write, FromCertificate reads back unchanged
 // through a real certificate: roles come back sorted and once each.
-func TestRoundTrip(t *testing.T) {
+func TestIdentityRoundTrip(t *testing.T) {
 	cases := []struct {
 		in, want identity.Identity
 	}{
@@ -119,7 +119,7 @@ func TestRoundTrip(t *testing.T) {
 
 // Validate (and so Extension and URL) refuses each invalid identity with
 // the error of its problem.
-func TestValidate(t *testing.T) {
+func TestIdentityValidate(t *testing.T) {
 	node := identity.Identity{TrustDomain: "prod", Kind: identity.Node, Name: "ie-1", Locality: ieLoc}
 	user := identity.Identity{TrustDomain: "prod", Kind: identity.User, Name: "alice", Roles: []identity.Role{identity.RoleReader}, Country: "IE"}
 	with := func(id identity.Identity, f func(*identity.Identity)) identity.Identity { f(&id); return id }
@@ -170,7 +170,7 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestParseRoles(t *testing.T) {
+func TestIdentityParseRoles(t *testing.T) {
 	cases := []struct {
 		in   string
 		want []identity.Role
@@ -196,7 +196,7 @@ func TestParseRoles(t *testing.T) {
 	}
 }
 
-func TestNames(t *testing.T) {
+func TestIdentityNames(t *testing.T) {
 	for s, want := range map[string]bool{
 		"ie-1": true, "a": true, "0.x_y-z": true, strings.Repeat("a", 64): true,
 		"": false, "-a": false, ".a": false, "_a": false, "A": false, "a/b": false, "a b": false, strings.Repeat("a", 65): false,
@@ -218,7 +218,7 @@ func TestNames(t *testing.T) {
 
 // URI SANs that are not exactly spiffe://<trust-domain>/<node|user>/<name>
 // are refused, whatever the extension says.
-func TestMalformedURIs(t *testing.T) {
+func TestIdentityMalformedURIs(t *testing.T) {
 	ext, err := identity.Extension(identity.Identity{TrustDomain: "prod", Kind: identity.Node, Name: "ie-1", Locality: ieLoc})
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +240,7 @@ func TestMalformedURIs(t *testing.T) {
 	}
 }
 
-func TestTrustDomainOfCA(t *testing.T) {
+func TestIdentityTrustDomainOfCA(t *testing.T) {
 	uri := func(s string) []*url.URL { u, _ := url.Parse(s); return []*url.URL{u} }
 	ca := func(uris []*url.URL) *x509.Certificate {
 		return &x509.Certificate{IsCA: true, BasicConstraintsValid: true, URIs: uris}
@@ -276,7 +276,7 @@ func TestTrustDomainOfCA(t *testing.T) {
 
 // Over a real mutual-TLS connection, the server reads the client's
 // identity from its connection state; without verification it refuses.
-func TestFromConnectionState(t *testing.T) {
+func TestIdentityFromConnectionState(t *testing.T) {
 	caKey := newKey(t)
 	caURI, _ := identity.CAURI("prod")
 	ca := sign(t, &x509.Certificate{SerialNumber: big.NewInt(1), URIs: []*url.URL{caURI}, IsCA: true, BasicConstraintsValid: true,
@@ -314,7 +314,7 @@ func TestFromConnectionState(t *testing.T) {
 	}
 }
 
-func TestString(t *testing.T) {
+func TestIdentityString(t *testing.T) {
 	n := identity.Identity{TrustDomain: "prod", Kind: identity.Node, Name: "ie-1", Locality: ieLoc}
 	u := identity.Identity{TrustDomain: "prod", Kind: identity.User, Name: "alice", Roles: []identity.Role{identity.RoleWriter, identity.RoleReader}, Country: "IE"}
 	for got, want := range map[string]string{

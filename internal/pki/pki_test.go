@@ -42,7 +42,7 @@ func newPKI(t *testing.T) (dir string, ca, node, user pki.Issued) {
 
 // The files are where and as documented, each certificate reads back as
 // the identity asked for and chains to the CA for its key usage.
-func TestCreate(t *testing.T) {
+func TestPKICreate(t *testing.T) {
 	dir, ca, node, user := newPKI(t)
 	for file, mode := range map[string]fs.FileMode{
 		dir: fs.ModeDir | 0o700, "ca.crt": 0o644, "ca.key": 0o600, "node.ie-1.crt": 0o644, "node.ie-1.key": 0o600,
@@ -97,7 +97,7 @@ func TestCreate(t *testing.T) {
 
 // A node's files serve mutual TLS (internal/tlsfiles) to a user's, and
 // each side reads the other's identity from the connection.
-func TestHandshake(t *testing.T) {
+func TestPKIHandshake(t *testing.T) {
 	dir, ca, node, user := newPKI(t)
 	srvConf, _, err := tlsfiles.Node(node.CertFile, node.KeyFile, ca.CertFile)
 	if err != nil {
@@ -135,7 +135,7 @@ func handshake(t *testing.T, srvConf, cliConf *tls.Config) (srv, cli tls.Connect
 }
 
 // A CA is never overwritten; a leaf only with Overwrite.
-func TestNoOverwrite(t *testing.T) {
+func TestPKINoOverwrite(t *testing.T) {
 	dir, ca, node, _ := newPKI(t)
 	before := snapshot(t, dir)
 	if _, err := pki.CreateCA(dir, "prod", 0); !errors.Is(err, pki.ErrExists) {
@@ -182,7 +182,7 @@ func TestNoOverwrite(t *testing.T) {
 
 // Each bad value is an *InputError naming its field, wrapping the identity
 // sentinel of the problem, and nothing is written.
-func TestBadInput(t *testing.T) {
+func TestPKIBadInput(t *testing.T) {
 	dir, _, _, _ := newPKI(t)
 	before := snapshot(t, dir)
 	node := func(id string, loc placement.Locality, hosts ...string) func() error {
@@ -237,7 +237,7 @@ func TestBadInput(t *testing.T) {
 }
 
 // Without a usable CA nothing is issued.
-func TestNoCA(t *testing.T) {
+func TestPKINoCA(t *testing.T) {
 	empty := t.TempDir()
 	if _, err := pki.CreateNode(empty, "ie-1", ieLoc, []string{"127.0.0.1"}, pki.Options{}); !errors.Is(err, pki.ErrNoCA) {
 		t.Errorf("empty directory: %v", err)
@@ -262,7 +262,7 @@ func TestNoCA(t *testing.T) {
 // List describes each certificate of the directory: the CA first, then by
 // name, with identity, expiry and whether it chains to the directory's CA;
 // Show describes one.
-func TestListAndShow(t *testing.T) {
+func TestPKIListAndShow(t *testing.T) {
 	dir, ca, node, user := newPKI(t)
 	_, _, otherNode, _ := newPKI(t)
 	if err := os.WriteFile(filepath.Join(dir, "node.foreign.crt"), pemOf(t, otherNode.CertFile), 0o644); err != nil {
