@@ -46,6 +46,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLocality$$' -fuzztime $(FUZZTIME) ./placement
 	$(GO) test -run '^$$' -fuzz '^FuzzParseResidency$$' -fuzztime $(FUZZTIME) ./placement
 	$(GO) test -run '^$$' -fuzz '^FuzzCatalogueWith$$' -fuzztime $(FUZZTIME) ./placement
+	$(GO) test -run '^$$' -fuzz '^FuzzParseExtension$$' -fuzztime $(FUZZTIME) ./identity
 
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./raftfsm/... ./placement/... ./client/... ./bench/

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/clover-kv/clover/client"
+	"github.com/clover-kv/clover/internal/pki"
 )
 
 // exitClass is one kind of failure and its exit code. Scripts rely on the
@@ -27,8 +28,8 @@ const exitOther = 1
 // exitClasses in the order they are tried; the first match decides. An
 // outcome-unknown write also wraps ErrUnavailable, so it comes first.
 var exitClasses = []exitClass{
-	{2, "usage", "the command line is wrong: unknown command or flag, wrong number of arguments, a malformed flag value",
-		[]error{errUsage, client.ErrNoEndpoints}},
+	{2, "usage", "the command line is wrong: unknown command or flag, wrong number of arguments, a malformed flag value; cert: no CA in --certs-dir, files that exist, a file that is not a certificate",
+		[]error{errUsage, client.ErrNoEndpoints, pki.ErrExists, pki.ErrNoCA, pki.ErrBadFile}},
 	{3, "residency", "the node may not serve the keyspace's data; the message lists the permitted endpoints",
 		[]error{client.ErrResidency}},
 	{4, "not found", "the key does not exist",
@@ -37,7 +38,7 @@ var exitClasses = []exitClass{
 		[]error{errViolations, errReplicasDiffer}},
 	{6, "version mismatch", "cas: the key's version is not the expected one; nothing was written",
 		[]error{client.ErrVersionMismatch}},
-	{7, "invalid argument", "the cluster refuses a value: a key or value over its limit, an unknown jurisdiction or country, a bad keyspace name or replica count",
+	{7, "invalid argument", "the cluster (or cert) refuses a value: a key or value over its limit, an unknown jurisdiction or country, a bad keyspace name or replica count; cert: a bad name, locality, role, host or lifetime",
 		[]error{client.ErrInvalidArgument}},
 	{8, "unknown keyspace", "no keyspace of that name",
 		[]error{client.ErrUnknownKeyspace}},

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/clover-kv/clover/client"
+	"github.com/clover-kv/clover/internal/pki"
 )
 
 // Each class of error has its own exit code, decided with errors.Is on the
@@ -22,6 +23,9 @@ func TestExitCode(t *testing.T) {
 	}{
 		{fmt.Errorf("%w: bad", errUsage), 2},
 		{client.ErrNoEndpoints, 2},
+		{fmt.Errorf("%w: certs/ca.crt", pki.ErrExists), 2},
+		{fmt.Errorf("%w: certs has no ca.crt", pki.ErrNoCA), 2},
+		{fmt.Errorf("%w: x.crt holds no PEM CERTIFICATE", pki.ErrBadFile), 2},
 		{fmt.Errorf("get: %w", client.ErrResidency), 3},
 		{fmt.Errorf("get: %w", client.ErrNotFound), 4},
 		{fmt.Errorf("%w: 2", errViolations), 5},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"github.com/clover-kv/clover/client"
+	"github.com/clover-kv/clover/identity"
+	"github.com/clover-kv/clover/internal/pki"
+	"github.com/clover-kv/clover/placement"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -62,6 +66,22 @@ var (
 			{ShardID: 2, Status: "moving", Problems: []string{"us-1 is outside the policy"},
 				Members: []client.Member{{Node: "us-1", Voter: true}, {Node: "no-1"}}},
 		}}
+	goldenCerts = []pki.Entry{
+		{File: "certs/ca.crt", CA: true, TrustDomain: "prod", ChainsToCA: true, CAFile: "certs/ca.crt", Subject: "CN=Clover CA prod,O=Clover",
+			Serial: "1f", NotBefore: goldenAt, NotAfter: goldenAt.AddDate(10, 0, 0)},
+		{File: "certs/node.ie-1.crt", TrustDomain: "prod", ChainsToCA: true, CAFile: "certs/ca.crt", Subject: "CN=ie-1,O=Clover prod", Serial: "20",
+			Identity: identity.Identity{TrustDomain: "prod", Kind: identity.Node, Name: "ie-1",
+				Locality: placement.Locality{Country: "IE", Region: "ie-dublin", Zone: "a"}},
+			NotBefore: goldenAt, NotAfter: goldenAt.AddDate(1, 0, 0),
+			DNSNames: []string{"ie-1.internal"}, IPAddresses: []string{"10.0.0.1", "::1"}, Usage: []string{"server", "client"}},
+		{File: "certs/user.alice.crt", TrustDomain: "prod", ChainsToCA: false, CAFile: "certs/ca.crt", Subject: "CN=alice,O=Clover prod", Serial: "21",
+			Identity: identity.Identity{TrustDomain: "prod", Kind: identity.User, Name: "alice",
+				Roles: []identity.Role{identity.RoleReader, identity.RoleWriter}, Country: "IE"},
+			NotBefore: goldenAt, NotAfter: goldenAt.AddDate(1, 0, 0), Usage: []string{"client"}},
+		{File: "certs/esc\x1b[2J.crt", Problem: fmt.Errorf("%w: certs/esc\x1b[2J.crt holds no PEM CERTIFICATE", pki.ErrBadFile)},
+		{File: "certs/node.odd.crt", ChainsToCA: false, Subject: "CN=odd", Serial: "22", NotBefore: goldenAt, NotAfter: goldenAt,
+			Problem: fmt.Errorf("%w: the certificate has no Clover extension", identity.ErrNoIdentity)},
+	}
 	goldenCheck = client.ReplicaCheck{Shards: []client.ShardCheck{
 		{ShardID: 1, Keyspace: "users", Status: "identical", Replicas: []client.ReplicaDigest{
 			{Node: "ie-1", AppliedIndex: 12, Hash: 0xfedcba9876543210, Keys: 3},
@@ -95,6 +115,14 @@ var goldenCases = []struct {
 	{"placement-history", func(g *globals) error { return g.showHistory(goldenEvents) }},
 	{"placement-history-empty", func(g *globals) error { return g.showHistory(nil) }},
 	{"placement-check", func(g *globals) error { return g.showCheck(goldenCheck) }},
+	{"cert-create", func(g *globals) error {
+		return g.showCreated(pki.Issued{CertFile: "certs/node.ie-1.crt", KeyFile: "certs/node.ie-1.key"}, goldenCerts[1])
+	}},
+	{"cert-list", func(g *globals) error { return g.showCerts(goldenCerts) }},
+	{"cert-list-empty", func(g *globals) error { return g.showCerts(nil) }},
+	{"cert-show-ca", func(g *globals) error { return g.showCert(goldenCerts[0]) }},
+	{"cert-show-user", func(g *globals) error { return g.showCert(goldenCerts[2]) }},
+	{"cert-show-problem", func(g *globals) error { return g.showCert(goldenCerts[4]) }},
 }
 
 // The output of every command, in table and JSON form, is pinned by a

@@ -32,25 +32,15 @@ func newRootCmd() *cobra.Command {
 		Use:   "clover",
 		Short: "Clover: a key-value store that keeps each keyspace inside its jurisdictions",
 		Long: "clover reads and writes keys, manages keyspaces and their placement policies, and shows\n" +
-			"where data lives. -w json gives output for scripts (docs/OPERATIONS.md, \"JSON output\").\n\n" +
+			"where data lives; clover cert makes the cluster's certificates. -w json gives output for scripts\n" +
+			"(docs/OPERATIONS.md, \"JSON output\").\n\n" +
 			exitCodesHelp(),
 		Version:       buildinfo.Read().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			g.out = cmd.OutOrStdout()
-			if g.output != "table" && g.output != "json" {
-				return fmt.Errorf("%w: --output %q: want table or json", errUsage, g.output)
-			}
-			// Checked here, ahead of cobra, so that they count as usage errors.
-			if err := cmd.ValidateRequiredFlags(); err != nil {
-				return fmt.Errorf("%w: %w", errUsage, err)
-			}
-			if err := cmd.ValidateFlagGroups(); err != nil {
-				return fmt.Errorf("%w: %w", errUsage, err)
-			}
-			return nil
-		},
+		// The hook of the cluster commands. A command group that needs no
+		// cluster (cert) sets its own, which cobra runs instead of this one.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return g.checkFlags(cmd) },
 	}
 	def := []string{"127.0.0.1:7401"}
 	if v := os.Getenv("CLOVER_ENDPOINTS"); v != "" {
@@ -66,8 +56,42 @@ func newRootCmd() *cobra.Command {
 	pf.StringVar(&g.tlsCA, "tls-ca", os.Getenv("CLOVER_TLS_CA"), "PEM bundle of the cluster CA (env CLOVER_TLS_CA)")
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.AddCommand(newKVCmd(g), newKeyspaceCmd(g), newClusterCmd(g), newPlacementCmd(g))
+	cert := newCertCmd(g)
+	root.AddCommand(cert)
+	hideFlagsInHelp(cert, clusterFlags)
 	markUsageErrors(root)
 	return root
+}
+
+// checkFlags checks the flags every command shares and sets where output
+// goes; it runs before each command.
+func (g *globals) checkFlags(cmd *cobra.Command) error {
+	g.out = cmd.OutOrStdout()
+	if g.output != "table" && g.output != "json" {
+		return fmt.Errorf("%w: --output %q: want table or json", errUsage, g.output)
+	}
+	// Checked here, ahead of cobra, so that they count as usage errors.
+	if err := cmd.ValidateRequiredFlags(); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if err := cmd.ValidateFlagGroups(); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return nil
+}
+
+// hideFlagsInHelp leaves the root's persistent flags names out of the help
+// of cmd and its subcommands (flags they do not read).
+func hideFlagsInHelp(cmd *cobra.Command, names []string) {
+	help := cmd.HelpFunc()
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		for _, n := range names {
+			if f := c.Root().PersistentFlags().Lookup(n); f != nil {
+				f.Hidden = true
+			}
+		}
+		help(c, args)
+	})
 }
 
 // errUsage marks errors in how the command was called: unknown commands and
