@@ -32,10 +32,16 @@ var (
 	// ErrDiskFull: the shard leader's disk is below its free-space reserve;
 	// the write was certainly not applied. Reads go on; writes resume once
 	// an operator frees space.
-	ErrDiskFull         = errors.New("clover: disk full: writes refused until space is freed")
-	ErrNoEndpoints      = errors.New("clover: no endpoints configured")
+	ErrDiskFull    = errors.New("clover: disk full: writes refused until space is freed")
+	ErrNoEndpoints = errors.New("clover: no endpoints configured")
+	// ErrPermissionDenied: the node's gateway refused the caller (Error.Rule
+	// names the rule), or the caller's certificate was not accepted.
 	ErrPermissionDenied = errors.New("clover: permission denied")
-	ErrInternal         = errors.New("clover: internal error")
+	// ErrResourceExhausted: a limit of the node's front door (connections,
+	// streams, request rate) was reached; the request was not served, and
+	// the client retries it after a backoff within its budget.
+	ErrResourceExhausted = errors.New("clover: resource exhausted: a node's limit was reached")
+	ErrInternal          = errors.New("clover: internal error")
 )
 
 // Error is an error a node returned, with the details Clover attaches.
@@ -47,6 +53,9 @@ type Error struct {
 	PermittedEndpoints []string
 	// CurrentVersion, for a version mismatch, is the key's version (0 = absent).
 	CurrentVersion uint64
+	// Rule, for a permission refusal, names the gateway's rule that refused
+	// (for example "caller-jurisdiction", "role").
+	Rule string
 	// LeaderHint is the shard leader's address when the node knew it.
 	LeaderHint string
 	// Code is the gRPC status code.
@@ -66,16 +75,18 @@ func (e *Error) Unwrap() error { return e.sentinel }
 
 // sentinelOf gives every error kind a node sends its sentinel.
 var sentinelOf = map[pb.ErrorDetail_Kind]error{
-	pb.ErrorDetail_KIND_RESIDENCY:        ErrResidency,
-	pb.ErrorDetail_KIND_VERSION_MISMATCH: ErrVersionMismatch,
-	pb.ErrorDetail_KIND_UNKNOWN_KEYSPACE: ErrUnknownKeyspace,
-	pb.ErrorDetail_KIND_INVALID:          ErrInvalidArgument,
-	pb.ErrorDetail_KIND_EXISTS:           ErrKeyspaceExists,
-	pb.ErrorDetail_KIND_CANNOT_PLACE:     ErrCannotPlace,
-	pb.ErrorDetail_KIND_CONFLICT:         ErrConflict,
-	pb.ErrorDetail_KIND_DISK_FULL:        ErrDiskFull,
-	pb.ErrorDetail_KIND_NOT_LEADER:       ErrUnavailable,
-	pb.ErrorDetail_KIND_UNAVAILABLE:      ErrUnavailable,
+	pb.ErrorDetail_KIND_RESIDENCY:          ErrResidency,
+	pb.ErrorDetail_KIND_VERSION_MISMATCH:   ErrVersionMismatch,
+	pb.ErrorDetail_KIND_UNKNOWN_KEYSPACE:   ErrUnknownKeyspace,
+	pb.ErrorDetail_KIND_INVALID:            ErrInvalidArgument,
+	pb.ErrorDetail_KIND_EXISTS:             ErrKeyspaceExists,
+	pb.ErrorDetail_KIND_CANNOT_PLACE:       ErrCannotPlace,
+	pb.ErrorDetail_KIND_CONFLICT:           ErrConflict,
+	pb.ErrorDetail_KIND_DISK_FULL:          ErrDiskFull,
+	pb.ErrorDetail_KIND_PERMISSION_DENIED:  ErrPermissionDenied,
+	pb.ErrorDetail_KIND_RESOURCE_EXHAUSTED: ErrResourceExhausted,
+	pb.ErrorDetail_KIND_NOT_LEADER:         ErrUnavailable,
+	pb.ErrorDetail_KIND_UNAVAILABLE:        ErrUnavailable,
 }
 
 // bareCode is the sentinel of a status without a kind: one from gRPC
@@ -112,6 +123,7 @@ func fromStatus(err error) error {
 		e.PermittedEndpoints = d.PermittedEndpoints
 		e.CurrentVersion = d.CurrentVersion
 		e.LeaderHint = d.LeaderHint
+		e.Rule = d.Rule
 	}
 	if s, ok := sentinelOf[e.kind]; ok {
 		e.sentinel = s

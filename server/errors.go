@@ -25,6 +25,12 @@ var (
 	ErrVersionMismatch = errors.New("version mismatch")
 	ErrConflict        = errors.New("conflicting write in the same entry")
 	ErrDiskFull        = errors.New("disk full")
+	// ErrPermissionDenied: the gateway refused the caller; the error names
+	// the rule (see package access).
+	ErrPermissionDenied = errors.New("permission denied")
+	// ErrResourceExhausted: a front-door limit (connections, streams,
+	// request rate) was reached; the request was not served.
+	ErrResourceExhausted = errors.New("resource exhausted")
 )
 
 // apiError carries the details a client needs to act on an error.
@@ -81,6 +87,8 @@ var kinds = []struct {
 	{ErrVersionMismatch, pb.ErrorDetail_KIND_VERSION_MISMATCH},
 	{ErrConflict, pb.ErrorDetail_KIND_CONFLICT},
 	{ErrDiskFull, pb.ErrorDetail_KIND_DISK_FULL},
+	{ErrPermissionDenied, pb.ErrorDetail_KIND_PERMISSION_DENIED},
+	{ErrResourceExhausted, pb.ErrorDetail_KIND_RESOURCE_EXHAUSTED},
 	{ErrUnavailable, pb.ErrorDetail_KIND_UNAVAILABLE},
 }
 

@@ -131,6 +131,11 @@ const (
 	// The node's disk is below its free-space reserve: writes are refused
 	// (certainly not applied) until space is freed; reads go on.
 	ErrorDetail_KIND_DISK_FULL ErrorDetail_Kind = 10
+	// The gateway refused the caller (secure mode): rule names the rule.
+	ErrorDetail_KIND_PERMISSION_DENIED ErrorDetail_Kind = 11
+	// A limit of the node's front door (connections, streams, request
+	// rate) was reached: the request was not served; retry later.
+	ErrorDetail_KIND_RESOURCE_EXHAUSTED ErrorDetail_Kind = 12
 )
 
 // Enum value maps for ErrorDetail_Kind.
@@ -147,19 +152,23 @@ var (
 		8:  "KIND_EXISTS",
 		9:  "KIND_CONFLICT",
 		10: "KIND_DISK_FULL",
+		11: "KIND_PERMISSION_DENIED",
+		12: "KIND_RESOURCE_EXHAUSTED",
 	}
 	ErrorDetail_Kind_value = map[string]int32{
-		"KIND_UNSPECIFIED":      0,
-		"KIND_RESIDENCY":        1,
-		"KIND_NOT_LEADER":       2,
-		"KIND_VERSION_MISMATCH": 3,
-		"KIND_UNKNOWN_KEYSPACE": 4,
-		"KIND_INVALID":          5,
-		"KIND_UNAVAILABLE":      6,
-		"KIND_CANNOT_PLACE":     7,
-		"KIND_EXISTS":           8,
-		"KIND_CONFLICT":         9,
-		"KIND_DISK_FULL":        10,
+		"KIND_UNSPECIFIED":        0,
+		"KIND_RESIDENCY":          1,
+		"KIND_NOT_LEADER":         2,
+		"KIND_VERSION_MISMATCH":   3,
+		"KIND_UNKNOWN_KEYSPACE":   4,
+		"KIND_INVALID":            5,
+		"KIND_UNAVAILABLE":        6,
+		"KIND_CANNOT_PLACE":       7,
+		"KIND_EXISTS":             8,
+		"KIND_CONFLICT":           9,
+		"KIND_DISK_FULL":          10,
+		"KIND_PERMISSION_DENIED":  11,
+		"KIND_RESOURCE_EXHAUSTED": 12,
 	}
 )
 
@@ -1591,8 +1600,10 @@ type ErrorDetail struct {
 	// For VERSION_MISMATCH: the key's current version (0 = absent).
 	CurrentVersion uint64 `protobuf:"varint,4,opt,name=current_version,json=currentVersion,proto3" json:"current_version,omitempty"`
 	ShardId        uint64 `protobuf:"varint,5,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// For PERMISSION_DENIED: the rule that refused, e.g. "caller-jurisdiction".
+	Rule          string `protobuf:"bytes,6,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ErrorDetail) Reset() {
@@ -1658,6 +1669,13 @@ func (x *ErrorDetail) GetShardId() uint64 {
 		return x.ShardId
 	}
 	return 0
+}
+
+func (x *ErrorDetail) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
 }
 
 type Locality struct {
@@ -1728,8 +1746,20 @@ type Policy struct {
 	Replicas           uint32                 `protobuf:"varint,4,opt,name=replicas,proto3" json:"replicas,omitempty"`
 	LeaderPreference   []string               `protobuf:"bytes,5,rep,name=leader_preference,json=leaderPreference,proto3" json:"leader_preference,omitempty"`
 	DataClass          string                 `protobuf:"bytes,6,opt,name=data_class,json=dataClass,proto3" json:"data_class,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The access policy (secure mode): roles that may read and write the
+	// keyspace's keys, and the jurisdictions or countries callers may work
+	// from. Empty: reader reads, writer writes, and callers come from the
+	// residency (class personal) or anywhere (class public); "ANY" in
+	// caller_jurisdictions: anywhere.
+	ReadRoles           []string `protobuf:"bytes,7,rep,name=read_roles,json=readRoles,proto3" json:"read_roles,omitempty"`
+	WriteRoles          []string `protobuf:"bytes,8,rep,name=write_roles,json=writeRoles,proto3" json:"write_roles,omitempty"`
+	CallerJurisdictions []string `protobuf:"bytes,9,rep,name=caller_jurisdictions,json=callerJurisdictions,proto3" json:"caller_jurisdictions,omitempty"`
+	// Resolved by the meta leader: the countries caller_jurisdictions (or its
+	// default) permits, sorted; caller_anywhere when that is every country.
+	CallerCountries []string `protobuf:"bytes,10,rep,name=caller_countries,json=callerCountries,proto3" json:"caller_countries,omitempty"`
+	CallerAnywhere  bool     `protobuf:"varint,11,opt,name=caller_anywhere,json=callerAnywhere,proto3" json:"caller_anywhere,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -1802,6 +1832,41 @@ func (x *Policy) GetDataClass() string {
 		return x.DataClass
 	}
 	return ""
+}
+
+func (x *Policy) GetReadRoles() []string {
+	if x != nil {
+		return x.ReadRoles
+	}
+	return nil
+}
+
+func (x *Policy) GetWriteRoles() []string {
+	if x != nil {
+		return x.WriteRoles
+	}
+	return nil
+}
+
+func (x *Policy) GetCallerJurisdictions() []string {
+	if x != nil {
+		return x.CallerJurisdictions
+	}
+	return nil
+}
+
+func (x *Policy) GetCallerCountries() []string {
+	if x != nil {
+		return x.CallerCountries
+	}
+	return nil
+}
+
+func (x *Policy) GetCallerAnywhere() bool {
+	if x != nil {
+		return x.CallerAnywhere
+	}
+	return false
 }
 
 type ShardInfo struct {
@@ -2085,9 +2150,15 @@ type ClusterStatusResponse struct {
 	// The latest continuous placement check (run by the meta leader).
 	Placement *PlacementVerifyResponse `protobuf:"bytes,3,opt,name=placement,proto3" json:"placement,omitempty"`
 	// The meta group's Raft configuration (voters hold the catalogue's quorum).
-	MetaMembers   []*RaftMember `protobuf:"bytes,4,rep,name=meta_members,json=metaMembers,proto3" json:"meta_members,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MetaMembers []*RaftMember `protobuf:"bytes,4,rep,name=meta_members,json=metaMembers,proto3" json:"meta_members,omitempty"`
+	// Insecure mode: no certificates, so node localities and callers are
+	// unattested and every caller may do everything.
+	Insecure bool `protobuf:"varint,5,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	// The personal-data guardrail set when the cluster was founded (e.g.
+	// "EEA"); empty when none was set.
+	PersonalDataJurisdiction string `protobuf:"bytes,6,opt,name=personal_data_jurisdiction,json=personalDataJurisdiction,proto3" json:"personal_data_jurisdiction,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *ClusterStatusResponse) Reset() {
@@ -2146,6 +2217,20 @@ func (x *ClusterStatusResponse) GetMetaMembers() []*RaftMember {
 		return x.MetaMembers
 	}
 	return nil
+}
+
+func (x *ClusterStatusResponse) GetInsecure() bool {
+	if x != nil {
+		return x.Insecure
+	}
+	return false
+}
+
+func (x *ClusterStatusResponse) GetPersonalDataJurisdiction() string {
+	if x != nil {
+		return x.PersonalDataJurisdiction
+	}
+	return ""
 }
 
 type ShardReplicaStatus struct {
@@ -2352,8 +2437,10 @@ type NodeStatus struct {
 	Error      string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
 	// The meta-group index this node's catalogue reflects.
 	MetaAppliedIndex uint64 `protobuf:"varint,7,opt,name=meta_applied_index,json=metaAppliedIndex,proto3" json:"meta_applied_index,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Requests this node's gateway refused since it started, by rule.
+	Refusals      map[string]uint64 `protobuf:"bytes,8,rep,name=refusals,proto3" json:"refusals,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
@@ -2433,6 +2520,13 @@ func (x *NodeStatus) GetMetaAppliedIndex() uint64 {
 		return x.MetaAppliedIndex
 	}
 	return 0
+}
+
+func (x *NodeStatus) GetRefusals() map[string]uint64 {
+	if x != nil {
+		return x.Refusals
+	}
+	return nil
 }
 
 type CreateKeyspaceRequest struct {
@@ -4497,6 +4591,148 @@ func (x *JurisdictionsResponse) GetJurisdictions() []*Jurisdiction {
 	return nil
 }
 
+type WhoAmIRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIRequest) Reset() {
+	*x = WhoAmIRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIRequest) ProtoMessage() {}
+
+func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
+func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{69}
+}
+
+type WhoAmIResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "user", "node" or "unattested" (insecure mode).
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The user name or node ID; empty when unattested.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The identity's URI, e.g. spiffe://clover-demo/user/alice.
+	Uri   string   `protobuf:"bytes,3,opt,name=uri,proto3" json:"uri,omitempty"`
+	Roles []string `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`
+	// The country the user works from (ISO 3166-1 alpha-2).
+	Country string `protobuf:"bytes,5,opt,name=country,proto3" json:"country,omitempty"`
+	// The jurisdictions that country belongs to, e.g. EEA, EU.
+	Jurisdictions []string `protobuf:"bytes,6,rep,name=jurisdictions,proto3" json:"jurisdictions,omitempty"`
+	// The node that answered.
+	NodeId        string `protobuf:"bytes,7,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Insecure      bool   `protobuf:"varint,8,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIResponse) Reset() {
+	*x = WhoAmIResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIResponse) ProtoMessage() {}
+
+func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
+func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *WhoAmIResponse) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *WhoAmIResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *WhoAmIResponse) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *WhoAmIResponse) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *WhoAmIResponse) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+func (x *WhoAmIResponse) GetJurisdictions() []string {
+	if x != nil {
+		return x.Jurisdictions
+	}
+	return nil
+}
+
+func (x *WhoAmIResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *WhoAmIResponse) GetInsecure() bool {
+	if x != nil {
+		return x.Insecure
+	}
+	return false
+}
+
 var File_clover_v1_clover_proto protoreflect.FileDescriptor
 
 const file_clover_v1_clover_proto_rawDesc = "" +
@@ -4591,14 +4827,15 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\tkeys_only\x18\b \x01(\bR\bkeysOnly\"]\n" +
 	"\fScanResponse\x12%\n" +
 	"\x03kvs\x18\x01 \x03(\v2\x13.clover.v1.KeyValueR\x03kvs\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\fR\rnextPageToken\"\xc9\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\fR\rnextPageToken\"\x96\x04\n" +
 	"\vErrorDetail\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.clover.v1.ErrorDetail.KindR\x04kind\x12\x1f\n" +
 	"\vleader_hint\x18\x02 \x01(\tR\n" +
 	"leaderHint\x12/\n" +
 	"\x13permitted_endpoints\x18\x03 \x03(\tR\x12permittedEndpoints\x12'\n" +
 	"\x0fcurrent_version\x18\x04 \x01(\x04R\x0ecurrentVersion\x12\x19\n" +
-	"\bshard_id\x18\x05 \x01(\x04R\ashardId\"\xf2\x01\n" +
+	"\bshard_id\x18\x05 \x01(\x04R\ashardId\x12\x12\n" +
+	"\x04rule\x18\x06 \x01(\tR\x04rule\"\xab\x02\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eKIND_RESIDENCY\x10\x01\x12\x13\n" +
@@ -4611,11 +4848,13 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\vKIND_EXISTS\x10\b\x12\x11\n" +
 	"\rKIND_CONFLICT\x10\t\x12\x12\n" +
 	"\x0eKIND_DISK_FULL\x10\n" +
-	"\"P\n" +
+	"\x12\x1a\n" +
+	"\x16KIND_PERMISSION_DENIED\x10\v\x12\x1b\n" +
+	"\x17KIND_RESOURCE_EXHAUSTED\x10\f\"P\n" +
 	"\bLocality\x12\x18\n" +
 	"\acountry\x18\x01 \x01(\tR\acountry\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x12\n" +
-	"\x04zone\x18\x03 \x01(\tR\x04zone\"\xf1\x01\n" +
+	"\x04zone\x18\x03 \x01(\tR\x04zone\"\xb8\x03\n" +
 	"\x06Policy\x12/\n" +
 	"\x13allow_jurisdictions\x18\x01 \x03(\tR\x12allowJurisdictions\x12'\n" +
 	"\x0fallow_countries\x18\x02 \x03(\tR\x0eallowCountries\x12%\n" +
@@ -4623,7 +4862,15 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\breplicas\x18\x04 \x01(\rR\breplicas\x12+\n" +
 	"\x11leader_preference\x18\x05 \x03(\tR\x10leaderPreference\x12\x1d\n" +
 	"\n" +
-	"data_class\x18\x06 \x01(\tR\tdataClass\"\x89\x01\n" +
+	"data_class\x18\x06 \x01(\tR\tdataClass\x12\x1d\n" +
+	"\n" +
+	"read_roles\x18\a \x03(\tR\treadRoles\x12\x1f\n" +
+	"\vwrite_roles\x18\b \x03(\tR\n" +
+	"writeRoles\x121\n" +
+	"\x14caller_jurisdictions\x18\t \x03(\tR\x13callerJurisdictions\x12)\n" +
+	"\x10caller_countries\x18\n" +
+	" \x03(\tR\x0fcallerCountries\x12'\n" +
+	"\x0fcaller_anywhere\x18\v \x01(\bR\x0ecallerAnywhere\"\x89\x01\n" +
 	"\tShardInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
 	"\n" +
@@ -4645,13 +4892,15 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"gossipAddr\x12\x12\n" +
 	"\x04live\x18\x06 \x01(\bR\x04live\x12$\n" +
 	"\rjurisdictions\x18\a \x03(\tR\rjurisdictions\"\x16\n" +
-	"\x14ClusterStatusRequest\"\xe1\x01\n" +
+	"\x14ClusterStatusRequest\"\xbb\x02\n" +
 	"\x15ClusterStatusResponse\x12+\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x15.clover.v1.NodeStatusR\x05nodes\x12\x1f\n" +
 	"\vmeta_leader\x18\x02 \x01(\tR\n" +
 	"metaLeader\x12@\n" +
 	"\tplacement\x18\x03 \x01(\v2\".clover.v1.PlacementVerifyResponseR\tplacement\x128\n" +
-	"\fmeta_members\x18\x04 \x03(\v2\x15.clover.v1.RaftMemberR\vmetaMembers\"\xfb\x02\n" +
+	"\fmeta_members\x18\x04 \x03(\v2\x15.clover.v1.RaftMemberR\vmetaMembers\x12\x1a\n" +
+	"\binsecure\x18\x05 \x01(\bR\binsecure\x12<\n" +
+	"\x1apersonal_data_jurisdiction\x18\x06 \x01(\tR\x18personalDataJurisdiction\"\xfb\x02\n" +
 	"\x12ShardReplicaStatus\x12\x19\n" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x1a\n" +
 	"\bkeyspace\x18\x02 \x01(\tR\bkeyspace\x12\x16\n" +
@@ -4670,7 +4919,7 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\n" +
 	"RaftMember\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
-	"\x05voter\x18\x02 \x01(\bR\x05voter\"\x8e\x02\n" +
+	"\x05voter\x18\x02 \x01(\bR\x05voter\"\x8c\x03\n" +
 	"\n" +
 	"NodeStatus\x12'\n" +
 	"\x04node\x18\x01 \x01(\v2\x13.clover.v1.NodeInfoR\x04node\x12\x1c\n" +
@@ -4681,7 +4930,11 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\n" +
 	"shards_led\x18\x05 \x01(\rR\tshardsLed\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12,\n" +
-	"\x12meta_applied_index\x18\a \x01(\x04R\x10metaAppliedIndex\"n\n" +
+	"\x12meta_applied_index\x18\a \x01(\x04R\x10metaAppliedIndex\x12?\n" +
+	"\brefusals\x18\b \x03(\v2#.clover.v1.NodeStatus.RefusalsEntryR\brefusals\x1a;\n" +
+	"\rRefusalsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"n\n" +
 	"\x15CreateKeyspaceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x06policy\x18\x02 \x01(\v2\x11.clover.v1.PolicyR\x06policy\x12\x16\n" +
@@ -4814,7 +5067,17 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\abuiltin\x18\x03 \x01(\bR\abuiltin\"\x16\n" +
 	"\x14JurisdictionsRequest\"V\n" +
 	"\x15JurisdictionsResponse\x12=\n" +
-	"\rjurisdictions\x18\x01 \x03(\v2\x17.clover.v1.JurisdictionR\rjurisdictions*E\n" +
+	"\rjurisdictions\x18\x01 \x03(\v2\x17.clover.v1.JurisdictionR\rjurisdictions\"\x0f\n" +
+	"\rWhoAmIRequest\"\xd5\x01\n" +
+	"\x0eWhoAmIResponse\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03uri\x18\x03 \x01(\tR\x03uri\x12\x14\n" +
+	"\x05roles\x18\x04 \x03(\tR\x05roles\x12\x18\n" +
+	"\acountry\x18\x05 \x01(\tR\acountry\x12$\n" +
+	"\rjurisdictions\x18\x06 \x03(\tR\rjurisdictions\x12\x17\n" +
+	"\anode_id\x18\a \x01(\tR\x06nodeId\x12\x1a\n" +
+	"\binsecure\x18\b \x01(\bR\binsecure*E\n" +
 	"\vConsistency\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x00\x12\x18\n" +
 	"\x14CONSISTENCY_FOLLOWER\x10\x012\xbe\x03\n" +
@@ -4825,7 +5088,7 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\x0eCompareAndSwap\x12 .clover.v1.CompareAndSwapRequest\x1a!.clover.v1.CompareAndSwapResponse\x12:\n" +
 	"\x05Batch\x12\x17.clover.v1.BatchRequest\x1a\x18.clover.v1.BatchResponse\x127\n" +
 	"\x04Scan\x12\x16.clover.v1.ScanRequest\x1a\x17.clover.v1.ScanResponse\x12A\n" +
-	"\x06Stream\x12\x18.clover.v1.StreamRequest\x1a\x19.clover.v1.StreamResponse(\x010\x012\xf4\a\n" +
+	"\x06Stream\x12\x18.clover.v1.StreamRequest\x1a\x19.clover.v1.StreamResponse(\x010\x012\xb3\b\n" +
 	"\x05Admin\x12R\n" +
 	"\rClusterStatus\x12\x1f.clover.v1.ClusterStatusRequest\x1a .clover.v1.ClusterStatusResponse\x12U\n" +
 	"\x0eCreateKeyspace\x12 .clover.v1.CreateKeyspaceRequest\x1a!.clover.v1.CreateKeyspaceResponse\x12O\n" +
@@ -4838,7 +5101,8 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\x0fPlacementVerify\x12!.clover.v1.PlacementVerifyRequest\x1a\".clover.v1.PlacementVerifyResponse\x12[\n" +
 	"\x10PlacementHistory\x12\".clover.v1.PlacementHistoryRequest\x1a#.clover.v1.PlacementHistoryResponse\x12R\n" +
 	"\rCheckReplicas\x12\x1f.clover.v1.CheckReplicasRequest\x1a .clover.v1.CheckReplicasResponse\x12R\n" +
-	"\rJurisdictions\x12\x1f.clover.v1.JurisdictionsRequest\x1a .clover.v1.JurisdictionsResponse2\x87\x03\n" +
+	"\rJurisdictions\x12\x1f.clover.v1.JurisdictionsRequest\x1a .clover.v1.JurisdictionsResponse\x12=\n" +
+	"\x06WhoAmI\x12\x18.clover.v1.WhoAmIRequest\x1a\x19.clover.v1.WhoAmIResponse2\x87\x03\n" +
 	"\bInternal\x12I\n" +
 	"\n" +
 	"NodeStatus\x12\x1c.clover.v1.NodeStatusRequest\x1a\x1d.clover.v1.NodeStatusResponse\x12F\n" +
@@ -4860,7 +5124,7 @@ func file_clover_v1_clover_proto_rawDescGZIP() []byte {
 }
 
 var file_clover_v1_clover_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_clover_v1_clover_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
+var file_clover_v1_clover_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_clover_v1_clover_proto_goTypes = []any{
 	(Consistency)(0),                 // 0: clover.v1.Consistency
 	(BatchOp_Kind)(0),                // 1: clover.v1.BatchOp.Kind
@@ -4935,6 +5199,9 @@ var file_clover_v1_clover_proto_goTypes = []any{
 	(*Jurisdiction)(nil),             // 70: clover.v1.Jurisdiction
 	(*JurisdictionsRequest)(nil),     // 71: clover.v1.JurisdictionsRequest
 	(*JurisdictionsResponse)(nil),    // 72: clover.v1.JurisdictionsResponse
+	(*WhoAmIRequest)(nil),            // 73: clover.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),           // 74: clover.v1.WhoAmIResponse
+	nil,                              // 75: clover.v1.NodeStatus.RefusalsEntry
 }
 var file_clover_v1_clover_proto_depIdxs = []int32{
 	0,  // 0: clover.v1.ReadOptions.consistency:type_name -> clover.v1.Consistency
@@ -4967,79 +5234,82 @@ var file_clover_v1_clover_proto_depIdxs = []int32{
 	33, // 27: clover.v1.ShardReplicaStatus.members:type_name -> clover.v1.RaftMember
 	29, // 28: clover.v1.NodeStatus.node:type_name -> clover.v1.NodeInfo
 	32, // 29: clover.v1.NodeStatus.shards:type_name -> clover.v1.ShardReplicaStatus
-	26, // 30: clover.v1.CreateKeyspaceRequest.policy:type_name -> clover.v1.Policy
-	28, // 31: clover.v1.CreateKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
-	28, // 32: clover.v1.ListKeyspacesResponse.keyspaces:type_name -> clover.v1.Keyspace
-	28, // 33: clover.v1.GetKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
-	28, // 34: clover.v1.RoutingTableResponse.keyspaces:type_name -> clover.v1.Keyspace
-	29, // 35: clover.v1.RoutingTableResponse.nodes:type_name -> clover.v1.NodeInfo
-	34, // 36: clover.v1.NodeStatusResponse.status:type_name -> clover.v1.NodeStatus
-	4,  // 37: clover.v1.ShardScanRequest.read:type_name -> clover.v1.ReadOptions
-	5,  // 38: clover.v1.ShardScanResponse.kvs:type_name -> clover.v1.KeyValue
-	26, // 39: clover.v1.SetPolicyRequest.policy:type_name -> clover.v1.Policy
-	28, // 40: clover.v1.SetPolicyResponse.keyspace:type_name -> clover.v1.Keyspace
-	33, // 41: clover.v1.ShardPlacementStatus.members:type_name -> clover.v1.RaftMember
-	26, // 42: clover.v1.KeyspaceStatusResponse.policy:type_name -> clover.v1.Policy
-	51, // 43: clover.v1.KeyspaceStatusResponse.shards:type_name -> clover.v1.ShardPlacementStatus
-	54, // 44: clover.v1.PlacementVerifyResponse.violations:type_name -> clover.v1.PlacementViolation
-	57, // 45: clover.v1.PlacementHistoryResponse.events:type_name -> clover.v1.PlacementEvent
-	3,  // 46: clover.v1.ChangeReplicaRequest.kind:type_name -> clover.v1.ChangeReplicaRequest.Kind
-	67, // 47: clover.v1.ShardCheck.replicas:type_name -> clover.v1.ReplicaDigest
-	68, // 48: clover.v1.CheckReplicasResponse.shards:type_name -> clover.v1.ShardCheck
-	70, // 49: clover.v1.JurisdictionsResponse.jurisdictions:type_name -> clover.v1.Jurisdiction
-	6,  // 50: clover.v1.KV.Put:input_type -> clover.v1.PutRequest
-	8,  // 51: clover.v1.KV.Get:input_type -> clover.v1.GetRequest
-	10, // 52: clover.v1.KV.Delete:input_type -> clover.v1.DeleteRequest
-	12, // 53: clover.v1.KV.CompareAndSwap:input_type -> clover.v1.CompareAndSwapRequest
-	15, // 54: clover.v1.KV.Batch:input_type -> clover.v1.BatchRequest
-	22, // 55: clover.v1.KV.Scan:input_type -> clover.v1.ScanRequest
-	17, // 56: clover.v1.KV.Stream:input_type -> clover.v1.StreamRequest
-	30, // 57: clover.v1.Admin.ClusterStatus:input_type -> clover.v1.ClusterStatusRequest
-	35, // 58: clover.v1.Admin.CreateKeyspace:input_type -> clover.v1.CreateKeyspaceRequest
-	37, // 59: clover.v1.Admin.DropKeyspace:input_type -> clover.v1.DropKeyspaceRequest
-	39, // 60: clover.v1.Admin.ListKeyspaces:input_type -> clover.v1.ListKeyspacesRequest
-	41, // 61: clover.v1.Admin.GetKeyspace:input_type -> clover.v1.GetKeyspaceRequest
-	43, // 62: clover.v1.Admin.RoutingTable:input_type -> clover.v1.RoutingTableRequest
-	49, // 63: clover.v1.Admin.SetPolicy:input_type -> clover.v1.SetPolicyRequest
-	52, // 64: clover.v1.Admin.KeyspaceStatus:input_type -> clover.v1.KeyspaceStatusRequest
-	55, // 65: clover.v1.Admin.PlacementVerify:input_type -> clover.v1.PlacementVerifyRequest
-	58, // 66: clover.v1.Admin.PlacementHistory:input_type -> clover.v1.PlacementHistoryRequest
-	66, // 67: clover.v1.Admin.CheckReplicas:input_type -> clover.v1.CheckReplicasRequest
-	71, // 68: clover.v1.Admin.Jurisdictions:input_type -> clover.v1.JurisdictionsRequest
-	45, // 69: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
-	47, // 70: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
-	60, // 71: clover.v1.Internal.ChangeReplica:input_type -> clover.v1.ChangeReplicaRequest
-	62, // 72: clover.v1.Internal.ReadIndex:input_type -> clover.v1.ReadIndexRequest
-	64, // 73: clover.v1.Internal.ShardDigest:input_type -> clover.v1.ShardDigestRequest
-	7,  // 74: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
-	9,  // 75: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
-	11, // 76: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
-	13, // 77: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
-	16, // 78: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
-	23, // 79: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
-	19, // 80: clover.v1.KV.Stream:output_type -> clover.v1.StreamResponse
-	31, // 81: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
-	36, // 82: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
-	38, // 83: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
-	40, // 84: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
-	42, // 85: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
-	44, // 86: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
-	50, // 87: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
-	53, // 88: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
-	56, // 89: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
-	59, // 90: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
-	69, // 91: clover.v1.Admin.CheckReplicas:output_type -> clover.v1.CheckReplicasResponse
-	72, // 92: clover.v1.Admin.Jurisdictions:output_type -> clover.v1.JurisdictionsResponse
-	46, // 93: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
-	48, // 94: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
-	61, // 95: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
-	63, // 96: clover.v1.Internal.ReadIndex:output_type -> clover.v1.ReadIndexResponse
-	65, // 97: clover.v1.Internal.ShardDigest:output_type -> clover.v1.ShardDigestResponse
-	74, // [74:98] is the sub-list for method output_type
-	50, // [50:74] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	75, // 30: clover.v1.NodeStatus.refusals:type_name -> clover.v1.NodeStatus.RefusalsEntry
+	26, // 31: clover.v1.CreateKeyspaceRequest.policy:type_name -> clover.v1.Policy
+	28, // 32: clover.v1.CreateKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
+	28, // 33: clover.v1.ListKeyspacesResponse.keyspaces:type_name -> clover.v1.Keyspace
+	28, // 34: clover.v1.GetKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
+	28, // 35: clover.v1.RoutingTableResponse.keyspaces:type_name -> clover.v1.Keyspace
+	29, // 36: clover.v1.RoutingTableResponse.nodes:type_name -> clover.v1.NodeInfo
+	34, // 37: clover.v1.NodeStatusResponse.status:type_name -> clover.v1.NodeStatus
+	4,  // 38: clover.v1.ShardScanRequest.read:type_name -> clover.v1.ReadOptions
+	5,  // 39: clover.v1.ShardScanResponse.kvs:type_name -> clover.v1.KeyValue
+	26, // 40: clover.v1.SetPolicyRequest.policy:type_name -> clover.v1.Policy
+	28, // 41: clover.v1.SetPolicyResponse.keyspace:type_name -> clover.v1.Keyspace
+	33, // 42: clover.v1.ShardPlacementStatus.members:type_name -> clover.v1.RaftMember
+	26, // 43: clover.v1.KeyspaceStatusResponse.policy:type_name -> clover.v1.Policy
+	51, // 44: clover.v1.KeyspaceStatusResponse.shards:type_name -> clover.v1.ShardPlacementStatus
+	54, // 45: clover.v1.PlacementVerifyResponse.violations:type_name -> clover.v1.PlacementViolation
+	57, // 46: clover.v1.PlacementHistoryResponse.events:type_name -> clover.v1.PlacementEvent
+	3,  // 47: clover.v1.ChangeReplicaRequest.kind:type_name -> clover.v1.ChangeReplicaRequest.Kind
+	67, // 48: clover.v1.ShardCheck.replicas:type_name -> clover.v1.ReplicaDigest
+	68, // 49: clover.v1.CheckReplicasResponse.shards:type_name -> clover.v1.ShardCheck
+	70, // 50: clover.v1.JurisdictionsResponse.jurisdictions:type_name -> clover.v1.Jurisdiction
+	6,  // 51: clover.v1.KV.Put:input_type -> clover.v1.PutRequest
+	8,  // 52: clover.v1.KV.Get:input_type -> clover.v1.GetRequest
+	10, // 53: clover.v1.KV.Delete:input_type -> clover.v1.DeleteRequest
+	12, // 54: clover.v1.KV.CompareAndSwap:input_type -> clover.v1.CompareAndSwapRequest
+	15, // 55: clover.v1.KV.Batch:input_type -> clover.v1.BatchRequest
+	22, // 56: clover.v1.KV.Scan:input_type -> clover.v1.ScanRequest
+	17, // 57: clover.v1.KV.Stream:input_type -> clover.v1.StreamRequest
+	30, // 58: clover.v1.Admin.ClusterStatus:input_type -> clover.v1.ClusterStatusRequest
+	35, // 59: clover.v1.Admin.CreateKeyspace:input_type -> clover.v1.CreateKeyspaceRequest
+	37, // 60: clover.v1.Admin.DropKeyspace:input_type -> clover.v1.DropKeyspaceRequest
+	39, // 61: clover.v1.Admin.ListKeyspaces:input_type -> clover.v1.ListKeyspacesRequest
+	41, // 62: clover.v1.Admin.GetKeyspace:input_type -> clover.v1.GetKeyspaceRequest
+	43, // 63: clover.v1.Admin.RoutingTable:input_type -> clover.v1.RoutingTableRequest
+	49, // 64: clover.v1.Admin.SetPolicy:input_type -> clover.v1.SetPolicyRequest
+	52, // 65: clover.v1.Admin.KeyspaceStatus:input_type -> clover.v1.KeyspaceStatusRequest
+	55, // 66: clover.v1.Admin.PlacementVerify:input_type -> clover.v1.PlacementVerifyRequest
+	58, // 67: clover.v1.Admin.PlacementHistory:input_type -> clover.v1.PlacementHistoryRequest
+	66, // 68: clover.v1.Admin.CheckReplicas:input_type -> clover.v1.CheckReplicasRequest
+	71, // 69: clover.v1.Admin.Jurisdictions:input_type -> clover.v1.JurisdictionsRequest
+	73, // 70: clover.v1.Admin.WhoAmI:input_type -> clover.v1.WhoAmIRequest
+	45, // 71: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
+	47, // 72: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
+	60, // 73: clover.v1.Internal.ChangeReplica:input_type -> clover.v1.ChangeReplicaRequest
+	62, // 74: clover.v1.Internal.ReadIndex:input_type -> clover.v1.ReadIndexRequest
+	64, // 75: clover.v1.Internal.ShardDigest:input_type -> clover.v1.ShardDigestRequest
+	7,  // 76: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
+	9,  // 77: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
+	11, // 78: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
+	13, // 79: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
+	16, // 80: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
+	23, // 81: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
+	19, // 82: clover.v1.KV.Stream:output_type -> clover.v1.StreamResponse
+	31, // 83: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
+	36, // 84: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
+	38, // 85: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
+	40, // 86: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
+	42, // 87: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
+	44, // 88: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
+	50, // 89: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
+	53, // 90: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
+	56, // 91: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
+	59, // 92: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
+	69, // 93: clover.v1.Admin.CheckReplicas:output_type -> clover.v1.CheckReplicasResponse
+	72, // 94: clover.v1.Admin.Jurisdictions:output_type -> clover.v1.JurisdictionsResponse
+	74, // 95: clover.v1.Admin.WhoAmI:output_type -> clover.v1.WhoAmIResponse
+	46, // 96: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
+	48, // 97: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
+	61, // 98: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
+	63, // 99: clover.v1.Internal.ReadIndex:output_type -> clover.v1.ReadIndexResponse
+	65, // 100: clover.v1.Internal.ShardDigest:output_type -> clover.v1.ShardDigestResponse
+	76, // [76:101] is the sub-list for method output_type
+	51, // [51:76] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_clover_v1_clover_proto_init() }
@@ -5068,7 +5338,7 @@ func file_clover_v1_clover_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clover_v1_clover_proto_rawDesc), len(file_clover_v1_clover_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   69,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -376,6 +376,7 @@ const (
 	Admin_PlacementHistory_FullMethodName = "/clover.v1.Admin/PlacementHistory"
 	Admin_CheckReplicas_FullMethodName    = "/clover.v1.Admin/CheckReplicas"
 	Admin_Jurisdictions_FullMethodName    = "/clover.v1.Admin/Jurisdictions"
+	Admin_WhoAmI_FullMethodName           = "/clover.v1.Admin/WhoAmI"
 )
 
 // AdminClient is the client API for Admin service.
@@ -409,6 +410,9 @@ type AdminClient interface {
 	// built-in jurisdictions and the operator-defined ones of the meta leader,
 	// which checks every policy.
 	Jurisdictions(ctx context.Context, in *JurisdictionsRequest, opts ...grpc.CallOption) (*JurisdictionsResponse, error)
+	// WhoAmI returns the caller's identity as the node that answers sees it:
+	// from the caller's certificate in secure mode.
+	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error)
 }
 
 type adminClient struct {
@@ -539,6 +543,16 @@ func (c *adminClient) Jurisdictions(ctx context.Context, in *JurisdictionsReques
 	return out, nil
 }
 
+func (c *adminClient) WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WhoAmIResponse)
+	err := c.cc.Invoke(ctx, Admin_WhoAmI_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -570,6 +584,9 @@ type AdminServer interface {
 	// built-in jurisdictions and the operator-defined ones of the meta leader,
 	// which checks every policy.
 	Jurisdictions(context.Context, *JurisdictionsRequest) (*JurisdictionsResponse, error)
+	// WhoAmI returns the caller's identity as the node that answers sees it:
+	// from the caller's certificate in secure mode.
+	WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -615,6 +632,9 @@ func (UnimplementedAdminServer) CheckReplicas(context.Context, *CheckReplicasReq
 }
 func (UnimplementedAdminServer) Jurisdictions(context.Context, *JurisdictionsRequest) (*JurisdictionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Jurisdictions not implemented")
+}
+func (UnimplementedAdminServer) WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WhoAmI not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -853,6 +873,24 @@ func _Admin_Jurisdictions_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_WhoAmI_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WhoAmIRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).WhoAmI(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_WhoAmI_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).WhoAmI(ctx, req.(*WhoAmIRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -907,6 +945,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Jurisdictions",
 			Handler:    _Admin_Jurisdictions_Handler,
+		},
+		{
+			MethodName: "WhoAmI",
+			Handler:    _Admin_WhoAmI_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -51,7 +51,7 @@ var exitClasses = []exitClass{
 	{12, "outcome unknown", "a write failed after it may have reached its shard's leader: it may or may not have been applied; read the key before writing again",
 		[]error{client.ErrOutcomeUnknown}},
 	{13, "unavailable", "no answer within --timeout, or no node could serve: nodes unreachable, a shard without a leader, a disk full; retry later",
-		[]error{client.ErrUnavailable, client.ErrDiskFull, client.ErrConflict, context.DeadlineExceeded}},
+		[]error{client.ErrUnavailable, client.ErrResourceExhausted, client.ErrDiskFull, client.ErrConflict, context.DeadlineExceeded}},
 }
 
 // exitCode returns the exit code for err: its class's, or exitOther.

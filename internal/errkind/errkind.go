@@ -24,16 +24,18 @@ import (
 // status without a detail (from gRPC itself, a proxy, another server) reads
 // the bare code on its own terms.
 var codeOf = map[pb.ErrorDetail_Kind]codes.Code{
-	pb.ErrorDetail_KIND_RESIDENCY:        codes.PermissionDenied,
-	pb.ErrorDetail_KIND_NOT_LEADER:       codes.Unavailable,
-	pb.ErrorDetail_KIND_VERSION_MISMATCH: codes.FailedPrecondition,
-	pb.ErrorDetail_KIND_UNKNOWN_KEYSPACE: codes.NotFound,
-	pb.ErrorDetail_KIND_INVALID:          codes.InvalidArgument,
-	pb.ErrorDetail_KIND_UNAVAILABLE:      codes.Unavailable,
-	pb.ErrorDetail_KIND_CANNOT_PLACE:     codes.FailedPrecondition,
-	pb.ErrorDetail_KIND_EXISTS:           codes.AlreadyExists,
-	pb.ErrorDetail_KIND_CONFLICT:         codes.Aborted,
-	pb.ErrorDetail_KIND_DISK_FULL:        codes.ResourceExhausted,
+	pb.ErrorDetail_KIND_RESIDENCY:          codes.PermissionDenied,
+	pb.ErrorDetail_KIND_NOT_LEADER:         codes.Unavailable,
+	pb.ErrorDetail_KIND_VERSION_MISMATCH:   codes.FailedPrecondition,
+	pb.ErrorDetail_KIND_UNKNOWN_KEYSPACE:   codes.NotFound,
+	pb.ErrorDetail_KIND_INVALID:            codes.InvalidArgument,
+	pb.ErrorDetail_KIND_UNAVAILABLE:        codes.Unavailable,
+	pb.ErrorDetail_KIND_CANNOT_PLACE:       codes.FailedPrecondition,
+	pb.ErrorDetail_KIND_EXISTS:             codes.AlreadyExists,
+	pb.ErrorDetail_KIND_CONFLICT:           codes.Aborted,
+	pb.ErrorDetail_KIND_DISK_FULL:          codes.ResourceExhausted,
+	pb.ErrorDetail_KIND_PERMISSION_DENIED:  codes.PermissionDenied,
+	pb.ErrorDetail_KIND_RESOURCE_EXHAUSTED: codes.ResourceExhausted,
 }
 
 // Code returns the gRPC code of kind, and false for KIND_UNSPECIFIED or a
