@@ -126,6 +126,7 @@ func settings() []setting {
 			return err
 		}},
 		{"dead-node-grace", "a node unreachable this long has its replicas rebuilt elsewhere", "duration", dur(func(c *server.Config) *time.Duration { return &c.DeadNodeGrace })},
+		{"handover-timeout", "on shutdown, how long the node waits for its leaderships to move to other voters before it stops (0 hands nothing over)", "duration", dur(func(c *server.Config) *time.Duration { return &c.HandoverTimeout })},
 		{"reconcile-interval", "how often the placement controller runs", "duration", dur(func(c *server.Config) *time.Duration { return &c.ReconcileInterval })},
 		{"raft-heartbeat-timeout", "Raft heartbeat timeout", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.HeartbeatTimeout })},
 		{"raft-election-timeout", "Raft election timeout", "duration", dur(func(c *server.Config) *time.Duration { return &c.Raft.ElectionTimeout })},
