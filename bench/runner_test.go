@@ -76,7 +76,13 @@ func TestCoordinatedOmissionCorrection(t *testing.T) {
 	const stall = 100 * time.Millisecond
 	db := &hookDB{memDB: newMemDB(), before: func(ctx context.Context, n int) error {
 		if n == 50 {
-			time.Sleep(stall)
+			// The stall is the fault under test: the operation takes
+			// this long, whatever else happens.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(stall):
+			}
 		}
 		return nil
 	}}

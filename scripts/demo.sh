@@ -7,16 +7,54 @@
 # refused, and keeps running until Ctrl-C.
 #
 # Environment: CLOVER_DEMO_DIR (default ./demo-data), CLOVER_DEMO_PORT
-# (first gRPC port, default 7401; Raft uses +100, gossip +200).
+# (first gRPC port, default 7401; node i uses gRPC PORT+i, Raft PORT+100+i,
+# gossip PORT+200+i), CLOVER_DEMO_BIN (where cloverd and clover are,
+# default ./bin). Each start keeps the previous run's logs in
+# $CLOVER_DEMO_DIR/previous/ and starts on fresh data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=./bin
+BIN=${CLOVER_DEMO_BIN:-./bin}
 DATA=${CLOVER_DEMO_DIR:-./demo-data}
 PORT=${CLOVER_DEMO_PORT:-7401}
 [ -x "$BIN/cloverd" ] && [ -x "$BIN/clover" ] || { echo "run 'make build' first" >&2; exit 1; }
 
-rm -rf "$DATA"
-mkdir -p "$DATA"
+ids=(ie-1 ie-2 no-1 us-1)
+
+# port_taken reports whether something accepts TCP connections on the port.
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# check_ports stops the demo before it starts anything when one of its
+# ports is taken, naming the port and the variable that moves them all.
+check_ports() {
+  local i kind p
+  for i in 0 1 2 3; do
+    for kind in gRPC:0 Raft:100 gossip:200; do
+      p=$((PORT + ${kind#*:} + i))
+      if port_taken "$p"; then
+        echo "port $p (${kind%%:*} of ${ids[$i]}) on 127.0.0.1 is taken by another program." >&2
+        echo "The demo uses gRPC $PORT-$((PORT + 3)), Raft $((PORT + 100))-$((PORT + 103)) and gossip $((PORT + 200))-$((PORT + 203));" >&2
+        echo "set CLOVER_DEMO_PORT to move them, e.g. CLOVER_DEMO_PORT=$((PORT + 1000)) make run" >&2
+        exit 1
+      fi
+    done
+  done
+}
+
+# fresh_data empties the demo directory but keeps the last run's logs in
+# previous/ (replacing the logs kept before them).
+fresh_data() {
+  mkdir -p "$DATA"
+  local logs=("$DATA"/*.log)
+  if [ -e "${logs[0]}" ]; then
+    rm -rf "$DATA/previous"
+    mkdir "$DATA/previous"
+    mv "${logs[@]}" "$DATA/previous/"
+  fi
+  find "$DATA" -mindepth 1 -maxdepth 1 ! -name previous -exec rm -rf {} +
+}
+
+check_ports
+fresh_data
 pids=()
 cleanup() {
   trap - EXIT INT TERM
@@ -25,14 +63,28 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   echo "stopped; data and logs are in $DATA"
+  [ ! -d "$DATA/previous" ] || echo "(the logs of the run before are in $DATA/previous)"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+# check_nodes stops the demo if a node has exited, with the end of its log.
+check_nodes() {
+  local i
+  for i in "${!pids[@]}"; do
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      echo "node ${ids[$i]} exited; the end of $DATA/${ids[$i]}.log:" >&2
+      tail -n 20 "$DATA/${ids[$i]}.log" | sed 's/^/  /' >&2
+      exit 1
+    fi
+  done
+}
 
 grpc_of() { echo "127.0.0.1:$((PORT + $1))"; }
 gossip_of() { echo "127.0.0.1:$((PORT + 200 + $1))"; }
 
-start_node() { # index id locality [extra flags]
-  local i=$1 id=$2 loc=$3; shift 3
+start_node() { # index locality [extra flags]
+  local i=$1 id=${ids[$1]} loc=$2; shift 2
   "$BIN/cloverd" --node-id "$id" --locality "$loc" --data-dir "$DATA/$id" \
     --listen-grpc "$(grpc_of "$i")" --listen-raft "127.0.0.1:$((PORT + 100 + i))" \
     --listen-gossip "$(gossip_of "$i")" "$@" >"$DATA/$id.log" 2>&1 &
@@ -41,10 +93,10 @@ start_node() { # index id locality [extra flags]
 }
 
 echo "== starting 4 nodes"
-start_node 0 ie-1 country=IE,region=ie-dublin,zone=a --bootstrap
-start_node 1 ie-2 country=IE,region=ie-dublin,zone=b --join "$(gossip_of 0)"
-start_node 2 no-1 country=NO,region=no-hamar,zone=a --join "$(gossip_of 0)"
-start_node 3 us-1 country=US,region=us-east,zone=a --join "$(gossip_of 0)"
+start_node 0 country=IE,region=ie-dublin,zone=a --bootstrap
+start_node 1 country=IE,region=ie-dublin,zone=b --join "$(gossip_of 0)"
+start_node 2 country=NO,region=no-hamar,zone=a --join "$(gossip_of 0)"
+start_node 3 country=US,region=us-east,zone=a --join "$(gossip_of 0)"
 
 EP="$(grpc_of 0),$(grpc_of 1),$(grpc_of 2),$(grpc_of 3)"
 clover() { "$BIN/clover" --endpoints "$EP" "$@"; }
@@ -53,7 +105,7 @@ echo "== waiting for all 4 nodes to be live"
 for _ in $(seq 1 150); do
   live=$(clover cluster status -w json 2>/dev/null | grep -c '"live": true' || true)
   [ "$live" = 4 ] && break
-  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "a node exited; see $DATA/*.log" >&2; exit 1; }; done
+  check_nodes
   sleep 0.2
 done
 [ "$live" = 4 ] || { echo "cluster did not come up; see $DATA/*.log" >&2; exit 1; }
@@ -104,4 +156,6 @@ The cluster keeps running. Try the CLI against it from another terminal:
   ./bin/clover --endpoints $(grpc_of 3) --direct kv put users user/1004 x   # refused: US node
 Press Ctrl-C to stop.
 MSG
-wait
+# Until Ctrl-C; a node that exits meanwhile stops the demo with its log.
+wait -n "${pids[@]}" || true
+check_nodes

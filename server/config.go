@@ -74,6 +74,12 @@ type Config struct {
 	// once. Default 10s.
 	LeaderBalanceInterval time.Duration
 
+	// HandoverTimeout bounds how long Close waits for the leaderships this
+	// node holds to move to other voters before it stops its Raft groups; a
+	// shard whose hand-over has not finished by then elects a leader once
+	// its followers time out. 0 hands nothing over. Default 5s.
+	HandoverTimeout time.Duration
+
 	// MinFreeDisk is the free-space reserve of the data directory's file
 	// system, in bytes: below it the node refuses new writes on the shards
 	// it leads (ErrDiskFull; reads go on) so that Raft and Pebble never
@@ -164,6 +170,7 @@ func DefaultConfig() Config {
 		CacheSize:             256 << 20,
 		MaxMovesInFlight:      4,
 		LeaderBalanceInterval: 10 * time.Second,
+		HandoverTimeout:       5 * time.Second,
 		Raft:                  DefaultRaftConfig(),
 		KeepaliveTime:         10 * time.Second,
 		KeepaliveTimeout:      5 * time.Second,
@@ -244,6 +251,9 @@ func (c Config) Validate() error {
 	if c.LeaderBalanceInterval <= 0 {
 		return bad("leader balance interval %v: must be positive", c.LeaderBalanceInterval)
 	}
+	if c.HandoverTimeout < 0 {
+		return bad("handover timeout %v: want 0 (no hand-over) or a positive duration", c.HandoverTimeout)
+	}
 	if c.CacheSize < 1<<20 {
 		return bad("cache size %d: want at least 1 MiB", c.CacheSize)
 	}
@@ -286,9 +296,10 @@ const longestLocalAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%interface-nam
 // memberlist refuses (panics on) more than memberlist.MetaMaxSize bytes. The
 // gRPC address goes out as given; the Raft address as it resolves, which
 // keeps an IP literal's zone and may turn a port name into five digits; the
-// others are taken from the listeners.
+// others are taken from the listeners; the leaving mark is set, as Close
+// announces it.
 func (c Config) gossipMetaBound() gossipMeta {
-	m := gossipMeta{ID: c.NodeID, Locality: c.Locality, GRPC: c.AdvertiseGRPC, Raft: longestLocalAddr, Gossip: longestLocalAddr}
+	m := gossipMeta{ID: c.NodeID, Locality: c.Locality, GRPC: c.AdvertiseGRPC, Raft: longestLocalAddr, Gossip: longestLocalAddr, Leaving: true}
 	if m.GRPC == "" {
 		m.GRPC = longestLocalAddr
 	}

@@ -115,7 +115,10 @@ func (ct *controller) assess(ctx context.Context) (*assessment, error) {
 	c := s.catalog()
 	reachable := map[string]bool{}
 	for _, st := range statuses {
-		if st.Node != nil && st.Reachable && st.Node.Live && raftHealthy(st, s.cfg.Raft.HeartbeatTimeout) {
+		// A node that announced its leave is handing its leaderships over:
+		// it is not live for placement, so none moves back to it.
+		if st.Node != nil && st.Reachable && st.Node.Live && raftHealthy(st, s.cfg.Raft.HeartbeatTimeout) &&
+			!s.departures.leaving(st.Node.Id) {
 			reachable[st.Node.Id] = true
 		}
 	}

@@ -19,7 +19,7 @@ import (
 // fuzzMembership is a membership with no memberlist: what memberlist's
 // callbacks record and what members() makes of it.
 func fuzzMembership() *membership {
-	return &membership{changed: make(chan struct{}, 1), logger: slog.New(slog.DiscardHandler), metas: map[string][]byte{}}
+	return &membership{changed: make(chan struct{}, 1), logger: slog.New(slog.DiscardHandler), metas: map[string][]byte{}, departures: newDepartures()}
 }
 
 // FuzzGossipMetaDecode records fuzzed metadata for a member, as memberlist's

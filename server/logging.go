@@ -13,17 +13,31 @@ import (
 )
 
 // hclogFor returns an hclog.Logger for hashicorp/raft that writes through
-// logger: hclog emits JSON lines which are re-emitted as slog records.
-func hclogFor(logger *slog.Logger, name string) hclog.Logger {
+// logger: hclog emits JSON lines which are re-emitted as slog records, at
+// the level d.lower gives them (failures to reach a peer that announced
+// its leave, and this node's own shutdown, are not WARN or ERROR).
+func hclogFor(logger *slog.Logger, name string, d *departures) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       name,
 		Level:      hclog.Debug,
 		JSONFormat: true,
-		Output:     &hclogWriter{logger: logger},
+		Output:     &hclogWriter{logger: logger, d: d},
 	})
 }
 
-type hclogWriter struct{ logger *slog.Logger }
+// routineRaftLines are messages hashicorp/raft logs above their weight,
+// with the level they are logged at instead. "peer has newer term" is how
+// a leader's replication learns that another replica took over, which
+// happens at every leadership transfer (a hand-over, the placement
+// controller moving a leader): the old leader steps down as Raft intends.
+var routineRaftLines = map[string]slog.Level{
+	"peer has newer term, stopping replication": slog.LevelInfo,
+}
+
+type hclogWriter struct {
+	logger *slog.Logger
+	d      *departures
+}
 
 func (w *hclogWriter) Write(p []byte) (int, error) {
 	for _, line := range bytes.Split(bytes.TrimSpace(p), []byte("\n")) {
@@ -32,8 +46,12 @@ func (w *hclogWriter) Write(p []byte) (int, error) {
 			w.logger.Info(string(line))
 			continue
 		}
-		lvl := slogLevel(asString(rec["@level"]))
 		msg := asString(rec["@message"])
+		lvl := slogLevel(asString(rec["@level"]))
+		if routine, ok := routineRaftLines[msg]; ok {
+			lvl = min(lvl, routine)
+		}
+		lvl = w.d.lower(lvl, rec)
 		attrs := make([]slog.Attr, 0, len(rec))
 		for k, v := range rec {
 			if strings.HasPrefix(k, "@") {
@@ -65,12 +83,16 @@ func slogLevel(s string) slog.Level {
 }
 
 // stdlogFor returns a *log.Logger (memberlist's logger) writing through
-// logger. memberlist prefixes lines with "[LEVEL] memberlist: ".
-func stdlogFor(logger *slog.Logger) *log.Logger {
-	return log.New(&stdlogWriter{logger: logger}, "", 0)
+// logger. memberlist prefixes lines with "[LEVEL] memberlist: "; d.lowerLine
+// lowers the lines about a peer that announced its leave.
+func stdlogFor(logger *slog.Logger, d *departures) *log.Logger {
+	return log.New(&stdlogWriter{logger: logger, d: d}, "", 0)
 }
 
-type stdlogWriter struct{ logger *slog.Logger }
+type stdlogWriter struct {
+	logger *slog.Logger
+	d      *departures
+}
 
 func (w *stdlogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
@@ -79,6 +101,7 @@ func (w *stdlogWriter) Write(p []byte) (int, error) {
 		if end := strings.Index(line, "]"); end > 0 {
 			lvl = slogLevel(line[1:end])
 			line = strings.TrimSpace(line[end+1:])
+			lvl = w.d.lowerLine(lvl, line)
 		}
 	}
 	w.logger.Log(context.Background(), lvl, line)

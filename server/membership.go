@@ -29,6 +29,9 @@ type gossipMeta struct {
 	GRPC     string             `json:"grpc"`
 	Raft     string             `json:"raft"`
 	Gossip   string             `json:"gossip"`
+	// Leaving: the node is shutting down on purpose (Close) and is about
+	// to leave gossip; its peers expect it to stop answering.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // membership runs memberlist and turns its events into a coalesced signal.
@@ -40,15 +43,19 @@ type membership struct {
 	mu      sync.Mutex
 	metas   map[string][]byte // live members' metadata by node name
 	self    string            // advertised gossip address
+	name    string            // this node's ID
+	selfRec gossipMeta        // what this node announces (meta holds it encoded)
+	// departures learns from every member's metadata whether it leaves.
+	departures *departures
 }
 
-func startMembership(cfg *Config, self gossipMeta) (*membership, error) {
+func startMembership(cfg *Config, self gossipMeta, d *departures) (*membership, error) {
 	host, portStr, _ := net.SplitHostPort(cfg.ListenGossip)
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
 		return nil, fmt.Errorf("gossip port %q: %w", portStr, err)
 	}
-	m := &membership{changed: make(chan struct{}, 1), logger: cfg.Logger.With("component", "gossip"), metas: map[string][]byte{}}
+	m := &membership{changed: make(chan struct{}, 1), logger: cfg.Logger.With("component", "gossip"), metas: map[string][]byte{}, name: cfg.NodeID, departures: d}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeID
 	mc.BindAddr = host
@@ -80,7 +87,7 @@ func startMembership(cfg *Config, self gossipMeta) (*membership, error) {
 	mc.ProbeTimeout = 250 * time.Millisecond
 	mc.SuspicionMult = 3
 	mc.GossipInterval = 100 * time.Millisecond
-	mc.Logger = stdlogFor(m.logger)
+	mc.Logger = stdlogFor(m.logger, d)
 	mc.Delegate = m
 	mc.Events = m
 	self.Gossip = "" // filled once the listener is bound
@@ -126,8 +133,28 @@ func (m *membership) members() map[string]gossipMeta {
 	return out
 }
 
+// gossipLeaveTimeout bounds how long announcing a leave, and then leaving,
+// waits for gossip to send the message to a peer.
+const gossipLeaveTimeout = 500 * time.Millisecond
+
+// announceLeaving marks this node's metadata as leaving and waits until
+// gossip has sent the update to a peer (at most gossipLeaveTimeout): from
+// then on peers expect it to stop answering.
+func (m *membership) announceLeaving() {
+	self := m.selfRec
+	self.Leaving = true
+	m.setMeta(self)
+	if err := m.ml.UpdateNode(gossipLeaveTimeout); err != nil {
+		m.logger.Debug("gossip: announcing the leave", "err", err)
+	}
+}
+
+// close leaves gossip (memberlist's Leave: peers see the node left, not
+// failed) and stops it.
 func (m *membership) close() {
-	_ = m.ml.Leave(500 * time.Millisecond)
+	if err := m.ml.Leave(gossipLeaveTimeout); err != nil {
+		m.logger.Debug("gossip: leave", "err", err)
+	}
 	_ = m.ml.Shutdown()
 }
 
@@ -148,6 +175,7 @@ func (m *membership) NodeMeta(limit int) []byte {
 
 func (m *membership) setMeta(g gossipMeta) {
 	b := mustJSON(g)
+	m.selfRec = g
 	m.meta.Store(&b)
 }
 
@@ -168,11 +196,19 @@ func (m *membership) NotifyLeave(n *memberlist.Node) {
 }
 
 // record keeps a copy of a member's metadata; memberlist calls it with the
-// node's fields stable.
+// node's fields stable. It tells departures whether the member leaves.
 func (m *membership) record(name string, meta []byte) {
 	m.mu.Lock()
 	m.metas[name] = bytes.Clone(meta)
 	m.mu.Unlock()
+	var gm gossipMeta
+	if err := json.Unmarshal(meta, &gm); err == nil && gm.ID == name && name != m.name && m.departures.set(gm) {
+		if gm.Leaving {
+			m.logger.Info("gossip: peer is leaving the cluster", "member", name)
+		} else {
+			m.logger.Info("gossip: peer is back", "member", name)
+		}
+	}
 	m.notify()
 }
 

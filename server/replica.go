@@ -107,11 +107,11 @@ func (s *Server) openReplica(id uint64, initial []raft.Server, onApply func(*rep
 		return nil, err
 	}
 	r.snapDir = s.snapDir(id)
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(r.snapDir, 2, hclogFor(r.logger, "snapshot"))
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(r.snapDir, 2, hclogFor(r.logger, "snapshot", s.departures))
 	if err != nil {
 		return nil, fmt.Errorf("shard %d: open snapshot store: %w", id, err)
 	}
-	r.trans, err = s.mux.Transport(id, replicaGuard{s: s, shard: id}, raftmux.TransportConfig{Logger: hclogFor(r.logger, "transport"), MaxRPCsInFlight: 1})
+	r.trans, err = s.mux.Transport(id, replicaGuard{s: s, shard: id}, raftmux.TransportConfig{Logger: hclogFor(r.logger, "transport", s.departures), MaxRPCsInFlight: 1})
 	if err != nil {
 		return nil, fmt.Errorf("shard %d: register transport: %w", id, err)
 	}
@@ -161,7 +161,7 @@ func (s *Server) raftConfig(logger *slog.Logger) *raft.Config {
 	c.SnapshotInterval = rc.SnapshotInterval
 	c.TrailingLogs = rc.TrailingLogs
 	c.BatchApplyCh = true
-	c.Logger = hclogFor(logger, "raft")
+	c.Logger = hclogFor(logger, "raft", s.departures)
 	return c
 }
 
@@ -395,7 +395,7 @@ func (r *replica) handOverToIntendedLeader() {
 	}
 	want := ref.shard.Initial[0]
 	n, ok := c.nodes[want]
-	if want == r.node.cfg.NodeID || !ok || !n.Live {
+	if want == r.node.cfg.NodeID || !ok || !n.Live || r.node.departures.leaving(want) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.node.cfg.Raft.ApplyTimeout)

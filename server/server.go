@@ -38,6 +38,9 @@ type Server struct {
 	grpcLn net.Listener
 	gossip *membership
 	peers  *peerConns
+	// departures: peers that announced they leave, and whether this node
+	// is closing (see departures.go).
+	departures *departures
 
 	meta *replica
 	ctrl *controller
@@ -99,6 +102,8 @@ func New(cfg Config) (*Server, error) {
 		verified:  map[uint64]bool{},
 		failed:    make(chan struct{}),
 		ready:     make(chan struct{}),
+
+		departures: newDepartures(),
 	}
 	s.cat.Store(emptyCatalog())
 	s.ctrl = newController(s)
@@ -235,7 +240,7 @@ func (s *Server) start() error {
 	if err := s.openMeta(); err != nil {
 		return err
 	}
-	s.gossip, err = startMembership(cfg, s.selfRec)
+	s.gossip, err = startMembership(cfg, s.selfRec, s.departures)
 	if err != nil {
 		return err
 	}
@@ -331,12 +336,19 @@ func (s *Server) GossipAddr() string { return s.selfRec.Gossip }
 // RaftAddr is the node's Raft listener address.
 func (s *Server) RaftAddr() string { return s.selfRec.Raft }
 
-// Close stops serving, leaves the cluster and closes storage. Data stays.
+// Close leaves the cluster in order and closes storage; data stays. It
+// stops the node's background loops, tells its peers through gossip that
+// it is leaving, hands over the leaderships it holds (at most
+// Config.HandoverTimeout), stops serving, leaves gossip, and only then
+// stops its Raft groups. Peers log the failures to reach a node that left
+// below WARN, and the node logs none of its own shutdown as errors.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.departures.closing.Store(true)
 		if s.cancel != nil {
-			s.cancel()
+			s.cancel() // nothing moves a leadership back here or opens a replica
 		}
+		s.leave()
 		if s.grpc != nil {
 			stopped := make(chan struct{})
 			go func() { s.grpc.GracefulStop(); close(stopped) }()

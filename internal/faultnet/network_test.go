@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/clover-kv/clover/internal/testwait"
 )
 
 // server is a TCP server on loopback registered as one node. It counts raw
@@ -304,13 +306,7 @@ func TestDropOneWayReadSide(t *testing.T) {
 		}
 		got <- err
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for !fc.inTainted.Load() {
-		if time.Now().After(deadline) {
-			t.Fatal("a's greeting never reached b's wrapper")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, 5*time.Second, "a's greeting to reach b's wrapper", fc.inTainted.Load)
 	n.Heal()
 	if err := <-got; err == nil || errors.Is(err, errDelivered) {
 		t.Fatalf("read on a conn that lost bytes = %v, want a closed-conn error after heal", err)

@@ -9,54 +9,40 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
-)
 
-const (
-	acceptBackoffMin = 5 * time.Millisecond
-	acceptBackoffMax = time.Second
+	"github.com/clover-kv/clover/internal/acceptloop"
 )
 
 // acceptLoop hands every accepted connection to its own goroutine, so a slow
-// or hostile peer never holds up another.
+// or hostile peer never holds up another. A connection beyond
+// maxPendingHandshakes is closed at once; a listener closed before
+// Shutdown is logged as an error and ends the loop.
 func (t *Transport) acceptLoop() {
 	defer t.wg.Done()
-	var backoff time.Duration
-	for {
-		raw, err := t.ln.Accept()
-		if err != nil {
-			if t.isClosed() {
-				return
-			}
-			if errors.Is(err, net.ErrClosed) {
-				t.logger.Error("gossiptls: listener closed before Shutdown", "addr", t.ln.Addr().String())
-				return
-			}
-			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
-			t.logger.Warn("gossiptls: accept failed", "err", err, "retry_in", backoff)
-			timer := time.NewTimer(backoff)
-			select {
-			case <-t.done:
-				timer.Stop()
-				return
-			case <-timer.C:
-			}
-			continue
-		}
-		backoff = 0
-		select {
-		case t.pending <- struct{}{}:
-		default:
-			t.stats.rejected.Add(1)
-			t.logger.Warn("gossiptls: too many pending handshakes; connection closed", "remote", raw.RemoteAddr().String())
-			_ = raw.Close()
-			continue
-		}
-		if !t.startServe(raw) {
-			<-t.pending
-			_ = raw.Close()
-			return
-		}
+	err := acceptloop.Run(t.ln, t.done, t.admit, func(err error, wait time.Duration) {
+		t.logger.Warn("gossiptls: accept failed", "err", err, "retry_in", wait)
+	})
+	if err != nil {
+		t.logger.Error("gossiptls: listener closed before Shutdown", "addr", t.ln.Addr().String())
 	}
+}
+
+// admit takes an accepted connection into a handshake slot and starts
+// serving it; false once the transport is shut down.
+func (t *Transport) admit(raw net.Conn) bool {
+	select {
+	case t.pending <- struct{}{}:
+	default:
+		t.stats.rejected.Add(1)
+		t.logger.Warn("gossiptls: too many pending handshakes; connection closed", "remote", raw.RemoteAddr().String())
+		_ = raw.Close()
+		return true
+	}
+	if !t.startServe(raw) {
+		<-t.pending
+		return false
+	}
+	return true
 }
 
 // startServe starts the goroutine serving raw unless the transport is shut

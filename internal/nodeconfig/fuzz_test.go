@@ -143,6 +143,7 @@ var fuzzSettings = []struct {
 	}},
 	{"meta-voters", nil},
 	{"dead-node-grace", func(c server.Config, _ nodeconfig.Options) string { return c.DeadNodeGrace.String() }},
+	{"handover-timeout", func(c server.Config, _ nodeconfig.Options) string { return c.HandoverTimeout.String() }},
 	{"raft-heartbeat-timeout", func(c server.Config, _ nodeconfig.Options) string { return c.Raft.HeartbeatTimeout.String() }},
 	{"raft-group-commit-window", func(c server.Config, _ nodeconfig.Options) string { return c.Raft.GroupCommitWindow.String() }},
 	{"raft-snapshot-threshold", nil},
@@ -294,7 +295,7 @@ func FuzzLoadSetting(f *testing.F) {
 			if v == "" {
 				want = "" // an empty environment value defines nothing
 			}
-		case "dead-node-grace", "raft-heartbeat-timeout", "raft-group-commit-window":
+		case "dead-node-grace", "handover-timeout", "raft-heartbeat-timeout", "raft-group-commit-window":
 			d, _ := time.ParseDuration(v)
 			want = d.String()
 		}

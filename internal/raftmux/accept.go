@@ -8,45 +8,21 @@ import (
 	"io"
 	"net"
 	"time"
-)
 
-const (
-	acceptBackoffMin = 5 * time.Millisecond
-	acceptBackoffMax = time.Second
+	"github.com/clover-kv/clover/internal/acceptloop"
 )
 
 // acceptLoop hands every accepted connection to its own handshake goroutine,
 // so a slow peer or a shard that is slow to Accept never stalls the others.
+// A listener closed under the Mux shuts the Mux down.
 func (m *Mux) acceptLoop() {
 	defer m.wg.Done()
-	var backoff time.Duration
-	for {
-		raw, err := m.ln.Accept()
-		if err != nil {
-			if m.ctx.Err() != nil {
-				return
-			}
-			if errors.Is(err, net.ErrClosed) {
-				m.log.Warn("raftmux: listener closed, shutting down", "addr", m.ln.Addr().String())
-				_ = m.shutdown()
-				return
-			}
-			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
-			m.log.Warn("raftmux: accept failed", "err", err, "retry_in", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-m.ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			continue
-		}
-		backoff = 0
-		if !m.startServe(raw) {
-			_ = raw.Close()
-			return
-		}
+	err := acceptloop.Run(m.ln, m.ctx.Done(), m.startServe, func(err error, wait time.Duration) {
+		m.log.Warn("raftmux: accept failed", "err", err, "retry_in", wait)
+	})
+	if err != nil {
+		m.log.Warn("raftmux: listener closed, shutting down", "addr", m.ln.Addr().String())
+		_ = m.shutdown()
 	}
 }
 

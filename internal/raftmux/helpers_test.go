@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/clover-kv/clover/internal/testcerts"
+	"github.com/clover-kv/clover/internal/testwait"
 	"github.com/clover-kv/clover/internal/tlsfiles"
 )
 
@@ -87,13 +88,7 @@ func (g *testGuard) denyTarget(a raft.ServerAddress) {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, timeout, what, cond)
 }
 
 // mustAccept returns the next inbound connection of sl, failing the test if

@@ -328,3 +328,14 @@ func TestAdvertise(t *testing.T) {
 		t.Fatalf("Addr = %v / %v, want %v", m.Addr(), sl.Addr(), adv)
 	}
 }
+
+// A listener closed under the Mux (not by Close) shuts the Mux down: it
+// takes no more shards.
+func TestListenerClosedUnderMuxShutsItDown(t *testing.T) {
+	m := newMux(t, Config{})
+	_ = m.ln.Close()
+	waitFor(t, 5*time.Second, "the Mux to shut down", func() bool {
+		_, err := m.Register(7, AllowAll{})
+		return errors.Is(err, ErrClosed)
+	})
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/clover-kv/clover/client"
 	"github.com/clover-kv/clover/internal/faultnet"
 	"github.com/clover-kv/clover/internal/testcerts"
+	"github.com/clover-kv/clover/internal/testwait"
 	"github.com/clover-kv/clover/internal/tlsfiles"
 	"github.com/clover-kv/clover/placement"
 	"github.com/clover-kv/clover/server"
@@ -239,16 +240,11 @@ func (c *Cluster) DirectClient(t testing.TB, id string) *client.Client {
 	return cl
 }
 
-// WaitFor polls cond until it holds or the timeout passes.
+// WaitFor polls cond until it holds, failing the test after timeout (see
+// testwait.For).
 func (c *Cluster) WaitFor(timeout time.Duration, what string, cond func() bool) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(c.t, timeout, what, cond)
 }
 
 // FilesContaining lists the files under a node's data directory whose bytes

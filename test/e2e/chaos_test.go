@@ -363,7 +363,7 @@ func (n *nemesis) step() {
 		where = n.ks
 	}
 	t.Logf("chaos: fault %d: %s on %s for %v %s", n.count+1, kind, where, hold, n.lab.describe())
-	time.Sleep(hold) // the fault's duration is the point: nothing to wait for
+	holdFault(t, hold)
 	undo()
 	n.count++
 	if n.kinds == nil {
@@ -374,22 +374,28 @@ func (n *nemesis) step() {
 	n.c.waitLive(t, n.c.ids()...)
 }
 
+// holdFault keeps a fault in place for d: the fault's duration is the
+// schedule, not a wait for anything. The test ending cuts it short.
+func holdFault(t *testing.T, d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-t.Context().Done():
+	case <-timer.C:
+	}
+}
+
 // setPolicy changes the keyspace's policy, retrying while the cluster is
-// unavailable; the controller then carries the change out.
+// unavailable (the meta group electing); the controller then carries the
+// change out.
 func (n *nemesis) setPolicy(p client.Policy) {
 	n.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-	defer cancel()
-	for {
-		_, err := n.cl.SetPolicy(ctx, n.ks, p)
-		if err == nil {
-			return
+	n.c.waitFor(n.t, readyTimeout, "the policy of "+n.ks+" set", func(ctx context.Context, _ *client.Client) (bool, string) {
+		if _, err := n.cl.SetPolicy(ctx, n.ks, p); err != nil {
+			return false, err.Error()
 		}
-		if ctx.Err() != nil {
-			n.t.Fatalf("set policy of %s: %v", n.ks, err)
-		}
-		time.Sleep(200 * time.Millisecond) // the meta group is electing: try again
-	}
+		return true, ""
+	})
 }
 
 // leaderIndex is the index of the node leading a random shard of the

@@ -46,8 +46,9 @@ func TestCrashCycles(t *testing.T) {
 
 	all := 0
 	for i := 1; i <= cycles; i++ {
-		// The kill lands at a random point of the write stream.
-		time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+		// The kill lands at a random point of the write stream: after
+		// 0-199 more acknowledged writes.
+		l.waitAcked(t, l.total()+rng.IntN(200))
 		k := rng.IntN(len(c.nodes))
 		victims := c.nodes[k : k+1]
 		what := victims[0].spec.ID

@@ -32,11 +32,12 @@ type ledger struct {
 	perShard []int             // acknowledged writes per shard index
 	failed   int               // failures other than an unknown outcome
 	firstErr error
-	unknown  int // puts caught in flight by a crash: outcome unknown
+	unknown  int           // puts caught in flight by a crash: outcome unknown
+	acks     chan struct{} // closed and replaced on every acknowledged write
 }
 
 func newLedger(shards int) *ledger {
-	return &ledger{acked: map[string]string{}, perShard: make([]int, shards)}
+	return &ledger{acked: map[string]string{}, perShard: make([]int, shards), acks: make(chan struct{})}
 }
 
 func (l *ledger) ack(key, value string) {
@@ -44,6 +45,36 @@ func (l *ledger) ack(key, value string) {
 	defer l.mu.Unlock()
 	l.acked[key] = value
 	l.perShard[keys.ShardIndex(keys.Hash([]byte(key)), len(l.perShard))]++
+	close(l.acks)
+	l.acks = make(chan struct{})
+}
+
+// total is the number of writes acknowledged so far.
+func (l *ledger) total() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acked)
+}
+
+// waitAcked waits until n writes in all are acknowledged, failing the test
+// after readyTimeout.
+func (l *ledger) waitAcked(t *testing.T, n int) {
+	t.Helper()
+	timer := time.NewTimer(readyTimeout)
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		have, acks := len(l.acked), l.acks
+		l.mu.Unlock()
+		if have >= n {
+			return
+		}
+		select {
+		case <-acks:
+		case <-timer.C:
+			t.Fatalf("timed out after %v waiting for %d acknowledged writes (%d so far)", readyTimeout, n, have)
+		}
+	}
 }
 
 func (l *ledger) fail(err error) {
