@@ -46,7 +46,7 @@ var exitClasses = []exitClass{
 		[]error{client.ErrKeyspaceExists}},
 	{10, "cannot place", "too few live nodes inside the policy for its replica count; nothing was created or changed",
 		[]error{client.ErrCannotPlace}},
-	{11, "permission denied", "the cluster refuses this client (mutual TLS: a certificate it does not accept)",
+	{11, "permission denied", "the cluster refuses this client (mutual TLS: a certificate it does not accept) or the change (keyspace create, set-policy: the personal-data guardrail)",
 		[]error{client.ErrPermissionDenied}},
 	{12, "outcome unknown", "a write failed after it may have reached its shard's leader: it may or may not have been applied; read the key before writing again",
 		[]error{client.ErrOutcomeUnknown}},
