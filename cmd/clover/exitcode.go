@@ -38,7 +38,7 @@ var exitClasses = []exitClass{
 		[]error{errViolations, errReplicasDiffer}},
 	{6, "version mismatch", "cas: the key's version is not the expected one; nothing was written",
 		[]error{client.ErrVersionMismatch}},
-	{7, "invalid argument", "the cluster (or cert) refuses a value: a key or value over its limit, an unknown jurisdiction or country, a bad keyspace name or replica count; cert: a bad name, locality, role, host or lifetime",
+	{7, "invalid argument", "the cluster (or cert) refuses a value: a key or value over its limit, an unknown jurisdiction or country, a bad keyspace name, replica count or role; cert: a bad name, locality, role, host or lifetime",
 		[]error{client.ErrInvalidArgument}},
 	{8, "unknown keyspace", "no keyspace of that name",
 		[]error{client.ErrUnknownKeyspace}},
