@@ -23,6 +23,20 @@ type Policy struct {
 	LeaderPreference []string
 	// Class is "personal" (default) or "public".
 	Class string
+
+	// The access policy, enforced by each node's gateway in secure mode:
+	// ReadRoles and WriteRoles are the roles whose holders may read and
+	// write the keyspace's keys ("reader", "writer", "admin"; empty:
+	// reader reads, writer writes); CallerJurisdictions the jurisdictions
+	// and ISO country codes callers may work from ("ANY": anywhere; empty:
+	// the residency for class personal, anywhere for class public).
+	ReadRoles           []string
+	WriteRoles          []string
+	CallerJurisdictions []string
+	// CallerCountries and CallerAnywhere are what the cluster resolved the
+	// caller jurisdictions (or their default) to; ignored when sent.
+	CallerCountries []string
+	CallerAnywhere  bool
 }
 
 // Shard is one hash range of a keyspace and where it lives.
@@ -85,6 +99,9 @@ type ClusterStatus struct {
 	// MetaMembers is the meta group's configuration as the answering node
 	// knows it.
 	MetaMembers []Member
+	// PersonalDataJurisdiction is the personal-data guardrail recorded when
+	// the cluster was founded (e.g. "EEA"); empty when none was set.
+	PersonalDataJurisdiction string
 }
 
 func (c *Client) admin(ctx context.Context, idempotent bool, f func(ctx context.Context, a pb.AdminClient) error) error {
@@ -95,7 +112,10 @@ func (c *Client) admin(ctx context.Context, idempotent bool, f func(ctx context.
 
 // CreateKeyspace creates a keyspace with the given number of shards (0 = 8)
 // and placement policy. It fails with ErrCannotPlace when too few live nodes
-// inside the policy exist: replicas are never placed outside it.
+// inside the policy exist: replicas are never placed outside it, and with
+// ErrPermissionDenied (Error.Rule "personal-data-guardrail") when a personal
+// keyspace's residency or callers would lie outside the cluster's
+// personal-data guardrail.
 func (c *Client) CreateKeyspace(ctx context.Context, name string, shards int, p Policy) (Keyspace, error) {
 	req := &pb.CreateKeyspaceRequest{Name: name, Shards: uint32(shards), Policy: policyToPB(p)}
 	var resp *pb.CreateKeyspaceResponse
@@ -169,7 +189,8 @@ func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 	if err != nil {
 		return ClusterStatus{}, err
 	}
-	out := ClusterStatus{MetaLeader: resp.MetaLeader, Placement: verifyFromPB(resp.Placement)}
+	out := ClusterStatus{MetaLeader: resp.MetaLeader, Placement: verifyFromPB(resp.Placement),
+		PersonalDataJurisdiction: resp.PersonalDataJurisdiction}
 	for _, m := range resp.MetaMembers {
 		out.MetaMembers = append(out.MetaMembers, Member{Node: m.NodeId, Voter: m.Voter})
 	}

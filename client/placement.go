@@ -63,9 +63,12 @@ type PlacementEvent struct {
 	Reason string
 }
 
+// policyToPB is the policy a client asks for; the resolved caller
+// countries are the cluster's to fill in.
 func policyToPB(p Policy) *pb.Policy {
 	return &pb.Policy{AllowJurisdictions: p.AllowJurisdictions, AllowCountries: p.AllowCountries, DenyCountries: p.DenyCountries,
-		Replicas: uint32(p.Replicas), LeaderPreference: p.LeaderPreference, DataClass: p.Class}
+		Replicas: uint32(p.Replicas), LeaderPreference: p.LeaderPreference, DataClass: p.Class,
+		ReadRoles: p.ReadRoles, WriteRoles: p.WriteRoles, CallerJurisdictions: p.CallerJurisdictions}
 }
 
 func policyFromPB(p *pb.Policy) Policy {
@@ -73,13 +76,20 @@ func policyFromPB(p *pb.Policy) Policy {
 		return Policy{}
 	}
 	return Policy{AllowJurisdictions: p.AllowJurisdictions, AllowCountries: p.AllowCountries, DenyCountries: p.DenyCountries,
-		Replicas: int(p.Replicas), LeaderPreference: p.LeaderPreference, Class: p.DataClass}
+		Replicas: int(p.Replicas), LeaderPreference: p.LeaderPreference, Class: p.DataClass,
+		ReadRoles: p.ReadRoles, WriteRoles: p.WriteRoles, CallerJurisdictions: p.CallerJurisdictions,
+		CallerCountries: p.CallerCountries, CallerAnywhere: p.CallerAnywhere}
 }
 
 // SetPolicy changes a keyspace's policy. Nodes outside the new policy stop
 // serving the keyspace at once; their replicas are then replaced by permitted
 // ones under live traffic (follow it with KeyspaceStatus). Zero Replicas and
-// empty Class keep the current values.
+// empty Class keep the current values; the rest of p replaces the current
+// policy, the access policy included (empty ReadRoles, WriteRoles and
+// CallerJurisdictions restore the defaults). A change the cluster's
+// personal-data guardrail forbids (a personal keyspace's residency or
+// callers outside it, a personal keyspace made public) fails with
+// ErrPermissionDenied and Error.Rule "personal-data-guardrail".
 func (c *Client) SetPolicy(ctx context.Context, name string, p Policy) (Keyspace, error) {
 	var resp *pb.SetPolicyResponse
 	err := c.admin(ctx, false, func(ctx context.Context, a pb.AdminClient) error {

@@ -93,7 +93,7 @@ start_node() { # index locality [extra flags]
 }
 
 echo "== starting 4 nodes"
-start_node 0 country=IE,region=ie-dublin,zone=a --bootstrap
+start_node 0 country=IE,region=ie-dublin,zone=a --bootstrap --personal-data-jurisdiction EEA
 start_node 1 country=IE,region=ie-dublin,zone=b --join "$(gossip_of 0)"
 start_node 2 country=NO,region=no-hamar,zone=a --join "$(gossip_of 0)"
 start_node 3 country=US,region=us-east,zone=a --join "$(gossip_of 0)"
@@ -116,6 +116,11 @@ echo "\$ clover keyspace create users --residency EEA --replicas 3 --shards 8 --
 clover keyspace create users --residency EEA --replicas 3 --shards 8 --class personal >/dev/null
 echo "\$ clover keyspace create videos --residency anywhere --replicas 3 --shards 4 --class public"
 clover keyspace create videos --residency anywhere --replicas 3 --shards 4 --class public >/dev/null
+
+echo
+echo "== the personal-data guardrail (EEA, recorded when ie-1 founded the cluster) keeps users in the EEA:"
+echo "\$ clover keyspace set-policy users --residency anywhere"
+clover keyspace set-policy users --residency anywhere || true
 
 echo
 echo "== writing sample records"

@@ -141,6 +141,7 @@ func (a *adminService) RoutingTable(ctx context.Context, req *pb.RoutingTableReq
 func (a *adminService) ClusterStatus(ctx context.Context, _ *pb.ClusterStatusRequest) (*pb.ClusterStatusResponse, error) {
 	out := &pb.ClusterStatusResponse{Nodes: a.s.gatherStatus(ctx)}
 	out.Placement = verifyPlacement(a.s.catalog(), out.Nodes)
+	out.PersonalDataJurisdiction = a.s.catalog().guard.guardrail().Name
 	if fut := a.s.meta.raft.GetConfiguration(); fut.Error() == nil {
 		for _, srv := range fut.Configuration().Servers {
 			out.MetaMembers = append(out.MetaMembers, &pb.RaftMember{NodeId: string(srv.ID), Voter: srv.Suffrage == raft.Voter})
@@ -246,21 +247,33 @@ func (s *Server) createKeyspace(ctx context.Context, req *pb.CreateKeyspaceReque
 	if err := s.jurisdict.ValidatePolicy(policy); err != nil {
 		return nil, invalidf("policy: %v", err)
 	}
+	acc, err := resolveAccess(s.jurisdict, req.Policy)
+	if err != nil {
+		return nil, err
+	}
 	for attempt := 0; ; attempt++ {
 		c := s.catalog()
 		if _, ok := c.keyspaces[req.Name]; ok {
 			return nil, fmt.Errorf("%w: %q", ErrKeyspaceExists, req.Name)
 		}
+		guard, guardOps := s.guardrailFor(c)
+		next := keyspaceRecord{Name: req.Name, Policy: policy, Access: acc}
+		next.Countries, next.Anywhere = s.jurisdict.PermittedCountries(policy)
+		if err := checkGuardrail(guard, &next, false); err != nil {
+			return nil, err
+		}
 		ks, err := s.planKeyspace(c, req.Name, policy, shards)
 		if err != nil {
 			return nil, err
 		}
+		ks.Access = acc
 		cmd := raftfsm.Command{Ops: []raftfsm.Op{
 			{Kind: raftfsm.OpPut, Key: metaKSKey(req.Name), Value: mustJSON(ks), HasCond: true, CondVersion: 0},
 			{Kind: raftfsm.OpPut, Key: []byte(metaShardSeq), Value: fmt.Appendf(nil, "%d", c.nextShardID+uint64(shards)),
 				HasCond: true, CondVersion: c.seqVersion},
 		}}
-		events := []historyEvent{{Keyspace: req.Name, Action: "create", Reason: "keyspace created with " + policy.String()}}
+		cmd.Ops = append(cmd.Ops, guardOps...)
+		events := []historyEvent{{Keyspace: req.Name, Action: "create", Reason: "keyspace created with " + policy.String() + " " + acc.String()}}
 		for _, sh := range ks.Shards {
 			events = append(events, historyEvent{Keyspace: req.Name, Shard: sh.ID, Node: strings.Join(sh.Replicas, ","),
 				Action: "add-replica", Reason: "initial placement: permitted live nodes spread across regions, then zones"})
@@ -273,7 +286,7 @@ func (s *Server) createKeyspace(ctx context.Context, req *pb.CreateKeyspaceReque
 		if err != nil {
 			return nil, err
 		}
-		s.logger.Info("keyspace created", "keyspace", req.Name, "policy", policy.String(), "shards", shards)
+		s.logger.Info("keyspace created", "keyspace", req.Name, "policy", policy.String(), "access", acc.String(), "shards", shards)
 		s.waitCatalogApplied(ctx, res.Version)
 		s.waitShardsLed(ctx, ks)
 		return ks, nil

@@ -18,6 +18,7 @@ import (
 //	ks/<name>     keyspaceRecord
 //	seq/shard     next shard ID (decimal)
 //	hist/<n>      historyEvent
+//	guard         guardRecord (the personal-data guardrail, written once)
 //
 // It never holds a user key or value: shard boundaries are hash ranges.
 const (
@@ -26,6 +27,7 @@ const (
 	metaKSPfx            = "ks/"
 	metaShardSeq         = "seq/shard"
 	metaHistPfx          = "hist/"
+	metaGuard            = "guard"
 	firstUserShID uint64 = 1
 )
 
@@ -55,8 +57,11 @@ type keyspaceRecord struct {
 	// Countries permitted by the policy, resolved once when the policy was set,
 	// so every node decides residency identically whatever its own catalogue.
 	// Anywhere means every country but Policy.DenyCountries.
-	Countries     []string      `json:"countries,omitempty"`
-	Anywhere      bool          `json:"anywhere,omitempty"`
+	Countries []string `json:"countries,omitempty"`
+	Anywhere  bool     `json:"anywhere,omitempty"`
+	// Access is the access policy, its caller countries resolved when it
+	// was set, like Countries.
+	Access        accessPolicy  `json:"access,omitzero"`
 	Shards        []shardRecord `json:"shards"`
 	CreatedUnixMs int64         `json:"created_unix_ms"`
 	// version of the record in the meta group, for compare-and-swap.
@@ -91,6 +96,8 @@ type catalog struct {
 	seqVersion  uint64         // version of the seq/shard key, for compare-and-swap
 	history     []historyEvent // oldest first
 	historyKeys []string
+	// guard is the personal-data guardrail; nil until it is recorded.
+	guard *guardRecord
 }
 
 // historyEvent records one placement change: when a replica was added or
@@ -150,6 +157,12 @@ func loadCatalog(fsm *raftfsm.FSM) (*catalog, error) {
 			}
 			c.history = append(c.history, ev)
 			c.historyKeys = append(c.historyKeys, k)
+		case k == metaGuard:
+			var g guardRecord
+			if err := json.Unmarshal(kv.Value, &g); err != nil {
+				return nil, fmt.Errorf("catalogue record %q: %w", k, err)
+			}
+			c.guard = &g
 		case k == metaShardSeq:
 			var next uint64
 			if _, err := fmt.Sscan(string(kv.Value), &next); err != nil {

@@ -52,6 +52,18 @@ type Config struct {
 	// built-in catalogue (EU, EEA). Name -> ISO 3166-1 alpha-2 codes.
 	Jurisdictions map[string][]string
 
+	// PersonalDataJurisdiction is the cluster's personal-data guardrail: a
+	// jurisdiction of the catalogue (built-in or in Jurisdictions), ISO
+	// 3166-1 alpha-2 country codes, or both, comma-separated, in any case
+	// ("EEA", "IE,NO"). No personal keyspace may then be given a residency
+	// or caller jurisdictions outside those countries, by any admin request.
+	// The node that founds the cluster (Bootstrap) records it in the meta
+	// group, once, as soon as it leads the group (empty or not); it never
+	// changes afterwards. Any node's value that disagrees with the record,
+	// the founder's on a later start included, is logged as a warning and
+	// ignored. Empty: no guardrail.
+	PersonalDataJurisdiction string
+
 	// MetaVoters is how many nodes vote in the meta group (the rest follow as
 	// non-voters). Default 3.
 	MetaVoters int
@@ -240,6 +252,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.catalogue(); err != nil {
 		return bad("jurisdictions: %v", err)
+	}
+	if _, err := c.PersonalDataGuardrail(); err != nil {
+		return bad("personal-data-jurisdiction %q: %v", c.PersonalDataJurisdiction, err)
 	}
 	if c.MetaVoters < 1 || c.MetaVoters > 7 {
 		return bad("meta voters %d: want 1..7", c.MetaVoters)

@@ -43,7 +43,7 @@ func (s *Server) nodeToPB(n *nodeRecord) *pb.NodeInfo {
 // keyspaceToPB converts a keyspace record; leaders maps shard ID to the
 // leader's node ID where known.
 func keyspaceToPB(k *keyspaceRecord, leaders map[uint64]string) *pb.Keyspace {
-	out := &pb.Keyspace{Name: k.Name, Policy: policyToPB(k.Policy), CreatedUnixMs: k.CreatedUnixMs}
+	out := &pb.Keyspace{Name: k.Name, Policy: k.policyPB(), CreatedUnixMs: k.CreatedUnixMs}
 	for _, sh := range k.Shards {
 		out.Shards = append(out.Shards, &pb.ShardInfo{
 			Id: sh.ID, HashStart: sh.HashStart, HashEnd: sh.HashEnd,

@@ -53,12 +53,21 @@ func (s *Server) setPolicy(ctx context.Context, req *pb.SetPolicyRequest) (*keys
 		if err := s.jurisdict.ValidatePolicy(p); err != nil {
 			return nil, invalidf("policy: %v", err)
 		}
+		acc, err := resolveAccess(s.jurisdict, req.Policy)
+		if err != nil {
+			return nil, err
+		}
 		ks := *old
-		ks.Policy = p
+		ks.Policy, ks.Access = p, acc
 		ks.Countries, ks.Anywhere = s.jurisdict.PermittedCountries(p)
+		guard, guardOps := s.guardrailFor(c)
+		if err := checkGuardrail(guard, &ks, old.Policy.Class != placement.ClassPublic); err != nil {
+			return nil, err
+		}
 		ops := append([]raftfsm.Op{{Kind: raftfsm.OpPut, Key: metaKSKey(ks.Name), Value: mustJSON(&ks), HasCond: true, CondVersion: old.version}},
 			s.historyOps(c, historyEvent{Keyspace: ks.Name, Action: "set-policy",
-				Reason: fmt.Sprintf("policy changed from %s to %s", old.Policy.String(), p.String())})...)
+				Reason: fmt.Sprintf("policy changed from %s %s to %s %s", old.Policy.String(), old.Access.String(), p.String(), acc.String())})...)
+		ops = append(ops, guardOps...)
 		res, err := s.metaPropose(ctx, raftfsm.Command{Ops: ops})
 		if isMismatch(err) && attempt < 5 {
 			continue
@@ -66,7 +75,7 @@ func (s *Server) setPolicy(ctx context.Context, req *pb.SetPolicyRequest) (*keys
 		if err != nil {
 			return nil, err
 		}
-		s.logger.Info("keyspace policy changed", "keyspace", ks.Name, "from", old.Policy.String(), "to", p.String())
+		s.logger.Info("keyspace policy changed", "keyspace", ks.Name, "from", old.Policy.String(), "to", p.String(), "access", acc.String())
 		s.waitCatalogApplied(ctx, res.Version)
 		s.ctrl.poke()
 		return &ks, nil
@@ -98,7 +107,7 @@ func (a *adminService) KeyspaceStatus(ctx context.Context, req *pb.KeyspaceStatu
 }
 
 func keyspaceStatus(ks *keyspaceRecord, as *assessment) *pb.KeyspaceStatusResponse {
-	out := &pb.KeyspaceStatusResponse{Name: ks.Name, Policy: policyToPB(ks.Policy)}
+	out := &pb.KeyspaceStatusResponse{Name: ks.Name, Policy: ks.policyPB()}
 	reports := map[uint64]placement.ShardReport{}
 	for _, r := range as.plan.Shards {
 		reports[r.Shard] = r

@@ -247,6 +247,7 @@ func (s *Server) start() error {
 	s.selfRec.Gossip = s.gossip.selfGossipAddr()
 	s.goLoop(s.gossipJoinLoop)
 	s.goLoop(s.metaLoop)
+	s.goLoop(s.guardrailLoop)
 	s.goLoop(s.ctrl.loop)
 	s.goLoop(s.replicaLoop)
 	s.readDiskFree()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	"github.com/clover-kv/clover/internal/keys"
 	"github.com/clover-kv/clover/internal/testcerts"
 	"github.com/clover-kv/clover/internal/testcluster"
+	"github.com/clover-kv/clover/placement"
 	"github.com/clover-kv/clover/server"
 )
 
@@ -163,9 +165,10 @@ var nordics = func(c *server.Config) {
 }
 
 // TestCLI runs every command against one four-node demo cluster (two nodes in
-// Ireland, one in Norway, one in the US), shared by the subtests to stay fast.
+// Ireland, one in Norway, one in the US) founded with the personal-data
+// guardrail EEA, shared by the subtests to stay fast.
 func TestCLI(t *testing.T) {
-	tc := testcluster.Start(t, testcluster.DemoNodes(), nordics)
+	tc := testcluster.Start(t, testcluster.DemoNodes(), nordics, testcluster.PersonalDataGuardrail("EEA"))
 	c := cli{t: t, endpoints: strings.Join(tc.Endpoints("ie-1", "no-1"), ",")}
 
 	// The keyspaces most subtests use; nordic lives in the operator-defined
@@ -279,11 +282,12 @@ func TestCLI(t *testing.T) {
 		}
 		table := c.ok("keyspace", "show", "users")
 		lines := strings.Split(strings.TrimSpace(table), "\n")
-		if len(lines) != 2+4 || !strings.HasPrefix(lines[0], "keyspace users: residency EEA, class personal, 3 replicas, 4 shards") ||
-			!strings.HasPrefix(lines[1], "SHARD") {
+		if len(lines) != 3+4 || !strings.HasPrefix(lines[0], "keyspace users: residency EEA, class personal, 3 replicas, 4 shards") ||
+			lines[1] != "access: read roles reader (default); write roles writer (default); callers the residency (default)" ||
+			!strings.HasPrefix(lines[2], "SHARD") {
 			t.Fatalf("show users table:\n%s", table)
 		}
-		for _, l := range lines[2:] {
+		for _, l := range lines[3:] {
 			if strings.Contains(l, "us-1") {
 				t.Errorf("users shard row names us-1: %q", l)
 			}
@@ -517,7 +521,8 @@ func TestCLI(t *testing.T) {
 
 		table := c.ok("cluster", "status")
 		lines := strings.Split(strings.TrimSpace(table), "\n")
-		if len(lines) != 6 || !strings.HasPrefix(lines[0], "NODE") || lines[5] != "* meta-group leader" {
+		if len(lines) != 7 || !strings.HasPrefix(lines[0], "NODE") || lines[5] != "* meta-group leader" ||
+			lines[6] != "personal-data guardrail: EEA" {
 			t.Fatalf("status table:\n%s", table)
 		}
 		if f := fieldsOf(lines, "us-1"); f == nil || f[1] != "US/us-east/a" || f[2] != "live" {
@@ -617,6 +622,101 @@ func TestCLI(t *testing.T) {
 		us.okJSON(&got, "--direct", "kv", "get", "videos", "video/1")
 		if got.Value != "cat" {
 			t.Errorf("US read of videos: %q", got.Value)
+		}
+	})
+
+	// The access policy's flags round-trip through create, show and
+	// set-policy, which keeps what it is not given; bad values name the flag.
+	t.Run("access policy", func(t *testing.T) {
+		c := c.with(t)
+		type access struct {
+			ReadRoles           []string `json:"readRoles"`
+			WriteRoles          []string `json:"writeRoles"`
+			CallerJurisdictions []string `json:"callerJurisdictions"`
+			CallerCountries     []string `json:"callerCountries"`
+			CallerAnywhere      bool     `json:"callerAnywhere"`
+		}
+		var k struct {
+			Policy access `json:"policy"`
+		}
+		check := func(what string, want access) {
+			t.Helper()
+			if !reflect.DeepEqual(k.Policy, want) {
+				t.Errorf("%s: access policy %+v, want %+v", what, k.Policy, want)
+			}
+		}
+		nordicsIE := access{ReadRoles: []string{"reader", "admin"}, WriteRoles: []string{"writer"},
+			CallerJurisdictions: []string{"NORDICS", "IE"}, CallerCountries: []string{"DK", "FI", "IE", "IS", "NO", "SE"}}
+		c.okJSON(&k, "keyspace", "create", "orders", "--residency", "EEA", "--replicas", "1", "--shards", "1",
+			"--read-roles", "Reader,admin", "--write-roles", "writer", "--caller-jurisdictions", "nordics,ie")
+		check("create", nordicsIE)
+		c.okJSON(&k, "keyspace", "show", "orders")
+		check("show", nordicsIE)
+		if lines := strings.Split(c.ok("keyspace", "show", "orders"), "\n"); lines[1] != "access: read roles reader,admin; write roles writer; callers NORDICS,IE (6 countries)" {
+			t.Errorf("show orders: access line %q", lines[1])
+		}
+		c.okJSON(&k, "keyspace", "set-policy", "orders", "--residency", "nordics,ie")
+		check("set-policy without access flags", nordicsIE)
+		c.okJSON(&k, "keyspace", "set-policy", "orders", "--residency", "EEA", "--caller-jurisdictions", "ie")
+		check("set-policy --caller-jurisdictions ie", access{ReadRoles: nordicsIE.ReadRoles, WriteRoles: nordicsIE.WriteRoles,
+			CallerJurisdictions: []string{"IE"}, CallerCountries: []string{"IE"}})
+		c.okJSON(&k, "keyspace", "set-policy", "orders", "--residency", "EEA", "--read-roles", "", "--caller-jurisdictions", "")
+		eea, _ := placement.DefaultCatalogue().Countries(placement.EEA)
+		check("set-policy restoring defaults", access{ReadRoles: []string{}, WriteRoles: nordicsIE.WriteRoles,
+			CallerJurisdictions: []string{}, CallerCountries: eea})
+		for _, tc := range []struct {
+			args []string
+			want []string
+		}{
+			{[]string{"--read-roles", "reader,auditor"}, []string{"--read-roles", `"auditor"`, "never reads or writes"}},
+			{[]string{"--write-roles", "owner"}, []string{"--write-roles", `"owner"`, "reader, writer or admin"}},
+			{[]string{"--caller-jurisdictions", "XX"}, []string{"--caller-jurisdictions", `"XX"`, "EEA, EU, NORDICS"}},
+			{[]string{"--caller-jurisdictions", "EEA,anywhere"}, []string{"--caller-jurisdictions", "cannot be combined"}},
+		} {
+			for _, cmd := range [][]string{{"keyspace", "create", "nowhere", "--residency", "EEA"}, {"keyspace", "set-policy", "orders", "--residency", "EEA"}} {
+				args := append(slices.Clone(cmd), tc.args...)
+				err := c.fail(7, args...)
+				for _, w := range tc.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("%v: %q does not say %q", args, err, w)
+					}
+				}
+			}
+		}
+		c.ok("keyspace", "drop", "orders")
+	})
+
+	// The cluster was founded with the guardrail EEA: no personal keyspace
+	// leaves it, and cluster status says so.
+	t.Run("personal-data guardrail", func(t *testing.T) {
+		c := c.with(t)
+		for _, args := range [][]string{
+			{"keyspace", "create", "outside", "--residency", "anywhere", "--replicas", "1"},
+			{"keyspace", "create", "outside", "--residency", "EEA,US", "--replicas", "1"},
+			{"keyspace", "create", "outside", "--residency", "EEA", "--replicas", "1", "--caller-jurisdictions", "anywhere"},
+			{"keyspace", "set-policy", "users", "--residency", "anywhere"},
+			{"keyspace", "set-policy", "users", "--residency", "EEA,US"},
+			{"keyspace", "set-policy", "users", "--residency", "EEA", "--caller-jurisdictions", "EEA,CN"},
+			{"keyspace", "set-policy", "users", "--residency", "EEA", "--class", "public"},
+		} {
+			err := c.fail(11, args...)
+			var ce *client.Error
+			if !errors.Is(err, client.ErrPermissionDenied) || !errors.As(err, &ce) || ce.Rule != "personal-data-guardrail" ||
+				!strings.Contains(err.Error(), "rule personal-data-guardrail") {
+				t.Errorf("%v: %v, want a refusal by rule personal-data-guardrail", args, err)
+			}
+		}
+		var k ksJSON
+		c.okJSON(&k, "keyspace", "show", "users")
+		if !slices.Equal(k.Policy.AllowJurisdictions, []string{"EEA"}) || k.Policy.DataClass != "personal" {
+			t.Errorf("users after refused changes: %+v", k.Policy)
+		}
+		var st struct {
+			PersonalDataJurisdiction string `json:"personalDataJurisdiction"`
+		}
+		c.okJSON(&st, "cluster", "status")
+		if st.PersonalDataJurisdiction != "EEA" {
+			t.Errorf("cluster status -w json: personalDataJurisdiction %q, want EEA", st.PersonalDataJurisdiction)
 		}
 	})
 

@@ -59,5 +59,10 @@ func (g *globals) showClusterStatus(st client.ClusterStatus) error {
 		return err
 	}
 	fmt.Fprintln(g.out, "* meta-group leader")
+	guard := st.PersonalDataJurisdiction
+	if guard == "" {
+		guard = "none"
+	}
+	fmt.Fprintf(g.out, "personal-data guardrail: %s\n", guard)
 	return nil
 }

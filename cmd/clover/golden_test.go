@@ -27,12 +27,13 @@ var (
 	goldenAt = time.UnixMilli(1767225600123).UTC()
 	goldenKS = client.Keyspace{Name: "users", Created: goldenAt,
 		Policy: client.Policy{AllowJurisdictions: []string{"EEA"}, AllowCountries: []string{"CH"}, DenyCountries: []string{"LI"},
-			Replicas: 3, LeaderPreference: []string{"ie-dublin"}, Class: "personal"},
+			Replicas: 3, LeaderPreference: []string{"ie-dublin"}, Class: "personal",
+			ReadRoles: []string{"reader", "admin"}, CallerJurisdictions: []string{"IE", "NO"}, CallerCountries: []string{"IE", "NO"}},
 		Shards: []client.Shard{
 			{ID: 1, HashStart: 0, HashEnd: 0x7fffffffffffffff, Replicas: []string{"ie-1", "ie-2", "no-1"}, Leader: "ie-1"},
 			{ID: 2, HashStart: 0x8000000000000000, HashEnd: math.MaxUint64, Replicas: []string{"ie-1", "ie-2", "no-1"}},
 		}}
-	goldenBareKS = client.Keyspace{Name: "videos", Policy: client.Policy{Replicas: 1, Class: "public"}}
+	goldenBareKS = client.Keyspace{Name: "videos", Policy: client.Policy{Replicas: 1, Class: "public", CallerAnywhere: true}}
 	goldenKVs    = []client.KV{
 		{Key: []byte("user/1"), Value: []byte(`{"name":"Aoife"}`), Version: 7},
 		{Key: []byte("esc/\x1b[2Jred\tkey"), Value: []byte("line 1\nline 2"), Version: 8},
@@ -48,8 +49,9 @@ var (
 			{ID: "us-1", Locality: client.Locality{Country: "US", Region: "us-east", Zone: "a"},
 				GRPCAddr: "127.0.0.1:7404", Live: true, Error: "connection refused"},
 		},
-		Placement:   client.VerifyReport{OK: true, ShardsChecked: 1, ReplicasChecked: 3, Checked: goldenAt},
-		MetaMembers: []client.Member{{Node: "ie-1", Voter: true}, {Node: "us-1"}},
+		Placement:                client.VerifyReport{OK: true, ShardsChecked: 1, ReplicasChecked: 3, Checked: goldenAt},
+		MetaMembers:              []client.Member{{Node: "ie-1", Voter: true}, {Node: "us-1"}},
+		PersonalDataJurisdiction: "EEA",
 	}
 	goldenVerifyBad = client.VerifyReport{ShardsChecked: 2, ReplicasChecked: 5, Checked: goldenAt,
 		Violations: []client.Violation{

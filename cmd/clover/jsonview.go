@@ -57,11 +57,20 @@ type jsonPolicy struct {
 	Replicas           int      `json:"replicas"`
 	LeaderPreference   []string `json:"leaderPreference"`
 	DataClass          string   `json:"dataClass"`
+	// The access policy as asked ([] for a default), and the countries
+	// callers may work from as the cluster resolved it, defaults included.
+	ReadRoles           []string `json:"readRoles"`
+	WriteRoles          []string `json:"writeRoles"`
+	CallerJurisdictions []string `json:"callerJurisdictions"`
+	CallerCountries     []string `json:"callerCountries"`
+	CallerAnywhere      bool     `json:"callerAnywhere"`
 }
 
 func policyJSON(p client.Policy) jsonPolicy {
 	return jsonPolicy{AllowJurisdictions: strs(p.AllowJurisdictions), AllowCountries: strs(p.AllowCountries),
-		DenyCountries: strs(p.DenyCountries), Replicas: p.Replicas, LeaderPreference: strs(p.LeaderPreference), DataClass: p.Class}
+		DenyCountries: strs(p.DenyCountries), Replicas: p.Replicas, LeaderPreference: strs(p.LeaderPreference), DataClass: p.Class,
+		ReadRoles: strs(p.ReadRoles), WriteRoles: strs(p.WriteRoles), CallerJurisdictions: strs(p.CallerJurisdictions),
+		CallerCountries: strs(p.CallerCountries), CallerAnywhere: p.CallerAnywhere}
 }
 
 type jsonShardInfo struct {
@@ -129,11 +138,14 @@ type jsonClusterStatus struct {
 	Nodes       []jsonNodeStatus `json:"nodes"`
 	Placement   jsonVerify       `json:"placement"`
 	MetaMembers []jsonMember     `json:"metaMembers"`
+	// PersonalDataJurisdiction is the guardrail; "" when none was set.
+	PersonalDataJurisdiction string `json:"personalDataJurisdiction"`
 }
 
 func clusterStatusJSON(st client.ClusterStatus) jsonClusterStatus {
 	return jsonClusterStatus{MetaLeader: st.MetaLeader, Placement: verifyJSON(st.Placement),
-		MetaMembers: list(st.MetaMembers, memberJSON),
+		PersonalDataJurisdiction: st.PersonalDataJurisdiction,
+		MetaMembers:              list(st.MetaMembers, memberJSON),
 		Nodes: list(st.Nodes, func(n client.NodeStatus) jsonNodeStatus {
 			return jsonNodeStatus{ID: n.ID, Locality: jsonLocality(n.Locality), Jurisdictions: strs(n.Jurisdictions),
 				GRPCAddr: n.GRPCAddr, Live: n.Live, Reachable: n.Reachable, Error: n.Error,

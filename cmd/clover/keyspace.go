@@ -23,7 +23,8 @@ func ksCreate(g *globals) *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a keyspace whose replicas stay inside its residency",
 		Example: "  clover keyspace create users --residency EEA --replicas 3 --shards 8 --class personal\n" +
-			"  clover keyspace create videos --residency anywhere --class public",
+			"  clover keyspace create videos --residency anywhere --class public\n" +
+			"  clover keyspace create orders --residency EEA --write-roles writer,admin --caller-jurisdictions IE,NO",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, c, done, err := g.connect(cmd)
@@ -58,6 +59,30 @@ func residencyString(p client.Policy) string {
 		s += " except " + strings.Join(p.DenyCountries, ",")
 	}
 	return s
+}
+
+// accessString is a keyspace's access policy in one line, its defaults
+// marked: "read roles reader (default); write roles writer,admin; callers
+// EEA (30 countries)".
+func accessString(p client.Policy) string {
+	roles := func(rs []string, def string) string {
+		if len(rs) == 0 {
+			return def + " (default)"
+		}
+		return strings.Join(rs, ",")
+	}
+	var callers string
+	switch {
+	case len(p.CallerJurisdictions) == 0 && p.Class == "public":
+		callers = "anywhere (default)"
+	case len(p.CallerJurisdictions) == 0:
+		callers = "the residency (default)"
+	case p.CallerAnywhere:
+		callers = "anywhere"
+	default:
+		callers = fmt.Sprintf("%s (%d countries)", strings.Join(p.CallerJurisdictions, ","), len(p.CallerCountries))
+	}
+	return fmt.Sprintf("read roles %s; write roles %s; callers %s", roles(p.ReadRoles, "reader"), roles(p.WriteRoles, "writer"), callers)
 }
 
 func ksList(g *globals) *cobra.Command {
@@ -119,6 +144,7 @@ func (g *globals) showKeyspace(k client.Keyspace) error {
 	}
 	fmt.Fprintf(g.out, "keyspace %s: residency %s, class %s, %d replicas, %d shards\n",
 		k.Name, residencyString(k.Policy), k.Policy.Class, k.Policy.Replicas, len(k.Shards))
+	fmt.Fprintf(g.out, "access: %s\n", accessString(k.Policy))
 	var rows [][]string
 	for _, s := range k.Shards {
 		leader := s.Leader

@@ -37,6 +37,9 @@ func ksSetPolicy(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := pf.keepAccess(ctx, c, args[0], &p); err != nil {
+				return err
+			}
 			k, err := c.SetPolicy(ctx, args[0], p)
 			if err != nil {
 				return err
@@ -54,6 +57,7 @@ func (g *globals) showPolicySet(k client.Keyspace) error {
 		return g.printJSON(keyspaceJSON(k))
 	}
 	fmt.Fprintf(g.out, "keyspace %s: policy now residency %s, class %s, %d replicas\n", k.Name, residencyString(k.Policy), k.Policy.Class, k.Policy.Replicas)
+	fmt.Fprintf(g.out, "access: %s\n", accessString(k.Policy))
 	fmt.Fprintf(g.out, "nodes outside the policy no longer serve it; follow the move with: clover keyspace status %s\n", k.Name)
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -17,10 +18,21 @@ type policyFlags struct {
 	residency, class string
 	deny, leaderPref []string
 	replicas         int
+	// The access policy: --read-roles, --write-roles, --caller-jurisdictions.
+	readRoles, writeRoles []string
+	callers               string
 	// keep: set-policy, where a zero --replicas and an empty --class keep
-	// the keyspace's current values.
-	keep bool
+	// the keyspace's current values, and so does an access flag not given.
+	keep  bool
+	flags *pflag.FlagSet
 }
+
+// The access policy's flags.
+const (
+	flagReadRoles  = "read-roles"
+	flagWriteRoles = "write-roles"
+	flagCallers    = "caller-jurisdictions"
+)
 
 func (p *policyFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&p.residency, "residency", "", "where replicas may live, comma-separated: jurisdictions (EEA, EU, the operator's own) "+
@@ -34,6 +46,15 @@ func (p *policyFlags) register(f *pflag.FlagSet) {
 		f.IntVar(&p.replicas, "replicas", 3, "replicas per shard")
 		f.StringVar(&p.class, "class", "personal", "data class: personal or public")
 	}
+	kept := "default"
+	if p.keep {
+		kept = "not given: unchanged; '' restores the default"
+	}
+	f.StringSliceVar(&p.readRoles, flagReadRoles, nil, "roles whose holders may read the keys: reader, writer, admin (secure mode; "+kept+": reader)")
+	f.StringSliceVar(&p.writeRoles, flagWriteRoles, nil, "roles whose holders may write the keys: reader, writer, admin (secure mode; "+kept+": writer)")
+	f.StringVar(&p.callers, flagCallers, "", "where callers may work from, comma-separated: jurisdictions and ISO country codes, or 'anywhere' "+
+		"(secure mode; "+kept+": the residency for class personal, anywhere for class public)")
+	p.flags = f
 }
 
 // policy checks the flags, the residency against the cluster's catalogue
@@ -65,7 +86,81 @@ func (p *policyFlags) policy(ctx context.Context, c *client.Client) (client.Poli
 	if (out.Class != "" || !p.keep) && out.Class != string(placement.ClassPersonal) && out.Class != string(placement.ClassPublic) {
 		return bad("--class %q: want personal or public", p.class)
 	}
+	if out.ReadRoles, err = parseRoles(flagReadRoles, p.readRoles); err != nil {
+		return client.Policy{}, err
+	}
+	if out.WriteRoles, err = parseRoles(flagWriteRoles, p.writeRoles); err != nil {
+		return client.Policy{}, err
+	}
+	if out.CallerJurisdictions, err = parseCallers(cat, p.callers); err != nil {
+		return client.Policy{}, err
+	}
 	return out, nil
+}
+
+// keepAccess gives out, for set-policy of keyspace name, the current
+// access policy of each part whose flag was not given: a change of
+// residency leaves who may read and write, and from where, as it was.
+func (p *policyFlags) keepAccess(ctx context.Context, c *client.Client, name string, out *client.Policy) error {
+	given := func(flag string) bool { return p.flags != nil && p.flags.Changed(flag) }
+	if given(flagReadRoles) && given(flagWriteRoles) && given(flagCallers) {
+		return nil
+	}
+	k, err := c.Keyspace(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !given(flagReadRoles) {
+		out.ReadRoles = k.Policy.ReadRoles
+	}
+	if !given(flagWriteRoles) {
+		out.WriteRoles = k.Policy.WriteRoles
+	}
+	if !given(flagCallers) {
+		out.CallerJurisdictions = k.Policy.CallerJurisdictions
+	}
+	return nil
+}
+
+// dataRoles are the roles a keyspace may name to read or write its keys;
+// an auditor never touches data.
+var dataRoles = []string{"reader", "writer", "admin"}
+
+// parseRoles checks the roles of flag, in any case, and returns them
+// lower case.
+func parseRoles(flag string, roles []string) ([]string, error) {
+	var out []string
+	for _, r := range roles {
+		r = strings.ToLower(strings.TrimSpace(r))
+		switch {
+		case r == "auditor":
+			return nil, fmt.Errorf("%w: --%s %q: an auditor never reads or writes a key or value; want reader, writer or admin",
+				client.ErrInvalidArgument, flag, r)
+		case !slices.Contains(dataRoles, r):
+			return nil, fmt.Errorf("%w: --%s %q: unknown role (want reader, writer or admin)", client.ErrInvalidArgument, flag, r)
+		case slices.Contains(out, r):
+			return nil, fmt.Errorf("%w: --%s lists %q twice", client.ErrInvalidArgument, flag, r)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// parseCallers checks --caller-jurisdictions against the cluster's
+// catalogue as --residency is checked: jurisdictions first, then
+// countries, upper case; ["ANY"] for anywhere; nil for none given.
+func parseCallers(cat *placement.Catalogue, s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	js, cs, err := cat.ParseResidency(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --%s: %v", client.ErrInvalidArgument, flagCallers, err)
+	}
+	if len(js)+len(cs) == 0 {
+		return []string{"ANY"}, nil
+	}
+	return append(js, cs...), nil
 }
 
 // clusterCatalogue is the catalogue the cluster checks policies against:

@@ -50,7 +50,7 @@ func TestHelpShowsUnitsAndDefaults(t *testing.T) {
 		"--min-free-disk-mb MiB", "(0 = no check) (default 64)",
 		"--raft-snapshot-threshold entries", "snapshots (default 16384)",
 		"--meta-voters nodes", "--log-level level", "(default info)",
-		"--join host:port,...", "--jurisdiction NAME=CC,...", "--version",
+		"--join host:port,...", "--jurisdiction NAME=CC,...", "--personal-data-jurisdiction jurisdiction", "--version",
 	} {
 		if !strings.Contains(usage, line) {
 			t.Errorf("cloverd --help does not show %q:\n%s", line, usage)

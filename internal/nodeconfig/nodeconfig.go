@@ -138,6 +138,14 @@ func settings() []setting {
 			}},
 		{name: "jurisdiction", unit: "NAME=CC,...", usage: "operator-defined jurisdiction: a name and ISO country codes (repeatable; in the file a map)", kind: "map",
 			apply: applyJurisdiction},
+		{name: "personal-data-jurisdiction", unit: "jurisdiction", kind: "string",
+			usage: "personal-data guardrail, recorded when the cluster is founded (--bootstrap) and never changed: a jurisdiction " +
+				"or comma-separated ISO country codes that every personal keyspace's residency and callers stay inside (empty = none)",
+			apply: func(c *server.Config, _ *Options, v string) error {
+				c.PersonalDataJurisdiction = v
+				_, err := c.PersonalDataGuardrail() // after jurisdiction, so operator-defined names are known
+				return err
+			}},
 		{name: "meta-voters", unit: "nodes", usage: "nodes voting in the meta group", kind: "int",
 			def: func(c server.Config, _ Options) string { return strconv.Itoa(c.MetaVoters) },
 			apply: func(c *server.Config, _ *Options, v string) error {

@@ -314,6 +314,41 @@ func TestJurisdictions(t *testing.T) {
 	}
 }
 
+// The personal-data guardrail names a jurisdiction, operator-defined ones
+// included, or countries, in any case, from any source.
+func TestPersonalDataJurisdiction(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  env
+		file string
+		want string // the guardrail's name; "" for none
+		n    int    // its countries
+	}{
+		{name: "none"},
+		{name: "flag", args: []string{"--personal-data-jurisdiction=eea"}, want: "EEA", n: 30},
+		{name: "countries in the env", env: env{"CLOVER_PERSONAL_DATA_JURISDICTION": "ie, no"}, want: "IE,NO", n: 2},
+		{name: "operator-defined in the file", file: "jurisdiction: {NORDICS: [DK, FI, IS, NO, SE]}\npersonal-data-jurisdiction: NORDICS\n",
+			want: "NORDICS", n: 5},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--node-id=n", "--locality=country=IE", "--data-dir=/d"}, tc.args...)
+			if tc.file != "" {
+				args = append(args, "--config="+writeFile(t, tc.file))
+			}
+			cfg, _, err := nodeconfig.Load(args, tc.env.lookup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := cfg.PersonalDataGuardrail()
+			if err != nil || g.Name != tc.want || len(g.Countries) != tc.n {
+				t.Errorf("guardrail %q of %d countries (%v), want %q of %d", g.Name, len(g.Countries), err, tc.want, tc.n)
+			}
+		})
+	}
+}
+
 // Every error wraps ErrUsage and names the setting and where its value came
 // from; causes from placement and server stay testable with errors.Is.
 func TestErrors(t *testing.T) {
@@ -361,6 +396,13 @@ func TestErrors(t *testing.T) {
 		{name: "jurisdiction defined twice", args: []string{"--jurisdiction=NORDIC=SE", "--jurisdiction=NORDIC=DK"},
 			want: []string{"flag --jurisdiction", `"NORDIC"`, "twice"}},
 		{name: "jurisdiction file not a map", file: "jurisdiction: [SE]\n", want: []string{"$FILE key jurisdiction", "map"}},
+
+		{name: "unknown personal-data jurisdiction flag", args: []string{"--personal-data-jurisdiction=EEA,XX"},
+			is: []error{placement.ErrUnknownJurisdiction}, want: []string{"flag --personal-data-jurisdiction", `"XX"`}},
+		{name: "personal-data jurisdiction ANY", env: env{"CLOVER_PERSONAL_DATA_JURISDICTION": "any"},
+			want: []string{"environment CLOVER_PERSONAL_DATA_JURISDICTION", "ANY limits nothing"}},
+		{name: "personal-data jurisdiction of another node's catalogue", file: "personal-data-jurisdiction: NORDICS\n",
+			is: []error{placement.ErrUnknownJurisdiction}, want: []string{"file $FILE key personal-data-jurisdiction", `"NORDICS"`}},
 
 		{name: "malformed locality flag", args: []string{"--locality=country=IE,region"},
 			is: []error{placement.ErrInvalidLocality}, want: []string{"flag --locality"}},

@@ -293,3 +293,14 @@ func MutualTLS(t testing.TB, ca *testcerts.CA) Option {
 		}
 	}
 }
+
+// PersonalDataGuardrail founds the cluster with the personal-data
+// guardrail j (cloverd --personal-data-jurisdiction on the bootstrapping
+// node only; the other nodes are not given it).
+func PersonalDataGuardrail(j string) Option {
+	return func(cfg *server.Config) {
+		if cfg.Bootstrap {
+			cfg.PersonalDataJurisdiction = j
+		}
+	}
+}
