@@ -42,10 +42,12 @@ func (k Kind) String() string {
 
 // Caller is the party a request comes from, as its certificate attests it.
 type Caller struct {
-	Kind    Kind
-	Name    string // user name or node ID
-	Roles   []Role // users only
-	Country string // users: the ISO 3166-1 alpha-2 country the holder works from
+	Kind  Kind
+	Name  string // user name or node ID
+	Roles []Role // users only
+	// Country: for a user the ISO 3166-1 alpha-2 country the holder works
+	// from; for a node the country of its attested locality.
+	Country string
 	// OnBehalfOf is the user a node forwards a request for, when Kind is
 	// Node and the node let that user's request in at its own door.
 	OnBehalfOf *Caller
@@ -213,6 +215,13 @@ func Decide(c Caller, op Op, ks *Keyspace) Decision {
 }
 
 func decideNode(c Caller, op Op, ks *Keyspace) Decision {
+	// A node touches a keyspace's data (forwarding a user's request, or
+	// the internal service's scans) only if the keyspace may live in the
+	// node's own country: a node outside it never holds, serves or relays
+	// its data, so no forged request of its own can fetch it either.
+	if ks != nil && !ks.residencyPermits(c.Country) {
+		return deny(RuleNodeNotUser, "node %s is in %s, outside the residency of keyspace %q", c.Name, orNone(c.Country), ks.Name)
+	}
 	switch {
 	case op == Internal:
 		return allow(RuleAllowed, "node %s: internal", c.Name)
@@ -222,6 +231,11 @@ func decideNode(c Caller, op Op, ks *Keyspace) Decision {
 		return decideUser(*c.OnBehalfOf, op, ks)
 	}
 	return deny(RuleNodeNotUser, "a node certificate (%s) is not a user: %s refused", c.Name, op)
+}
+
+// residencyPermits reports whether the keyspace may live in country.
+func (ks *Keyspace) residencyPermits(country string) bool {
+	return country != "" && (ks.ResidencyAnywhere || slices.Contains(ks.ResidencyCountries, country))
 }
 
 func decideUser(c Caller, op Op, ks *Keyspace) Decision {

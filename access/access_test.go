@@ -29,7 +29,9 @@ func TestDecide(t *testing.T) {
 	sam := user("sam", "US", RoleReader, RoleWriter)
 	nora := user("nora", "NO", RoleAuditor)
 	olav := user("olav", "NO", RoleAdmin)
-	node := Caller{Kind: Node, Name: "ie-1"}
+	node := Caller{Kind: Node, Name: "ie-1", Country: "IE"}
+	usNode := Caller{Kind: Node, Name: "us-1", Country: "US"}
+	usVia := func(c Caller) Caller { n := usNode; n.OnBehalfOf = &c; return n }
 	viaNode := func(c Caller) Caller { n := node; n.OnBehalfOf = &c; return n }
 	onlyIE := &Keyspace{Name: "ie-only", Personal: true, ResidencyCountries: eea, Access: Policy{CallerCountries: []string{"IE"}}}
 	auditorRead := &Keyspace{Name: "odd", ResidencyAnywhere: true, Access: Policy{ReadRoles: []Role{RoleAuditor}}}
@@ -65,6 +67,10 @@ func TestDecide(t *testing.T) {
 		{"node forwards for alice", viaNode(alice), Read, users(), true, RuleAllowed, ""},
 		{"node forwards for chen: decided again", viaNode(chen), Read, users(), false, RuleCallerJurisdiction, ""},
 		{"node forwards no admin", viaNode(olav), Admin, nil, false, RuleNodeNotUser, ""},
+		{"US node forging alice on users", usVia(alice), Read, users(), false, RuleNodeNotUser, "outside the residency"},
+		{"US node forwards videos", usVia(chen), Read, videos(), true, RuleAllowed, ""},
+		{"US node scans users internally", usNode, Internal, users(), false, RuleNodeNotUser, "outside the residency"},
+		{"IE node scans users internally", node, Internal, users(), true, RuleAllowed, ""},
 		{"narrower caller countries", user("ola", "NO", RoleReader), Read, onlyIE, false, RuleCallerJurisdiction, ""},
 		{"narrower caller countries allow IE", alice, Read, onlyIE, true, RuleAllowed, ""},
 		{"user without country refused personal", user("x", "", RoleReader), Read, users(), false, RuleCallerJurisdiction, "no country"},
@@ -177,6 +183,9 @@ func TestDecideProperties(t *testing.T) {
 			continue
 		}
 		u := c
+		if c.Kind == Node && ks != nil && !ks.ResidencyAnywhere && !slices.Contains(ks.ResidencyCountries, c.Country) {
+			t.Fatalf("node in %q allowed %s on a keyspace resident in %v", c.Country, op, ks.ResidencyCountries)
+		}
 		if c.Kind == Node {
 			if c.OnBehalfOf == nil || c.OnBehalfOf.Kind != User {
 				t.Fatalf("a node allowed %s on its own: %+v", op, c)

@@ -20,7 +20,10 @@
 //  2. Nodes: only a node may call the Internal service and speak Raft and
 //     gossip (RuleNodeOnly); a node is not a user, and may read or write a
 //     keyspace only on behalf of a user whose request another node let in
-//     and forwarded (RuleNodeNotUser).
+//     and forwarded (RuleNodeNotUser). A node touches a keyspace's data,
+//     forwarding or through the Internal service, only if the keyspace may
+//     live in the node's own attested country (RuleNodeNotUser), so a node
+//     outside a keyspace's residency gets nothing of it however it asks.
 //  3. Roles: each operation needs a role (RuleRole): data reads a read role
 //     of the keyspace (reader by default), data writes a write role (writer
 //     by default), administration admin, the placement proof (status,

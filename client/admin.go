@@ -87,7 +87,10 @@ type NodeStatus struct {
 	Error         string
 	ShardsHeld    int
 	ShardsLed     int
-	Replicas      []ReplicaStatus
+	// Refusals counts the requests the node's gateway refused since it
+	// started, by rule.
+	Refusals map[string]uint64
+	Replicas []ReplicaStatus
 }
 
 // ClusterStatus is every node with its replicas.
@@ -102,6 +105,9 @@ type ClusterStatus struct {
 	// PersonalDataJurisdiction is the personal-data guardrail recorded when
 	// the cluster was founded (e.g. "EEA"); empty when none was set.
 	PersonalDataJurisdiction string
+	// Insecure: the cluster runs without certificates; node localities and
+	// callers are unattested.
+	Insecure bool
 }
 
 func (c *Client) admin(ctx context.Context, idempotent bool, f func(ctx context.Context, a pb.AdminClient) error) error {
@@ -190,12 +196,12 @@ func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 		return ClusterStatus{}, err
 	}
 	out := ClusterStatus{MetaLeader: resp.MetaLeader, Placement: verifyFromPB(resp.Placement),
-		PersonalDataJurisdiction: resp.PersonalDataJurisdiction}
+		PersonalDataJurisdiction: resp.PersonalDataJurisdiction, Insecure: resp.Insecure}
 	for _, m := range resp.MetaMembers {
 		out.MetaMembers = append(out.MetaMembers, Member{Node: m.NodeId, Voter: m.Voter})
 	}
 	for _, n := range resp.Nodes {
-		ns := NodeStatus{Reachable: n.Reachable, Error: n.Error, ShardsHeld: int(n.ShardsHeld), ShardsLed: int(n.ShardsLed)}
+		ns := NodeStatus{Reachable: n.Reachable, Error: n.Error, ShardsHeld: int(n.ShardsHeld), ShardsLed: int(n.ShardsLed), Refusals: n.Refusals}
 		if ni := n.Node; ni != nil {
 			ns.ID, ns.GRPCAddr, ns.Live, ns.Jurisdictions = ni.Id, ni.GrpcAddr, ni.Live, ni.Jurisdictions
 			ns.Locality = Locality{Country: ni.Locality.GetCountry(), Region: ni.Locality.GetRegion(), Zone: ni.Locality.GetZone()}

@@ -23,15 +23,21 @@ import (
 	"github.com/clover-kv/clover/internal/keys"
 )
 
-// Config configures a Client. Only Endpoints is required.
+// Config configures a Client. Endpoints is required, and either TLS (a
+// cluster in secure mode, the default) or Insecure.
 type Config struct {
 	// Endpoints are gRPC addresses (host:port) of cluster nodes. The client
 	// learns the rest of the cluster from them.
 	Endpoints []string
 	// DialTimeout bounds New's first contact with the cluster. Default 5s.
 	DialTimeout time.Duration
-	// TLS, if set, secures every connection. Nil means plaintext.
+	// TLS secures every connection with the caller's certificate, which
+	// tells the cluster who calls (secure mode). Nil needs Insecure.
 	TLS *tls.Config
+	// Insecure connects without TLS, to a cluster in insecure mode
+	// (development): nothing attests the caller. Without TLS or Insecure,
+	// New fails.
+	Insecure bool
 	// Retry says how requests are retried. Zero value: DefaultRetryPolicy().
 	Retry RetryPolicy
 	// Direct sends every request to Endpoints[0] as it is, without routing to
@@ -98,6 +104,11 @@ func (cfg Config) validate() error {
 	switch {
 	case len(cfg.Endpoints) == 0:
 		return ErrNoEndpoints
+	case cfg.TLS == nil && !cfg.Insecure:
+		return fmt.Errorf("%w: no TLS configuration: a cluster in secure mode needs the caller's certificate (Config.TLS); "+
+			"set Insecure to connect in plaintext to a cluster in insecure mode", ErrInvalidArgument)
+	case cfg.TLS != nil && cfg.Insecure:
+		return fmt.Errorf("%w: both TLS and Insecure set: choose one", ErrInvalidArgument)
 	case cfg.DialTimeout < 0 || cfg.ConnectTimeout < 0:
 		return fmt.Errorf("%w: dial timeout %v, connect timeout %v: want 0 (default) or positive",
 			ErrInvalidArgument, cfg.DialTimeout, cfg.ConnectTimeout)
@@ -289,7 +300,9 @@ func (c *Client) do(ctx context.Context, req request) error {
 	var err error
 	backoff := c.cfg.Retry.InitialBackoff
 	refreshed, followedHint := false, false
-	var avoid string
+	// hint: where a node sent a request that names no key (an admin call
+	// the meta leader serves); the next attempt goes there.
+	var avoid, hint string
 	for attempt := 0; attempt < c.cfg.Retry.MaxAttempts; attempt++ {
 		if attempt > 0 {
 			if cerr := ctx.Err(); cerr != nil {
@@ -297,6 +310,9 @@ func (c *Client) do(ctx context.Context, req request) error {
 			}
 		}
 		addr := c.target(req, avoid, attempt)
+		if hint != "" && req.key == nil && !c.cfg.Direct {
+			addr, hint = hint, ""
+		}
 		var cc *grpc.ClientConn
 		if cc, err = c.conn(addr); err != nil {
 			return err
@@ -320,6 +336,7 @@ func (c *Client) do(ctx context.Context, req request) error {
 			// can point back and forth, so later ones wait a backoff.
 			if e.LeaderHint != "" && e.LeaderHint != addr {
 				c.learnLeader(req.keyspace, req.key, e.LeaderHint)
+				hint = e.LeaderHint
 				if !followedHint {
 					followedHint = true
 					continue

@@ -1,7 +1,7 @@
 // Package client is the Go client of Clover, a key-value store that keeps
 // each keyspace's data inside the jurisdictions its policy permits.
 //
-//	c, err := client.New(ctx, client.Config{Endpoints: []string{"127.0.0.1:7401"}})
+//	c, err := client.New(ctx, client.Config{Insecure: true, Endpoints: []string{"127.0.0.1:7401"}})
 //	if err != nil { ... }
 //	defer c.Close()
 //	v, err := c.Put(ctx, "users", []byte("user/42"), []byte(`{"name":"Aoife"}`))

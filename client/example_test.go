@@ -17,7 +17,7 @@ import (
 
 func ExampleNew() {
 	ctx := context.Background()
-	c, err := client.New(ctx, client.Config{Endpoints: endpoints})
+	c, err := client.New(ctx, client.Config{Insecure: true, Endpoints: endpoints})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func ExampleNew() {
 
 func ExampleClient_Put() {
 	ctx := context.Background()
-	c, err := client.New(ctx, client.Config{Endpoints: endpoints})
+	c, err := client.New(ctx, client.Config{Insecure: true, Endpoints: endpoints})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func ExampleClient_Put() {
 
 func ExampleClient_Get() {
 	ctx := context.Background()
-	c, err := client.New(ctx, client.Config{Endpoints: endpoints})
+	c, err := client.New(ctx, client.Config{Insecure: true, Endpoints: endpoints})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func ExampleClient_Get() {
 // second learns the current version from the error.
 func ExampleClient_CompareAndSwap() {
 	ctx := context.Background()
-	c, err := client.New(ctx, client.Config{Endpoints: endpoints})
+	c, err := client.New(ctx, client.Config{Insecure: true, Endpoints: endpoints})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func ExampleClient_CompareAndSwap() {
 // Scan returns keys in order across all shards, one page at a time.
 func ExampleClient_Scan() {
 	ctx := context.Background()
-	c, err := client.New(ctx, client.Config{Endpoints: endpoints})
+	c, err := client.New(ctx, client.Config{Insecure: true, Endpoints: endpoints})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func ExampleClient_Scan() {
 // 0x93 ...) comes after "Síofra".
 func ExampleClient_ScanAll() {
 	ctx := context.Background()
-	c, err := client.New(ctx, client.Config{Endpoints: endpoints})
+	c, err := client.New(ctx, client.Config{Insecure: true, Endpoints: endpoints})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func ExampleClient_ScanAll() {
 // most the given age: cheaper than a linearizable read.
 func ExampleFollower() {
 	ctx := context.Background()
-	c, err := client.New(ctx, client.Config{Endpoints: endpoints})
+	c, err := client.New(ctx, client.Config{Insecure: true, Endpoints: endpoints})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func ExampleFollower() {
 // is refused rather than placed elsewhere.
 func ExampleClient_CreateKeyspace() {
 	ctx := context.Background()
-	c, err := client.New(ctx, client.Config{Endpoints: endpoints})
+	c, err := client.New(ctx, client.Config{Insecure: true, Endpoints: endpoints})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func ExampleClient_CreateKeyspace() {
 func Example_residency() {
 	ctx := context.Background()
 	// Direct sends requests to the US node as they are, without routing.
-	us, err := client.New(ctx, client.Config{Endpoints: []string{usEndpoint}, Direct: true})
+	us, err := client.New(ctx, client.Config{Insecure: true, Endpoints: []string{usEndpoint}, Direct: true})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func Example_residency() {
 	fmt.Println("refused; permitted endpoints:", len(ce.PermittedEndpoints))
 
 	// Ask a permitted node instead.
-	eu, err := client.New(ctx, client.Config{Endpoints: ce.PermittedEndpoints})
+	eu, err := client.New(ctx, client.Config{Insecure: true, Endpoints: ce.PermittedEndpoints})
 	if err != nil {
 		log.Fatal(err)
 	}

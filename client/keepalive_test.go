@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,7 +40,7 @@ func TestKeepaliveNoticesSilentNode(t *testing.T) {
 	// other than a deadline shows keepalive ended the wait.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := New(ctx, Config{Endpoints: []string{b.addr}, Dial: n.Dialer("client"),
+	c, err := New(ctx, Config{Insecure: true, Endpoints: []string{b.addr}, Dial: n.Dialer("client"),
 		KeepaliveTime: 10 * time.Second, KeepaliveTimeout: time.Second, ConnectTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +83,7 @@ func TestCallerDeadlineBoundsConnect(t *testing.T) {
 	n.Register("a", a.addr)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := New(ctx, Config{Endpoints: []string{a.addr}, Dial: n.Dialer("client"), ConnectTimeout: time.Hour})
+	c, err := New(ctx, Config{Insecure: true, Endpoints: []string{a.addr}, Dial: n.Dialer("client"), ConnectTimeout: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,9 +125,9 @@ func TestCallerDeadlineBoundsConnect(t *testing.T) {
 func TestConfigValidation(t *testing.T) {
 	ctx := context.Background()
 	for _, cfg := range []Config{
-		{Endpoints: []string{"127.0.0.1:1"}, KeepaliveTime: 2 * time.Second},
-		{Endpoints: []string{"127.0.0.1:1"}, KeepaliveTimeout: -time.Second},
-		{Endpoints: []string{"127.0.0.1:1"}, ConnectTimeout: -time.Second},
+		{Insecure: true, Endpoints: []string{"127.0.0.1:1"}, KeepaliveTime: 2 * time.Second},
+		{Insecure: true, Endpoints: []string{"127.0.0.1:1"}, KeepaliveTimeout: -time.Second},
+		{Insecure: true, Endpoints: []string{"127.0.0.1:1"}, ConnectTimeout: -time.Second},
 	} {
 		if _, err := New(ctx, cfg); !errors.Is(err, ErrInvalidArgument) {
 			t.Errorf("New(%+v): %v, want ErrInvalidArgument", cfg, err)
@@ -133,5 +135,12 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if _, err := New(ctx, Config{}); !errors.Is(err, ErrNoEndpoints) {
 		t.Errorf("New without endpoints: %v", err)
+	}
+	// Secure by default: plaintext only when asked for.
+	if _, err := New(ctx, Config{Endpoints: []string{"127.0.0.1:1"}}); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "Insecure") {
+		t.Errorf("New without TLS or Insecure: %v, want ErrInvalidArgument naming Insecure", err)
+	}
+	if _, err := New(ctx, Config{Endpoints: []string{"127.0.0.1:1"}, Insecure: true, TLS: &tls.Config{}}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("New with TLS and Insecure: %v, want ErrInvalidArgument", err)
 	}
 }

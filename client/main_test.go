@@ -66,6 +66,7 @@ func startCluster(dir string) ([]*server.Server, error) {
 		}
 		cfg := server.DefaultConfig()
 		cfg.NodeID, cfg.Locality, cfg.DataDir = n.id, loc, filepath.Join(dir, n.id)
+		cfg.Insecure = true
 		cfg.ListenGRPC, cfg.ListenRaft, cfg.ListenGossip = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		if i == 0 {
 			cfg.Bootstrap = true
@@ -94,7 +95,7 @@ func startCluster(dir string) ([]*server.Server, error) {
 	}
 	usEndpoint = nodes[1].GRPCAddr()
 
-	c, err := client.New(ctx, client.Config{Endpoints: endpoints})
+	c, err := client.New(ctx, client.Config{Insecure: true, Endpoints: endpoints})
 	if err != nil {
 		return nodes, err
 	}
@@ -114,7 +115,7 @@ func startCluster(dir string) ([]*server.Server, error) {
 
 // waitKeyspace polls one node until its catalogue holds the keyspace.
 func waitKeyspace(ctx context.Context, addr, name string) error {
-	c, err := client.New(ctx, client.Config{Endpoints: []string{addr}, Direct: true})
+	c, err := client.New(ctx, client.Config{Insecure: true, Endpoints: []string{addr}, Direct: true})
 	if err != nil {
 		return err
 	}

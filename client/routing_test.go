@@ -151,7 +151,7 @@ func TestLeaderHintLearned(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := New(ctx, Config{Endpoints: []string{a.addr}})
+	c, err := New(ctx, Config{Insecure: true, Endpoints: []string{a.addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestNotLeaderWithoutUsefulHint(t *testing.T) {
 	a.put = func(*pb.PutRequest) (*pb.PutResponse, error) { return nil, notLeader(a.addr) }
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := New(ctx, Config{Endpoints: []string{a.addr},
+	c, err := New(ctx, Config{Insecure: true, Endpoints: []string{a.addr},
 		Retry: RetryPolicy{MaxAttempts: 4, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)

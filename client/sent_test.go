@@ -133,6 +133,7 @@ func TestWriteToUnreachableNodeGoesElsewhere(t *testing.T) {
 				dead := tc.dead(t)
 				b.setRoutes(table("ks", 1, map[string]string{"a": dead, "b": b.addr}, []string{"a", "b"}, "a"))
 				cfg.Endpoints = []string{b.addr}
+				cfg.Insecure = cfg.TLS == nil
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
 				c, err := New(ctx, cfg)

@@ -18,6 +18,7 @@ func newTestClient(t *testing.T, f *fakeNode, cfg Config) *Client {
 	t.Helper()
 	f.setRoutes(table("ks", 1, map[string]string{"a": f.addr}, []string{"a"}, "a"))
 	cfg.Endpoints = []string{f.addr}
+	cfg.Insecure = cfg.TLS == nil
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := New(ctx, cfg)

@@ -17,7 +17,7 @@ func TestValidationWithoutContactingTheNode(t *testing.T) {
 	node := startFake(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := New(ctx, Config{Endpoints: []string{node.addr}, Direct: true})
+	c, err := New(ctx, Config{Insecure: true, Endpoints: []string{node.addr}, Direct: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,7 +126,9 @@ func (k *keyspaceRecord) accessKeyspace() access.Keyspace {
 		Name:               k.Name,
 		Personal:           k.Policy.Class != placement.ClassPublic,
 		ResidencyCountries: k.Countries,
-		ResidencyAnywhere:  k.Anywhere,
+		// Countries lists every permitted country even for an anywhere
+		// policy; with denied countries it is not every country.
+		ResidencyAnywhere: k.Anywhere && len(k.Policy.DenyCountries) == 0,
 		Access: access.Policy{
 			ReadRoles:       k.Access.ReadRoles,
 			WriteRoles:      k.Access.WriteRoles,

@@ -47,6 +47,11 @@ func (s *Server) onMetaLeader(ctx context.Context, local func() error, remote fu
 	if err != nil {
 		return err
 	}
+	if s.cfg.Secure() {
+		// In secure mode a node speaks to the meta leader only for
+		// itself, never on a user's behalf: the caller is sent there.
+		return notLeaderError(metaShardID, addr)
+	}
 	cc, err := s.peers.get(addr)
 	if err != nil {
 		return err
@@ -139,7 +144,7 @@ func (a *adminService) RoutingTable(ctx context.Context, req *pb.RoutingTableReq
 }
 
 func (a *adminService) ClusterStatus(ctx context.Context, _ *pb.ClusterStatusRequest) (*pb.ClusterStatusResponse, error) {
-	out := &pb.ClusterStatusResponse{Nodes: a.s.gatherStatus(ctx)}
+	out := &pb.ClusterStatusResponse{Nodes: a.s.gatherStatus(ctx), Insecure: !a.s.cfg.Secure()}
 	out.Placement = verifyPlacement(a.s.catalog(), out.Nodes)
 	out.PersonalDataJurisdiction = a.s.catalog().guard.guardrail().Name
 	if fut := a.s.meta.raft.GetConfiguration(); fut.Error() == nil {

@@ -123,10 +123,20 @@ type Config struct {
 	// (10s), so it accepts every one.
 	KeepaliveMinTime time.Duration
 
-	// TLS for the gRPC, Raft and gossip listeners and dialers. Nil means
-	// plaintext (development mode).
+	// TLS for the gRPC, Raft and gossip listeners and dialers: secure
+	// mode, in which the node's ID and locality come from the certificate
+	// of ServerTLS (see WithAttestedIdentity) and every peer's certificate
+	// is checked. Nil means plaintext, which needs Insecure.
 	ServerTLS *tls.Config
 	ClientTLS *tls.Config
+	// TrustDomain is the cluster's name as its CA certificate carries it
+	// (spiffe://<trust-domain>); required in secure mode.
+	TrustDomain string
+	// Insecure runs the node without certificates (development): nothing
+	// attests localities or callers, and the node says so at start and in
+	// cluster status. Without it a node without certificates refuses to
+	// start.
+	Insecure bool
 
 	// RaftDial, if set, replaces the TCP dialer of Raft traffic (fault injection).
 	RaftDial func(ctx context.Context, addr string) (net.Conn, error)

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/clover-kv/clover/access"
 	pb "github.com/clover-kv/clover/api/cloverv1"
 	"github.com/clover-kv/clover/internal/errkind"
 )
@@ -132,3 +133,12 @@ func toStatus(err error) error {
 func isNotLeader(err error) bool { return errors.Is(err, ErrNotLeader) }
 
 func isMismatch(err error) bool { return errors.Is(err, ErrVersionMismatch) }
+
+// permissionDenied is the gateway's refusal: the rule and the reason, never
+// a key or value.
+func permissionDenied(d access.Decision) error {
+	return &apiError{
+		err:    fmt.Errorf("%w by rule %s: %s", ErrPermissionDenied, d.Rule, d.Reason),
+		detail: &pb.ErrorDetail{Kind: pb.ErrorDetail_KIND_PERMISSION_DENIED, Rule: string(d.Rule)},
+	}
+}

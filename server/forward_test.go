@@ -30,7 +30,7 @@ func forwardingNode(t *testing.T, leaderAddr string) (*Server, uint64) {
 	t.Helper()
 	s := fuzzNode("")
 	s.selfRec.GRPC = "127.0.0.1:1"
-	s.peers = newPeerConns(nil, keepalive.ClientParameters{Time: 10 * time.Second, Timeout: time.Second})
+	s.peers = newPeerConns(nil, nil, keepalive.ClientParameters{Time: 10 * time.Second, Timeout: time.Second})
 	t.Cleanup(s.peers.close)
 	c := s.catalog()
 	c.nodes["de-1"] = &nodeRecord{ID: "de-1", Locality: placement.Locality{Country: "DE"}, GRPCAddr: leaderAddr}

@@ -38,11 +38,12 @@ const (
 // keyspaces and, when extra is not empty, one more EEA keyspace named extra.
 func fuzzNode(extra string) *Server {
 	s := &Server{
-		cfg:       Config{NodeID: "ie-1", Locality: placement.Locality{Country: "IE", Region: "ie-dublin", Zone: "a"}},
+		cfg:       Config{NodeID: "ie-1", Locality: placement.Locality{Country: "IE", Region: "ie-dublin", Zone: "a"}, Insecure: true},
 		logger:    slog.New(slog.DiscardHandler),
 		jurisdict: placement.DefaultCatalogue(),
 		replicas:  map[uint64]*replica{},
 	}
+	s.gate = newGateway(s)
 	c := emptyCatalog()
 	add := func(name string, p placement.Policy, shards int) {
 		countries, anywhere := s.jurisdict.PermittedCountries(p)

@@ -17,7 +17,12 @@ type internalService struct {
 	s *Server
 }
 
-func (i *internalService) NodeStatus(ctx context.Context, _ *pb.NodeStatusRequest) (*pb.NodeStatusResponse, error) {
+func (i *internalService) NodeStatus(ctx context.Context, req *pb.NodeStatusRequest) (*pb.NodeStatusResponse, error) {
+	if req.GetIdentify() {
+		s := i.s
+		self := &nodeRecord{ID: s.cfg.NodeID, Locality: s.cfg.Locality, GRPCAddr: s.selfRec.GRPC, RaftAddr: s.selfRec.Raft, GossipAddr: s.selfRec.Gossip}
+		return &pb.NodeStatusResponse{Status: &pb.NodeStatus{Reachable: true, Node: s.nodeToPB(self)}}, nil
+	}
 	return &pb.NodeStatusResponse{Status: i.s.localStatus()}, nil
 }
 
@@ -45,7 +50,7 @@ func (i *internalService) ShardScan(ctx context.Context, req *pb.ShardScanReques
 // localStatus reports this node's replicas.
 func (s *Server) localStatus() *pb.NodeStatus {
 	c := s.catalog()
-	st := &pb.NodeStatus{Reachable: true, MetaAppliedIndex: c.index}
+	st := &pb.NodeStatus{Reachable: true, MetaAppliedIndex: c.index, Refusals: s.gate.refusalCounts()}
 	if n, ok := c.nodes[s.cfg.NodeID]; ok {
 		st.Node = s.nodeToPB(n)
 	} else {

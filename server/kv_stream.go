@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/status"
 
+	"github.com/clover-kv/clover/access"
 	pb "github.com/clover-kv/clover/api/cloverv1"
 	"github.com/clover-kv/clover/internal/errkind"
 )
@@ -135,6 +136,12 @@ func (k *kvService) streamOp(ctx context.Context, op *pb.StreamOp) *pb.StreamRes
 		ctx = oc
 	}
 	res := &pb.StreamResult{Id: op.Id}
+	if aop, ks := streamOpAccess(op); aop != 0 {
+		if err := k.s.gate.decideRequest(ctx, aop, ks); err != nil {
+			res.Result = &pb.StreamResult_Error{Error: streamError(err)}
+			return res
+		}
+	}
 	var err error
 	switch o := op.Op.(type) {
 	case *pb.StreamOp_Put:
@@ -175,4 +182,22 @@ func (k *kvService) streamOp(ctx context.Context, op *pb.StreamOp) *pb.StreamRes
 func streamError(err error) *pb.StreamError {
 	st := status.Convert(toStatus(err))
 	return &pb.StreamError{Code: uint32(st.Code()), Message: st.Message(), Detail: errkind.Detail(st)}
+}
+
+// streamOpAccess is what the gateway decides for one request of a stream:
+// its operation and keyspace.
+func streamOpAccess(op *pb.StreamOp) (access.Op, string) {
+	switch o := op.Op.(type) {
+	case *pb.StreamOp_Get:
+		return access.Read, o.Get.GetKeyspace()
+	case *pb.StreamOp_Put:
+		return access.Write, o.Put.GetKeyspace()
+	case *pb.StreamOp_Delete:
+		return access.Write, o.Delete.GetKeyspace()
+	case *pb.StreamOp_CompareAndSwap:
+		return access.Write, o.CompareAndSwap.GetKeyspace()
+	case *pb.StreamOp_Batch:
+		return access.Write, o.Batch.GetKeyspace()
+	}
+	return 0, "" // refused: no known operation
 }

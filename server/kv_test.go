@@ -246,7 +246,7 @@ func TestPartitionedLeaderServesNoStaleReads(t *testing.T) {
 			others = append(others, n.GRPCAddr())
 		}
 	}
-	majority, err := client.New(ctx, client.Config{Endpoints: others})
+	majority, err := client.New(ctx, client.Config{Insecure: true, Endpoints: others})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -49,7 +50,7 @@ type membership struct {
 	departures *departures
 }
 
-func startMembership(cfg *Config, self gossipMeta, d *departures) (*membership, error) {
+func startMembership(cfg *Config, self gossipMeta, d *departures, serverTLS *tls.Config, verifyDial func(string, tls.ConnectionState) error) (*membership, error) {
 	host, portStr, _ := net.SplitHostPort(cfg.ListenGossip)
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
@@ -74,7 +75,7 @@ func startMembership(cfg *Config, self gossipMeta, d *departures) (*membership, 
 	if cfg.ServerTLS != nil && cfg.ClientTLS != nil {
 		tr, err = gossiptls.New(gossiptls.Config{
 			BindAddr: cfg.ListenGossip, Advertise: cfg.AdvertiseGossip,
-			ServerTLS: cfg.ServerTLS, ClientTLS: cfg.ClientTLS,
+			ServerTLS: serverTLS, ClientTLS: cfg.ClientTLS, VerifyDial: verifyDial,
 			Logger: m.logger,
 		})
 		if err != nil {

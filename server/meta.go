@@ -30,7 +30,8 @@ func (s *Server) metaLoop(ctx context.Context) {
 		if !s.meta.isLeader() {
 			continue
 		}
-		members := s.gossip.members()
+		// Only members whose claims checked out (see attestedMembers).
+		members := s.attestedMembers(ctx, s.gossip.members())
 		inMeta, err := s.reconcileMetaMembers(ctx, members)
 		if err != nil && ctx.Err() == nil {
 			s.logger.Warn("meta: reconcile meta group members", "err", err)

@@ -35,14 +35,17 @@ const (
 
 // peerConns caches one gRPC client connection per peer address.
 type peerConns struct {
-	tls       *tls.Config
+	tls *tls.Config
+	// verify, if set, checks each connection's peer against the address
+	// dialed (see Server.verifyNodeAt).
+	verify    func(addr string, cs tls.ConnectionState) error
 	keepalive keepalive.ClientParameters
 	mu        sync.Mutex
 	conns     map[string]*grpc.ClientConn
 }
 
-func newPeerConns(t *tls.Config, ka keepalive.ClientParameters) *peerConns {
-	return &peerConns{tls: t, keepalive: ka, conns: map[string]*grpc.ClientConn{}}
+func newPeerConns(t *tls.Config, verify func(string, tls.ConnectionState) error, ka keepalive.ClientParameters) *peerConns {
+	return &peerConns{tls: t, verify: verify, keepalive: ka, conns: map[string]*grpc.ClientConn{}}
 }
 
 func (p *peerConns) get(addr string) (*grpc.ClientConn, error) {
@@ -56,7 +59,11 @@ func (p *peerConns) get(addr string) (*grpc.ClientConn, error) {
 	}
 	creds := insecure.NewCredentials()
 	if p.tls != nil {
-		creds = credentials.NewTLS(p.tls)
+		tc := p.tls.Clone()
+		if v := p.verify; v != nil {
+			tc.VerifyConnection = func(cs tls.ConnectionState) error { return v(addr, cs) }
+		}
+		creds = credentials.NewTLS(tc)
 	}
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
 		grpc.WithInitialWindowSize(grpcStreamWindow), grpc.WithInitialConnWindowSize(grpcConnWindow),
@@ -114,6 +121,9 @@ func notForwarded(err error) bool {
 const forwardedKey = "clover-forwarded"
 
 func markForwarded(ctx context.Context) context.Context {
+	if u := onBehalfOf(ctx); u != "" {
+		return metadata.AppendToOutgoingContext(ctx, forwardedKey, "1", onBehalfKey, u)
+	}
 	return metadata.AppendToOutgoingContext(ctx, forwardedKey, "1")
 }
 

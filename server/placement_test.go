@@ -193,7 +193,7 @@ func TestPolicyMigrationUnderLoad(t *testing.T) {
 	})
 
 	// Writers and readers through the EEA nodes.
-	eeaClient, err := client.New(ctx, client.Config{Endpoints: c.Endpoints("ie-1", "ie-2", "no-1"),
+	eeaClient, err := client.New(ctx, client.Config{Insecure: true, Endpoints: c.Endpoints("ie-1", "ie-2", "no-1"),
 		Retry: client.RetryPolicy{MaxAttempts: 40, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
@@ -398,7 +398,7 @@ func TestSurvivesLossOfAnySite(t *testing.T) {
 		}
 		// A retry budget that covers an election (the client's default is
 		// about 3 s of backoff).
-		sc, err := client.New(ctx, client.Config{Endpoints: others,
+		sc, err := client.New(ctx, client.Config{Insecure: true, Endpoints: others,
 			Retry: client.RetryPolicy{MaxAttempts: 60, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}})
 		if err != nil {
 			t.Fatal(err)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,9 +47,15 @@ type Server struct {
 	ctrl *controller
 	// metaDown: when gossip last stopped seeing each meta member (meta loop only).
 	metaDown map[string]time.Time
-	cat      atomic.Pointer[catalog]
-	catCh    chan struct{} // signalled on every catalogue change
-	selfRec  gossipMeta
+	// gate decides every request at the door (gateway.go).
+	gate *gateway
+	// attest: the meta leader's checks of gossip members' claims.
+	attest attestations
+	// peerLog rate-limits the log lines of refused peers.
+	peerLog logLimiter
+	cat     atomic.Pointer[catalog]
+	catCh   chan struct{} // signalled on every catalogue change
+	selfRec gossipMeta
 
 	mu       sync.RWMutex
 	replicas map[uint64]*replica
@@ -87,6 +94,10 @@ const identityFile = "identity.json"
 func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	cfg, err := cfg.WithAttestedIdentity()
+	if err != nil {
+		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -208,8 +219,20 @@ func (s *Server) start() error {
 			return fmt.Errorf("advertise raft %q: %w", cfg.AdvertiseRaft, err)
 		}
 	}
+	// In secure mode every listener and dialer checks the peer's
+	// certificate (peerverify.go): Raft and gossip speak only with nodes,
+	// and a dial reaches only the node expected at the address.
+	raftTLS, grpcTLS, gossipTLS := cfg.ServerTLS, cfg.ServerTLS, cfg.ServerTLS
+	var raftVerify, grpcVerify, gossipVerify func(string, tls.ConnectionState) error
+	if cfg.Secure() {
+		raftTLS, grpcTLS = s.serverTLS(s.verifyNodePeer("raft")), s.serverTLS(s.verifyAnyPeer)
+		gossipTLS = s.serverTLS(s.verifyNodePeer("gossip"))
+		raftVerify, grpcVerify = s.verifyNodeAt(raftAddrKind), s.verifyNodeAt(grpcAddrKind)
+		gossipOnly := s.verifyNodePeer("gossip")
+		gossipVerify = func(_ string, cs tls.ConnectionState) error { return gossipOnly(cs) }
+	}
 	s.mux = raftmux.New(raftLn, raftmux.Config{
-		ServerTLS: cfg.ServerTLS, ClientTLS: cfg.ClientTLS, Dial: cfg.RaftDial,
+		ServerTLS: raftTLS, ClientTLS: cfg.ClientTLS, VerifyDial: raftVerify, Dial: cfg.RaftDial,
 		Advertise: adv, Logger: s.logger.With("component", "raftmux"),
 		HeartbeatAlign: cfg.Raft.HeartbeatTimeout / heartbeatAlignDivisor,
 	})
@@ -222,7 +245,7 @@ func (s *Server) start() error {
 		GRPC: orAddr(cfg.AdvertiseGRPC, s.grpcLn.Addr()),
 		Raft: s.mux.Addr().String(),
 	}
-	s.peers = newPeerConns(cfg.ClientTLS, keepalive.ClientParameters{
+	s.peers = newPeerConns(cfg.ClientTLS, grpcVerify, keepalive.ClientParameters{
 		Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout, PermitWithoutStream: true,
 	})
 
@@ -231,8 +254,10 @@ func (s *Server) start() error {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true})}
 	if cfg.ServerTLS != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.ServerTLS)))
+		opts = append(opts, grpc.Creds(credentials.NewTLS(grpcTLS)))
 	}
+	s.gate = newGateway(s)
+	opts = append(opts, grpc.ChainUnaryInterceptor(s.gate.unary), grpc.ChainStreamInterceptor(s.gate.stream))
 	s.grpc = grpc.NewServer(opts...)
 	pb.RegisterKVServer(s.grpc, &kvService{s: s})
 	pb.RegisterAdminServer(s.grpc, &adminService{s: s})
@@ -240,7 +265,7 @@ func (s *Server) start() error {
 	if err := s.openMeta(); err != nil {
 		return err
 	}
-	s.gossip, err = startMembership(cfg, s.selfRec, s.departures)
+	s.gossip, err = startMembership(cfg, s.selfRec, s.departures, gossipTLS, gossipVerify)
 	if err != nil {
 		return err
 	}

@@ -12,20 +12,19 @@ import (
 	"github.com/clover-kv/clover/internal/tlsfiles"
 )
 
-// A cluster whose nodes each hold a certificate of the cluster CA runs
-// gossip, Raft and gRPC over mutual TLS: nodes join and replicate, a client
-// with a certificate of that CA reads and writes, and clients without one,
-// or with one of another CA, are turned away.
+// A cluster in secure mode runs gossip, Raft and gRPC over mutual TLS:
+// nodes join and replicate, users with certificates of the cluster CA read
+// and write as their roles allow, and clients without one, or with one of
+// another CA, are turned away.
 func TestMutualTLSCluster(t *testing.T) {
-	ca := testcerts.NewCA(t, "cluster")
-	c := testcluster.Start(t, threeEEANodes(), testcluster.MutualTLS(t, ca))
+	p := testcerts.NewPKI(t, "tls-test")
+	c := testcluster.Start(t, threeEEANodes(), testcluster.Secure(t, p))
 	ctx := ctxT(t)
-	dial := func(ca *testcerts.CA, name string) (*client.Client, error) {
-		cfg := client.Config{Endpoints: c.Endpoints(), DialTimeout: 2 * time.Second,
+	dial := func(f *testcerts.Files, insecure bool) (*client.Client, error) {
+		cfg := client.Config{Endpoints: c.Endpoints(), DialTimeout: 2 * time.Second, Insecure: insecure,
 			Retry: client.RetryPolicy{MaxAttempts: 2, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}}
-		if ca != nil {
-			cert, key := ca.Issue(t, name)
-			tc, err := tlsfiles.Client(cert, key, ca.CAFile)
+		if f != nil {
+			tc, err := tlsfiles.Client(f.Cert, f.Key, f.CA)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,24 +39,22 @@ func TestMutualTLSCluster(t *testing.T) {
 		return cl, err
 	}
 
-	cl, err := dial(ca, "app")
+	admin := c.ClientAs(t, p.User(t, "olav", "admin,auditor", "NO"))
+	if _, err := admin.CreateKeyspace(ctx, "users", 2, eea); err != nil {
+		t.Fatal(err)
+	}
+	alice := c.ClientAs(t, p.User(t, "alice", "reader,writer", "IE"))
+	v, err := alice.Put(ctx, "users", []byte("alice"), []byte("alice@example.eu"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.CreateKeyspace(ctx, "users", 2, eea); err != nil {
-		t.Fatal(err)
-	}
-	v, err := cl.Put(ctx, "users", []byte("alice"), []byte("alice@example.eu"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := cl.Get(ctx, "users", []byte("alice"))
+	kv, err := alice.Get(ctx, "users", []byte("alice"))
 	if err != nil || kv.Version != v || !bytes.Equal(kv.Value, []byte("alice@example.eu")) {
 		t.Fatalf("linearizable read over TLS: %+v, %v", kv, err)
 	}
 	// Every replica applies the write: Raft between the nodes runs over TLS.
 	c.WaitFor(20*time.Second, "every replica to apply the write", func() bool {
-		rep, err := cl.CheckReplicas(ctx, "users", time.Second)
+		rep, err := admin.CheckReplicas(ctx, "users", time.Second)
 		if err != nil || !rep.OK {
 			return false
 		}
@@ -71,12 +68,13 @@ func TestMutualTLSCluster(t *testing.T) {
 		return keys == 1
 	})
 
-	if plain, err := dial(nil, ""); err == nil {
+	if plain, err := dial(nil, true); err == nil {
 		if _, err := plain.Get(ctx, "users", []byte("alice")); err == nil {
 			t.Fatal("a plaintext client read from a TLS cluster")
 		}
 	}
-	if stranger, err := dial(testcerts.NewCA(t, "other"), "stranger"); err == nil {
+	other := testcerts.NewPKI(t, "tls-test").User(t, "mallory", "reader,writer", "IE")
+	if stranger, err := dial(&other, false); err == nil {
 		if _, err := stranger.Get(ctx, "users", []byte("alice")); err == nil {
 			t.Fatal("a client with another CA's certificate read from the cluster")
 		}

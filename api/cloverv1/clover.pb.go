@@ -2988,7 +2988,11 @@ func (x *RoutingTableResponse) GetMetaIndex() uint64 {
 }
 
 type NodeStatusRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// identify: answer only who the node is and the addresses it serves
+	// (its own, not the catalogue's record), without its replicas: the meta
+	// leader's check of a gossip member's claims.
+	Identify      bool `protobuf:"varint,1,opt,name=identify,proto3" json:"identify,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3021,6 +3025,13 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
 	return file_clover_v1_clover_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *NodeStatusRequest) GetIdentify() bool {
+	if x != nil {
+		return x.Identify
+	}
+	return false
 }
 
 type NodeStatusResponse struct {
@@ -4957,8 +4968,9 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\tkeyspaces\x18\x01 \x03(\v2\x13.clover.v1.KeyspaceR\tkeyspaces\x12)\n" +
 	"\x05nodes\x18\x02 \x03(\v2\x13.clover.v1.NodeInfoR\x05nodes\x12\x1d\n" +
 	"\n" +
-	"meta_index\x18\x03 \x01(\x04R\tmetaIndex\"\x13\n" +
-	"\x11NodeStatusRequest\"C\n" +
+	"meta_index\x18\x03 \x01(\x04R\tmetaIndex\"/\n" +
+	"\x11NodeStatusRequest\x12\x1a\n" +
+	"\bidentify\x18\x01 \x01(\bR\bidentify\"C\n" +
 	"\x12NodeStatusResponse\x12-\n" +
 	"\x06status\x18\x01 \x01(\v2\x15.clover.v1.NodeStatusR\x06status\"\xd0\x01\n" +
 	"\x10ShardScanRequest\x12\x19\n" +

@@ -45,7 +45,9 @@ type Config struct {
 	Read string
 	// MaxStale bounds the staleness of follower reads. Default 100ms.
 	MaxStale time.Duration
-	// TLS, if set, secures the connections (a cluster running mutual TLS).
+	// TLS, if set, secures the connections with the benchmark's user
+	// certificate (a cluster in secure mode); nil: plaintext, to a cluster
+	// in insecure mode.
 	TLS *tls.Config
 }
 
@@ -106,7 +108,7 @@ func Prepare(ctx context.Context, cfg Config) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	cl, err := client.New(ctx, client.Config{Endpoints: cfg.Endpoints, TLS: cfg.TLS})
+	cl, err := client.New(ctx, client.Config{Endpoints: cfg.Endpoints, TLS: cfg.TLS, Insecure: cfg.TLS == nil})
 	if err != nil {
 		return err
 	}
@@ -166,7 +168,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cl, err := client.New(ctx, client.Config{Endpoints: cfg.Endpoints, TLS: cfg.TLS})
+	cl, err := client.New(ctx, client.Config{Endpoints: cfg.Endpoints, TLS: cfg.TLS, Insecure: cfg.TLS == nil})
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,8 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *Local, err error) {
 		sc.DataDir = filepath.Join(l.dir, n.ID)
 		sc.ListenGRPC, sc.ListenRaft, sc.ListenGossip = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		sc.Bootstrap = i == 0
+		// A benchmark's own in-process cluster on loopback: plaintext.
+		sc.Insecure = true
 		if i > 0 {
 			sc.Join = []string{seed}
 		}

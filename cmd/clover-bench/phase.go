@@ -202,7 +202,14 @@ func (f *phaseFlags) openStore(ctx context.Context, stderr io.Writer) (*store, e
 	}
 	cc := cloverdb.Config{Endpoints: f.endpoints, Keyspace: f.keyspace, Shards: f.shards, Read: f.read, MaxStale: f.maxStale,
 		Policy: client.Policy{Replicas: f.replicas}}
-	if f.tlsCert != "" || f.tlsKey != "" || f.tlsCA != "" {
+	secure := f.tlsCert != "" || f.tlsKey != "" || f.tlsCA != ""
+	switch {
+	case secure && f.insecure:
+		return nil, fmt.Errorf("%w: --insecure with --tls-cert, --tls-key, --tls-ca: choose one", errUsage)
+	case len(f.endpoints) > 0 && !secure && !f.insecure:
+		return nil, fmt.Errorf("%w: --endpoints without a certificate: give --tls-cert, --tls-key and --tls-ca, or --insecure for a cluster in insecure mode", errUsage)
+	}
+	if secure {
 		if len(f.endpoints) == 0 {
 			return nil, fmt.Errorf("%w: --tls-cert, --tls-key and --tls-ca are for a cluster given with --endpoints", errUsage)
 		}

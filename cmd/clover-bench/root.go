@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -72,6 +74,7 @@ type phaseFlags struct {
 	maxStale  time.Duration
 	// TLS files of the clover driver: client certificate, key, cluster CA.
 	tlsCert, tlsKey, tlsCA string
+	insecure               bool
 	opTimeout              time.Duration
 
 	statusInterval time.Duration
@@ -127,6 +130,8 @@ func newPhaseCmd(phase bench.Phase) *cobra.Command {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "clover: PEM client certificate of the cluster CA, for a cluster running mutual TLS")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "clover: PEM private key of --tls-cert")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "clover: PEM bundle of the cluster CA")
+	insecureDef, _ := strconv.ParseBool(os.Getenv("CLOVER_INSECURE"))
+	fs.BoolVar(&f.insecure, "insecure", insecureDef, "clover: connect to --endpoints without certificates, to a cluster in insecure mode (env CLOVER_INSECURE)")
 	fs.DurationVar(&f.opTimeout, "op-timeout", 10*time.Second, "timeout of each operation (0: none)")
 	fs.DurationVar(&f.statusInterval, "status-interval", 5*time.Second, "interval of the status lines on stderr")
 	fs.StringVar(&f.jsonOut, "json", "", "write the result as JSON to this file")

@@ -17,7 +17,7 @@ import (
 
 // clusterFlags are the root's flags of cluster connections, which the cert
 // commands neither need nor read (left out of their help).
-var clusterFlags = []string{"endpoints", "direct", "timeout", "tls-cert", "tls-key", "tls-ca"}
+var clusterFlags = []string{"endpoints", "direct", "timeout", "tls-cert", "tls-key", "tls-ca", "insecure"}
 
 // newCertCmd is clover cert: the cluster's PKI as files (internal/pki). It
 // talks to no cluster: its own hook replaces the root's, so that nothing

@@ -32,6 +32,9 @@ type cli struct {
 	t         *testing.T
 	endpoints string
 	stdin     io.Reader
+	// secure: the cluster runs in secure mode; the commands give their own
+	// certificate flags. Otherwise they run with --insecure.
+	secure bool
 }
 
 // with returns c reporting failures to t (a subtest).
@@ -48,7 +51,11 @@ func (c cli) run(args ...string) (string, error) {
 	if c.stdin != nil {
 		root.SetIn(c.stdin)
 	}
-	root.SetArgs(append([]string{"--endpoints", c.endpoints, "--timeout", "30s"}, args...))
+	pre := []string{"--endpoints", c.endpoints, "--timeout", "30s"}
+	if !c.secure {
+		pre = append(pre, "--insecure")
+	}
+	root.SetArgs(append(pre, args...))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	err := root.ExecuteContext(ctx)
@@ -521,8 +528,8 @@ func TestCLI(t *testing.T) {
 
 		table := c.ok("cluster", "status")
 		lines := strings.Split(strings.TrimSpace(table), "\n")
-		if len(lines) != 7 || !strings.HasPrefix(lines[0], "NODE") || lines[5] != "* meta-group leader" ||
-			lines[6] != "personal-data guardrail: EEA" {
+		if len(lines) != 8 || !strings.HasPrefix(lines[0], "NODE") || lines[5] != "* meta-group leader" ||
+			lines[6] != "personal-data guardrail: EEA" || !strings.HasPrefix(lines[7], "insecure mode:") {
 			t.Fatalf("status table:\n%s", table)
 		}
 		if f := fieldsOf(lines, "us-1"); f == nil || f[1] != "US/us-east/a" || f[2] != "live" {
@@ -870,20 +877,27 @@ func fieldsOf(lines []string, first string) []string {
 	return nil
 }
 
-// Against a cluster running mutual TLS the CLI connects with --tls-cert,
-// --tls-key and --tls-ca; without them it cannot; with only some of them it
-// is a usage error.
+// Against a cluster in secure mode the CLI connects with --tls-cert,
+// --tls-key and --tls-ca; without them, or with --insecure, it cannot; with
+// only some of them it is a usage error.
 func TestCLIOverTLS(t *testing.T) {
-	ca := testcerts.NewCA(t, "cluster")
-	tc := testcluster.Start(t, testcluster.DemoNodes()[:3], testcluster.MutualTLS(t, ca))
-	cert, key := ca.Issue(t, "operator")
-	c := cli{t: t, endpoints: strings.Join(tc.Endpoints(), ",")}
-	tlsArgs := []string{"--tls-cert", cert, "--tls-key", key, "--tls-ca", ca.CAFile}
+	p := testcerts.NewPKI(t, "cli-test")
+	tc := testcluster.Start(t, testcluster.DemoNodes()[:3], testcluster.Secure(t, p))
+	op := p.User(t, "operator", "admin,auditor", "IE")
+	c := cli{t: t, endpoints: strings.Join(tc.Endpoints(), ","), secure: true}
+	tlsArgs := []string{"--tls-cert", op.Cert, "--tls-key", op.Key, "--tls-ca", op.CA}
 	if out := c.ok(append(tlsArgs, "cluster", "status")...); !strings.Contains(out, "ie-1") || !strings.Contains(out, "no-1") {
 		t.Fatalf("cluster status over TLS printed %q", out)
 	}
-	c.fail(13, "--timeout", "2s", "cluster", "status")
-	err := c.fail(2, "--tls-cert", cert, "cluster", "status")
+	if out := c.ok(append(tlsArgs, "whoami")...); !strings.Contains(out, "operator") || !strings.Contains(out, "admin,auditor") {
+		t.Fatalf("whoami printed %q", out)
+	}
+	err := c.fail(2, "--timeout", "2s", "cluster", "status")
+	if !strings.Contains(err.Error(), "--insecure") {
+		t.Fatalf("no certificate: %v", err)
+	}
+	c.fail(13, "--timeout", "2s", "--insecure", "cluster", "status")
+	err = c.fail(2, "--tls-cert", op.Cert, "cluster", "status")
 	if !strings.Contains(err.Error(), "missing [key CA bundle]") {
 		t.Fatalf("partial TLS flags: %v", err)
 	}

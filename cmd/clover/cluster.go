@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -64,5 +65,26 @@ func (g *globals) showClusterStatus(st client.ClusterStatus) error {
 		guard = "none"
 	}
 	fmt.Fprintf(g.out, "personal-data guardrail: %s\n", guard)
+	if st.Insecure {
+		fmt.Fprintln(g.out, "insecure mode: no certificates, so node localities and callers are unattested and every caller may do everything")
+	}
+	refused := map[string]uint64{}
+	for _, n := range st.Nodes {
+		for r, c := range n.Refusals {
+			refused[r] += c
+		}
+	}
+	if len(refused) > 0 {
+		rules := make([]string, 0, len(refused))
+		for r := range refused {
+			rules = append(rules, r)
+		}
+		sort.Strings(rules)
+		parts := make([]string, len(rules))
+		for i, r := range rules {
+			parts[i] = fmt.Sprintf("%s %d", r, refused[r])
+		}
+		fmt.Fprintf(g.out, "refused requests by rule: %s\n", strings.Join(parts, ", "))
+	}
 	return nil
 }

@@ -126,6 +126,8 @@ type jsonNodeStatus struct {
 	ShardsHeld    int                 `json:"shardsHeld"`
 	ShardsLed     int                 `json:"shardsLed"`
 	Shards        []jsonReplicaStatus `json:"shards"`
+	// Refusals: requests the node's gateway refused, by rule.
+	Refusals map[string]uint64 `json:"refusals"`
 }
 
 type jsonMember struct {
@@ -140,16 +142,17 @@ type jsonClusterStatus struct {
 	MetaMembers []jsonMember     `json:"metaMembers"`
 	// PersonalDataJurisdiction is the guardrail; "" when none was set.
 	PersonalDataJurisdiction string `json:"personalDataJurisdiction"`
+	Insecure                 bool   `json:"insecure"`
 }
 
 func clusterStatusJSON(st client.ClusterStatus) jsonClusterStatus {
 	return jsonClusterStatus{MetaLeader: st.MetaLeader, Placement: verifyJSON(st.Placement),
-		PersonalDataJurisdiction: st.PersonalDataJurisdiction,
-		MetaMembers:              list(st.MetaMembers, memberJSON),
+		PersonalDataJurisdiction: st.PersonalDataJurisdiction, Insecure: st.Insecure,
+		MetaMembers: list(st.MetaMembers, memberJSON),
 		Nodes: list(st.Nodes, func(n client.NodeStatus) jsonNodeStatus {
 			return jsonNodeStatus{ID: n.ID, Locality: jsonLocality(n.Locality), Jurisdictions: strs(n.Jurisdictions),
 				GRPCAddr: n.GRPCAddr, Live: n.Live, Reachable: n.Reachable, Error: n.Error,
-				ShardsHeld: n.ShardsHeld, ShardsLed: n.ShardsLed,
+				ShardsHeld: n.ShardsHeld, ShardsLed: n.ShardsLed, Refusals: refusalsJSON(n.Refusals),
 				Shards: list(n.Replicas, func(r client.ReplicaStatus) jsonReplicaStatus {
 					return jsonReplicaStatus{ShardID: r.ShardID, Keyspace: r.Keyspace, Leader: r.Leader, State: r.State,
 						AppliedIndex: r.AppliedIndex, CommitIndex: r.CommitIndex, LastIndex: r.LastIndex, Lag: r.Lag,
@@ -274,3 +277,11 @@ func unixMs(t time.Time) int64 {
 
 // hash formats a 64-bit hash or hash-range bound as 16 hex digits.
 func hash(h uint64) string { return fmt.Sprintf("%016x", h) }
+
+// refusalsJSON is never null: an empty object when nothing was refused.
+func refusalsJSON(m map[string]uint64) map[string]uint64 {
+	if m == nil {
+		return map[string]uint64{}
+	}
+	return m
+}

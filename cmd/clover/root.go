@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,7 +24,9 @@ type globals struct {
 	timeout   time.Duration
 	// TLS files: a client certificate of the cluster CA, its key, the CA.
 	tlsCert, tlsKey, tlsCA string
-	out                    io.Writer
+	// insecure: plaintext, to a cluster in insecure mode.
+	insecure bool
+	out      io.Writer
 }
 
 func newRootCmd() *cobra.Command {
@@ -51,11 +54,13 @@ func newRootCmd() *cobra.Command {
 	pf.BoolVar(&g.direct, "direct", false, "send requests to the first endpoint as they are, without routing to shard leaders")
 	pf.StringVarP(&g.output, "output", "w", "table", "output format: table or json")
 	pf.DurationVar(&g.timeout, "timeout", 10*time.Second, "timeout of the whole command")
-	pf.StringVar(&g.tlsCert, "tls-cert", os.Getenv("CLOVER_TLS_CERT"), "PEM client certificate signed by the cluster CA, for a cluster running mutual TLS (env CLOVER_TLS_CERT)")
+	pf.StringVar(&g.tlsCert, "tls-cert", os.Getenv("CLOVER_TLS_CERT"), "PEM user certificate signed by the cluster CA: who you are to the cluster (env CLOVER_TLS_CERT)")
 	pf.StringVar(&g.tlsKey, "tls-key", os.Getenv("CLOVER_TLS_KEY"), "PEM private key of --tls-cert (env CLOVER_TLS_KEY)")
 	pf.StringVar(&g.tlsCA, "tls-ca", os.Getenv("CLOVER_TLS_CA"), "PEM bundle of the cluster CA (env CLOVER_TLS_CA)")
+	insecureDef, _ := strconv.ParseBool(os.Getenv("CLOVER_INSECURE"))
+	pf.BoolVar(&g.insecure, "insecure", insecureDef, "connect without certificates, to a cluster in insecure mode (development only; env CLOVER_INSECURE)")
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
-	root.AddCommand(newKVCmd(g), newKeyspaceCmd(g), newClusterCmd(g), newPlacementCmd(g))
+	root.AddCommand(newKVCmd(g), newKeyspaceCmd(g), newClusterCmd(g), newPlacementCmd(g), newWhoAmICmd(g))
 	cert := newCertCmd(g)
 	root.AddCommand(cert)
 	hideFlagsInHelp(cert, clusterFlags)
@@ -130,8 +135,14 @@ func markUsageErrors(cmd *cobra.Command) {
 
 // connect returns a client and a context bounded by --timeout.
 func (g *globals) connect(cmd *cobra.Command) (context.Context, *client.Client, func(), error) {
-	cfg := client.Config{Endpoints: g.endpoints, Direct: g.direct}
-	if g.tlsCert != "" || g.tlsKey != "" || g.tlsCA != "" {
+	cfg := client.Config{Endpoints: g.endpoints, Direct: g.direct, Insecure: g.insecure}
+	switch secure := g.tlsCert != "" || g.tlsKey != "" || g.tlsCA != ""; {
+	case secure && g.insecure:
+		return nil, nil, nil, fmt.Errorf("%w: --insecure with --tls-cert, --tls-key, --tls-ca: choose one", errUsage)
+	case !secure && !g.insecure:
+		return nil, nil, nil, fmt.Errorf("%w: no certificate: give --tls-cert, --tls-key and --tls-ca (or CLOVER_TLS_CERT, CLOVER_TLS_KEY, CLOVER_TLS_CA; "+
+			"make them with clover cert), or --insecure for a cluster in insecure mode", errUsage)
+	case secure:
 		var err error
 		if cfg.TLS, err = tlsfiles.Client(g.tlsCert, g.tlsKey, g.tlsCA); err != nil {
 			return nil, nil, nil, fmt.Errorf("%w: --tls-cert, --tls-key, --tls-ca: %w", errUsage, err)

@@ -60,6 +60,10 @@ type Config struct {
 	// certificate. When its ServerName is empty, the host of the dialed
 	// address is used, so peer certificates need IP SANs.
 	ClientTLS *tls.Config
+	// VerifyDial, if set, is called after the TLS handshake of every dialed
+	// connection with the address dialed and the connection's state; an
+	// error fails the dial.
+	VerifyDial func(addr string, cs tls.ConnectionState) error
 	// Timeout bounds a dial plus its TLS handshake, on both sides, and the
 	// rest of a packet once its first byte has arrived. Default 5s.
 	Timeout time.Duration

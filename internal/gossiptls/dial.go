@@ -27,7 +27,7 @@ func (t *Transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 		timeout = t.cfg.Timeout
 	}
 	deadline := time.Now().Add(timeout)
-	tc, raw, err := t.dialTLS(a.Addr, deadline, clientTLSFor(t.cfg.ClientTLS, a.Addr), false)
+	tc, raw, err := t.dialTLS(a.Addr, deadline, t.clientTLSFor(a.Addr), false)
 	if err != nil {
 		return nil, err
 	}
@@ -80,18 +80,18 @@ func (t *Transport) dialTLS(addr string, deadline time.Time, cfg *tls.Config, pa
 	return tc, raw, nil
 }
 
-// clientTLSFor returns cfg, with ServerName set to the host of addr when cfg
-// leaves it empty.
-func clientTLSFor(cfg *tls.Config, addr string) *tls.Config {
-	if cfg.ServerName != "" {
-		return cfg
+// clientTLSFor returns a copy of ClientTLS with ServerName set to the host
+// of addr when it is empty, and VerifyDial bound to addr.
+func (t *Transport) clientTLSFor(addr string) *tls.Config {
+	cfg := t.cfg.ClientTLS.Clone()
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = host
+		}
 	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return cfg
+	if v := t.cfg.VerifyDial; v != nil {
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return v(addr, cs) }
 	}
-	cfg = cfg.Clone()
-	cfg.ServerName = host
 	return cfg
 }
 

@@ -50,7 +50,7 @@ func (t *Transport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, e
 	}
 	p := t.peers[a.Addr]
 	if p == nil {
-		p = &peer{addr: a.Addr, tls: clientTLSFor(t.cfg.ClientTLS, a.Addr), q: make(chan []byte, packetQueueLen)}
+		p = &peer{addr: a.Addr, tls: t.clientTLSFor(a.Addr), q: make(chan []byte, packetQueueLen)}
 		t.peers[a.Addr] = p
 		t.senders.Add(1)
 		go t.runPeer(p)

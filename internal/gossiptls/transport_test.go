@@ -596,7 +596,7 @@ func TestFlushOnShutdownWritesTheQueue(t *testing.T) {
 	a.mu.Unlock()
 
 	for _, open := range []bool{false, true} {
-		p := &peer{addr: to, tls: clientTLSFor(a.cfg.ClientTLS, to), q: make(chan []byte, packetQueueLen)}
+		p := &peer{addr: to, tls: a.clientTLSFor(to), q: make(chan []byte, packetQueueLen)}
 		var pc *packetConn
 		if open {
 			var err error

@@ -111,8 +111,8 @@ func settings() []setting {
 			}}
 	}
 	return []setting{
-		str("node-id", "id", "node ID, stable across restarts (required)", func(c *server.Config) *string { return &c.NodeID }, false),
-		{name: "locality", unit: "locality", usage: "node locality, e.g. country=IE,region=ie-dublin,zone=a (required)", kind: "string",
+		str("node-id", "id", "node ID, stable across restarts (required with --insecure; in secure mode the certificate attests it)", func(c *server.Config) *string { return &c.NodeID }, false),
+		{name: "locality", unit: "locality", usage: "node locality, e.g. country=IE,region=ie-dublin,zone=a (required with --insecure; in secure mode the certificate attests it)", kind: "string",
 			apply: func(c *server.Config, _ *Options, v string) error {
 				l, err := placement.ParseLocality(v)
 				c.Locality = l
@@ -182,6 +182,12 @@ func settings() []setting {
 			}},
 		{name: "pprof-addr", unit: "host:port", usage: "serve Go's net/http/pprof profiles on this address (loopback only; empty = off)", kind: "string",
 			apply: applyPprofAddr},
+		{name: "insecure", usage: "run without certificates (development only): node localities and callers are unattested; without it a node with no certificates refuses to start", kind: "bool",
+			apply: func(c *server.Config, _ *Options, v string) error {
+				b, err := strconv.ParseBool(v)
+				c.Insecure = b
+				return err
+			}},
 		opt("tls-cert", "path", "PEM certificate the node presents on every listener and connection (with tls-key and tls-ca; none of the three: plaintext)", func(o *Options) *string { return &o.TLSCert }),
 		opt("tls-key", "path", "PEM private key of tls-cert", func(o *Options) *string { return &o.TLSKey }),
 		opt("tls-ca", "path", "PEM bundle of the cluster CA: nodes and clients must present a certificate it signed", func(o *Options) *string { return &o.TLSCA }),
@@ -313,17 +319,26 @@ func Load(args []string, lookup func(string) (string, bool)) (server.Config, Opt
 		}
 		set[s.name] = true
 	}
+	secure := opts.TLSCert != "" || opts.TLSKey != "" || opts.TLSCA != ""
 	for _, name := range []string{"node-id", "locality", "data-dir"} {
+		if name != "data-dir" && secure {
+			continue // the certificate attests them
+		}
 		if !set[name] {
 			return cfg, opts, fmt.Errorf("%w: %s is required: give flag --%s, environment %s or file key %s",
 				ErrUsage, name, name, envName(name), name)
 		}
 	}
-	if opts.TLSCert != "" || opts.TLSKey != "" || opts.TLSCA != "" {
-		var err error
-		if cfg.ServerTLS, cfg.ClientTLS, err = tlsfiles.Node(opts.TLSCert, opts.TLSKey, opts.TLSCA); err != nil {
+	if secure {
+		sec, err := tlsfiles.NodeSecure(opts.TLSCert, opts.TLSKey, opts.TLSCA)
+		if err != nil {
 			return cfg, opts, fmt.Errorf("%w: tls-cert, tls-key, tls-ca: %w", ErrUsage, err)
 		}
+		cfg.ServerTLS, cfg.ClientTLS, cfg.TrustDomain = sec.Server, sec.Client, sec.TrustDomain
+	}
+	cfg, err := cfg.WithAttestedIdentity()
+	if err != nil {
+		return cfg, opts, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, opts, fmt.Errorf("%w: %w", ErrUsage, err)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/clover-kv/clover/internal/nodeconfig"
 	"github.com/clover-kv/clover/internal/testcerts"
-	"github.com/clover-kv/clover/internal/tlsfiles"
 	"github.com/clover-kv/clover/placement"
 	"github.com/clover-kv/clover/server"
 )
@@ -23,8 +22,13 @@ import (
 // the tests never touch the process environment.
 type env map[string]string
 
+// lookup reads e. The tests' nodes run in insecure mode unless a test
+// sets CLOVER_INSECURE itself.
 func (e env) lookup(name string) (string, bool) {
 	v, ok := e[name]
+	if !ok && name == "CLOVER_INSECURE" {
+		return "true", true
+	}
 	return v, ok
 }
 
@@ -529,37 +533,54 @@ func TestOperatorGuideExamples(t *testing.T) {
 	}
 }
 
-// The three TLS files, from flags, environment or file, give the node
-// mutual-TLS configurations; one of them alone, or a bad file, is a usage
-// error that names what is wrong.
+// The three TLS files, from flags, environment or file, run the node in
+// secure mode: its ID and locality come from the certificate, one that
+// disagrees with the certificate, one of the files alone, a bad file, or
+// certificates with --insecure are usage errors that name what is wrong;
+// without files or --insecure the node does not start.
 func TestTLSFiles(t *testing.T) {
-	ca := testcerts.NewCA(t, "cluster")
-	cert, key := ca.Issue(t, "ie-1")
-	base := []string{"--node-id=ie-1", "--locality=country=IE,region=ie-dublin,zone=a", "--data-dir=/var/lib/clover"}
+	p := testcerts.NewPKI(t, "nodeconfig-test")
+	f := p.Node(t, "ie-1", "country=IE,region=ie-dublin,zone=a")
+	cert, key := f.Cert, f.Key
+	secure := env{"CLOVER_INSECURE": "false"}
+	base := []string{"--data-dir=/var/lib/clover"}
 
-	cfg, opts, err := nodeconfig.Load(append(base, "--tls-cert="+cert, "--tls-key="+key), env{"CLOVER_TLS_CA": ca.CAFile}.lookup)
+	cfg, opts, err := nodeconfig.Load(append(base, "--tls-cert="+cert, "--tls-key="+key), env{"CLOVER_TLS_CA": f.CA, "CLOVER_INSECURE": "false"}.lookup)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.ServerTLS == nil || cfg.ClientTLS == nil || cfg.ServerTLS.ClientAuth != tls.RequireAndVerifyClientCert || opts.TLSCA != ca.CAFile {
+	if cfg.ServerTLS == nil || cfg.ClientTLS == nil || cfg.ServerTLS.ClientAuth != tls.RequireAndVerifyClientCert || opts.TLSCA != f.CA {
 		t.Fatalf("TLS not configured: server %+v, client %+v, options %+v", cfg.ServerTLS, cfg.ClientTLS, opts)
 	}
-	path := writeFile(t, "tls-cert: "+cert+"\ntls-key: "+key+"\ntls-ca: "+ca.CAFile+"\n")
-	if cfg, _, err = nodeconfig.Load(append(base, "--config="+path), env{}.lookup); err != nil || cfg.ServerTLS == nil {
+	if cfg.NodeID != "ie-1" || cfg.Locality.String() != "country=IE,region=ie-dublin,zone=a" || cfg.TrustDomain != "nodeconfig-test" {
+		t.Fatalf("identity from the certificate: node %q at %s in %q", cfg.NodeID, cfg.Locality, cfg.TrustDomain)
+	}
+	path := writeFile(t, "tls-cert: "+cert+"\ntls-key: "+key+"\ntls-ca: "+f.CA+"\n")
+	if cfg, _, err = nodeconfig.Load(append(base, "--config="+path, "--node-id=ie-1"), secure.lookup); err != nil || cfg.ServerTLS == nil {
 		t.Fatalf("TLS from the file: %v, server config %v", err, cfg.ServerTLS)
 	}
-	if cfg, _, err = nodeconfig.Load(base, env{}.lookup); err != nil || cfg.ServerTLS != nil || cfg.ClientTLS != nil {
-		t.Fatalf("without TLS files: %v, want plaintext (server %v, client %v)", err, cfg.ServerTLS, cfg.ClientTLS)
+	plain := []string{"--node-id=ie-1", "--locality=country=IE,region=ie-dublin,zone=a", "--data-dir=/var/lib/clover"}
+	if cfg, _, err = nodeconfig.Load(plain, env{}.lookup); err != nil || cfg.ServerTLS != nil || cfg.ClientTLS != nil || !cfg.Insecure {
+		t.Fatalf("--insecure without TLS files: %v, want plaintext (server %v, client %v)", err, cfg.ServerTLS, cfg.ClientTLS)
 	}
+	tlsArgs := []string{"--tls-cert=" + cert, "--tls-key=" + key, "--tls-ca=" + f.CA}
 	for name, tc := range map[string]struct {
 		args []string
+		env  env
 		want string
 	}{
-		"certificate alone": {[]string{"--tls-cert=" + cert}, "missing [key CA bundle]"},
-		"no such CA file":   {[]string{"--tls-cert=" + cert, "--tls-key=" + key, "--tls-ca=" + cert + ".missing"}, "CA bundle: open"},
+		"certificate alone": {[]string{"--tls-cert=" + cert}, secure, "missing [key CA bundle]"},
+		"no such CA file":   {[]string{"--tls-cert=" + cert, "--tls-key=" + key, "--tls-ca=" + cert + ".missing"}, secure, "CA bundle: open"},
+		"another node ID":   {append([]string{"--node-id=ie-3"}, tlsArgs...), secure, `node id "ie-3" is configured, but the certificate attests node "ie-1"`},
+		"another locality": {append([]string{"--locality=country=US,region=us-east,zone=a"}, tlsArgs...), secure,
+			"locality country=US,region=us-east,zone=a is configured, but the certificate attests country=IE,region=ie-dublin,zone=a"},
+		"a user certificate": {[]string{"--tls-cert=" + p.User(t, "alice", "reader", "IE").Cert, "--tls-key=" + p.User(t, "alice", "reader", "IE").Key, "--tls-ca=" + f.CA},
+			secure, "a node needs a node certificate"},
+		"certificates and --insecure": {append([]string{"--insecure"}, tlsArgs...), secure, "--insecure with certificates"},
+		"neither":                     {[]string{"--node-id=ie-1", "--locality=country=IE"}, secure, "no certificates"},
 	} {
-		_, _, err := nodeconfig.Load(append(base, tc.args...), env{}.lookup)
-		if !errors.Is(err, nodeconfig.ErrUsage) || !errors.Is(err, tlsfiles.ErrTLS) || !strings.Contains(err.Error(), tc.want) {
+		_, _, err := nodeconfig.Load(append(base, tc.args...), tc.env.lookup)
+		if !errors.Is(err, nodeconfig.ErrUsage) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want a usage error saying %q", name, err, tc.want)
 		}
 	}

@@ -24,6 +24,11 @@ type Config struct {
 	// ServerName is empty, the host of the dialed address is used.
 	// ServerTLS and ClientTLS both nil is plaintext (development mode).
 	ClientTLS *tls.Config
+	// VerifyDial, if set with ClientTLS, is called after the TLS handshake
+	// of every dialed connection with the address dialed and the
+	// connection's state; an error fails the dial. A node uses it to check
+	// that the peer at addr is the node it expects there.
+	VerifyDial func(addr string, cs tls.ConnectionState) error
 	// Dial, if set, opens outbound TCP connections instead of net.Dialer
 	// (tests inject faults here). It must honour ctx.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)

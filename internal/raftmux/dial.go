@@ -71,19 +71,18 @@ func (m *Mux) clientHandshake(raw net.Conn, version byte, shard uint64, addr str
 	return conn, nil
 }
 
-// clientTLS returns ClientTLS, with ServerName set to the host of addr when
-// the configuration leaves it empty.
+// clientTLS returns a copy of ClientTLS with ServerName set to the host of
+// addr when the configuration leaves it empty, and VerifyDial bound to addr.
 func (m *Mux) clientTLS(addr string) *tls.Config {
-	cfg := m.cfg.ClientTLS
-	if cfg.ServerName != "" {
-		return cfg
+	cfg := m.cfg.ClientTLS.Clone()
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = host
+		}
 	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return cfg
+	if v := m.cfg.VerifyDial; v != nil {
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return v(addr, cs) }
 	}
-	cfg = cfg.Clone()
-	cfg.ServerName = host
 	return cfg
 }
 

@@ -95,6 +95,7 @@ func Start(t testing.TB, specs []NodeSpec, opts ...Option) *Cluster {
 		cfg.Raft.CommitTimeout = 10 * time.Millisecond
 		cfg.RaftDial = c.Net.Dialer(sp.ID)
 		cfg.Logger = testLogger(t, sp.ID)
+		cfg.Insecure = true // Secure turns it off
 		for _, o := range opts {
 			o(&cfg)
 		}
@@ -220,7 +221,7 @@ func (c *Cluster) Client(t testing.TB) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cl, err := client.New(ctx, client.Config{Endpoints: c.Endpoints()})
+	cl, err := client.New(ctx, client.Config{Insecure: true, Endpoints: c.Endpoints()})
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
@@ -231,7 +232,7 @@ func (c *Cluster) Client(t testing.TB) *client.Client {
 // DirectClient returns a client that sends every request to one node as is.
 func (c *Cluster) DirectClient(t testing.TB, id string) *client.Client {
 	t.Helper()
-	cl, err := client.New(context.Background(), client.Config{Endpoints: []string{c.Node(id).GRPCAddr()}, Direct: true,
+	cl, err := client.New(context.Background(), client.Config{Insecure: true, Endpoints: []string{c.Node(id).GRPCAddr()}, Direct: true,
 		Retry: client.RetryPolicy{MaxAttempts: 3, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatalf("client: %v", err)
@@ -282,15 +283,17 @@ func (c *Cluster) String() string {
 	return s
 }
 
-// MutualTLS gives every node a certificate of ca, so that gRPC, Raft and
-// gossip run over mutual TLS; clients then need a certificate of ca too.
-func MutualTLS(t testing.TB, ca *testcerts.CA) Option {
+// Secure runs every node in secure mode with a node certificate of p for
+// its ID and locality; clients then need a user certificate of p (see
+// ClientAs).
+func Secure(t testing.TB, p *testcerts.PKI) Option {
 	return func(cfg *server.Config) {
-		cert, key := ca.Issue(t, cfg.NodeID)
-		var err error
-		if cfg.ServerTLS, cfg.ClientTLS, err = tlsfiles.Node(cert, key, ca.CAFile); err != nil {
+		f := p.Node(t, cfg.NodeID, cfg.Locality.String())
+		sec, err := tlsfiles.NodeSecure(f.Cert, f.Key, f.CA)
+		if err != nil {
 			t.Fatal(err)
 		}
+		cfg.ServerTLS, cfg.ClientTLS, cfg.TrustDomain, cfg.Insecure = sec.Server, sec.Client, sec.TrustDomain, false
 	}
 }
 
@@ -303,4 +306,31 @@ func PersonalDataGuardrail(j string) Option {
 			cfg.PersonalDataJurisdiction = j
 		}
 	}
+}
+
+// ClientAs returns a routing client of the whole cluster presenting the
+// certificate in f, closed at test end.
+func (c *Cluster) ClientAs(t testing.TB, f testcerts.Files) *client.Client {
+	t.Helper()
+	cl, err := c.NewClient(t, f)
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	return cl
+}
+
+// NewClient is ClientAs returning New's error.
+func (c *Cluster) NewClient(t testing.TB, f testcerts.Files) (*client.Client, error) {
+	t.Helper()
+	tc, err := tlsfiles.Client(f.Cert, f.Key, f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := client.New(ctx, client.Config{Endpoints: c.Endpoints(), TLS: tc})
+	if err == nil {
+		t.Cleanup(func() { cl.Close() })
+	}
+	return cl, err
 }

@@ -12,9 +12,12 @@ package tlsfiles
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/clover-kv/clover/identity"
 )
 
 // ErrTLS wraps every error about the TLS files.
@@ -107,4 +110,75 @@ func caPool(caFile string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%w: CA bundle %s holds no PEM certificate", ErrTLS, caFile)
 	}
 	return pool, nil
+}
+
+// Secure is a node's secure mode as its files describe it: the TLS
+// configurations, the cluster (trust domain) its CA names, and the
+// identity its own certificate attests.
+type Secure struct {
+	Server, Client *tls.Config
+	TrustDomain    string
+	Self           identity.Identity
+}
+
+// NodeSecure loads a node's files as Node does, and reads the identities
+// in them: the CA bundle must name one cluster (every CA certificate the
+// same spiffe://<trust-domain> URI SAN), and the certificate must be a
+// node certificate of that cluster (see package identity). Certificates
+// without identities, as made by other tools, cannot run a node in secure
+// mode; `clover cert` makes ones that can.
+func NodeSecure(certFile, keyFile, caFile string) (Secure, error) {
+	srv, cli, err := Node(certFile, keyFile, caFile)
+	if err != nil {
+		return Secure{}, err
+	}
+	td, err := TrustDomain(caFile)
+	if err != nil {
+		return Secure{}, err
+	}
+	leaf, err := x509.ParseCertificate(srv.Certificates[0].Certificate[0])
+	if err != nil {
+		return Secure{}, fmt.Errorf("%w: certificate %s: %w", ErrTLS, certFile, err)
+	}
+	self, err := identity.FromCertificate(leaf)
+	if err != nil {
+		return Secure{}, fmt.Errorf("%w: certificate %s: %w", ErrTLS, certFile, err)
+	}
+	if self.TrustDomain != td {
+		return Secure{}, fmt.Errorf("%w: certificate %s belongs to cluster %q, the CA bundle %s to %q", ErrTLS, certFile, self.TrustDomain, caFile, td)
+	}
+	if self.Kind != identity.Node {
+		return Secure{}, fmt.Errorf("%w: certificate %s is a %s certificate (%s): a node needs a node certificate", ErrTLS, certFile, self.Kind, self.URI())
+	}
+	return Secure{Server: srv, Client: cli, TrustDomain: td, Self: self}, nil
+}
+
+// TrustDomain returns the cluster every CA certificate in caFile names.
+func TrustDomain(caFile string) (string, error) {
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		return "", fmt.Errorf("%w: CA bundle: %w", ErrTLS, err)
+	}
+	td := ""
+	for block, rest := pem.Decode(b); block != nil; block, rest = pem.Decode(rest) {
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		ca, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return "", fmt.Errorf("%w: CA bundle %s: %w", ErrTLS, caFile, err)
+		}
+		d, err := identity.TrustDomainOfCA(ca)
+		if err != nil {
+			return "", fmt.Errorf("%w: CA bundle %s: %w (make the cluster's PKI with clover cert)", ErrTLS, caFile, err)
+		}
+		if td != "" && d != td {
+			return "", fmt.Errorf("%w: CA bundle %s names two clusters, %q and %q", ErrTLS, caFile, td, d)
+		}
+		td = d
+	}
+	if td == "" {
+		return "", fmt.Errorf("%w: CA bundle %s holds no PEM certificate", ErrTLS, caFile)
+	}
+	return td, nil
 }

@@ -195,17 +195,23 @@ func TestDemoNamesATakenPort(t *testing.T) {
 	}
 }
 
-// A node that exits (its gossip port is taken for UDP only, which the
+// A node that exits (its gossip port is bound by another socket that does not listen, which the
 // script's check cannot see) stops the demo with the end of that node's
 // log, which names the cause.
 func TestDemoShowsTheLogOfANodeThatExited(t *testing.T) {
 	needBinaries(t)
 	base := freeDemoBase(t)
-	pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+200+1))) // ie-2's gossip
+	// A socket bound to ie-2's gossip port but not listening: the demo's
+	// port check (a connection attempt) finds the port free, and ie-2
+	// fails to listen on it once started.
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: base + 200 + 1, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
 	d := startDemo(t, t.TempDir(), base)
 	if code := d.wait(2 * time.Minute); code == 0 {
 		t.Fatalf("demo exited 0; output:\n%s", d.output())

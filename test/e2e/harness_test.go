@@ -372,7 +372,7 @@ func (c *cluster) client(t *testing.T) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
-	cl, err := client.New(ctx, client.Config{Endpoints: c.endpoints()})
+	cl, err := client.New(ctx, client.Config{Insecure: true, Endpoints: c.endpoints()})
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
@@ -385,7 +385,7 @@ func (c *cluster) pollClient(ctx context.Context) (*client.Client, error) {
 	if c.poll != nil {
 		return c.poll, nil
 	}
-	cl, err := client.New(ctx, client.Config{Endpoints: c.endpoints(), DialTimeout: time.Second,
+	cl, err := client.New(ctx, client.Config{Insecure: true, Endpoints: c.endpoints(), DialTimeout: time.Second,
 		Retry: client.RetryPolicy{MaxAttempts: 2, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}})
 	if err != nil {
 		return nil, err
@@ -482,7 +482,7 @@ func (c *cluster) direct(id string) *client.Client {
 	if cl, ok := c.directs[id]; ok {
 		return cl
 	}
-	cl, err := client.New(context.Background(), client.Config{Endpoints: []string{c.node(id).grpc}, Direct: true,
+	cl, err := client.New(context.Background(), client.Config{Insecure: true, Endpoints: []string{c.node(id).grpc}, Direct: true,
 		Retry: client.RetryPolicy{MaxAttempts: 1, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}})
 	if err != nil {
 		c.t.Fatalf("direct client of %s: %v", id, err)

@@ -25,6 +25,10 @@ var binaries struct {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// The clusters these tests start run in insecure mode unless a test
+	// says otherwise: every cloverd, clover and clover-bench they run
+	// reads it (a secure test's processes get CLOVER_INSECURE=false).
+	os.Setenv("CLOVER_INSECURE", "true")
 	if testing.Short() {
 		os.Exit(m.Run())
 	}
