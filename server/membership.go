@@ -68,7 +68,7 @@ func startMembership(cfg *Config, self gossipMeta) (*membership, error) {
 		tr, err = gossiptls.New(gossiptls.Config{
 			BindAddr: cfg.ListenGossip, Advertise: cfg.AdvertiseGossip,
 			ServerTLS: cfg.ServerTLS, ClientTLS: cfg.ClientTLS,
-			Logger: m.logger,
+			MaxConns: cfg.MaxConnections, Logger: m.logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start gossip on %s: %w", cfg.ListenGossip, err)
