@@ -90,9 +90,13 @@ func TestPrecedenceFlagEnvFileDefault(t *testing.T) {
 		{name: "grpc-handshake-timeout", flag: "2s", env: "3s", file: "1m", fileWant: "1m0s", def: "10s",
 			get: func(c server.Config, _ nodeconfig.Options) string { return c.HandshakeTimeout.String() }},
 		{name: "grpc-max-concurrent-streams", flag: "10", env: "20", file: "4294967295", fileWant: "4294967295", def: "1024",
-			get: func(c server.Config, _ nodeconfig.Options) string { return strconv.FormatUint(uint64(c.MaxConcurrentStreams), 10) }},
+			get: func(c server.Config, _ nodeconfig.Options) string {
+				return strconv.FormatUint(uint64(c.MaxConcurrentStreams), 10)
+			}},
 		{name: "request-rate", flag: "2.5", env: "0", file: "1e3", fileWant: "1000", def: "100000",
-			get: func(c server.Config, _ nodeconfig.Options) string { return strconv.FormatFloat(c.RequestRate, 'f', -1, 64) }},
+			get: func(c server.Config, _ nodeconfig.Options) string {
+				return strconv.FormatFloat(c.RequestRate, 'f', -1, 64)
+			}},
 		{name: "request-burst", flag: "5", env: "50", file: "500", fileWant: "500", def: "200000",
 			get: func(c server.Config, _ nodeconfig.Options) string { return itoa(c.RequestBurst) }},
 		{name: "raft-snapshot-threshold", flag: "100", env: "200", file: "300", fileWant: "300", def: "16384",
