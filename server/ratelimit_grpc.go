@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -155,6 +156,7 @@ var internalPrefix = "/" + pb.Internal_ServiceDesc.ServiceName + "/"
 // to be a node, so there the limit guards against runaway clients, not
 // against an adversary.
 func PeerCaller(trustDomain string) CallerFunc {
+	var cache certCallers
 	return func(ctx context.Context, fullMethod string) (string, bool) {
 		fromNode := isForwarded(ctx) || strings.HasPrefix(fullMethod, internalPrefix)
 		p, ok := peer.FromContext(ctx)
@@ -162,24 +164,57 @@ func PeerCaller(trustDomain string) CallerFunc {
 			return "unknown", fromNode
 		}
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-			if key, node, ok := certCaller(ti.State, trustDomain); ok {
-				if node != nil {
-					return key, *node
-				}
-				return key, fromNode
+			if cs := ti.State; len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 0 {
+				c := cache.of(cs, trustDomain)
+				return c.key, c.node || !c.hasIdentity && fromNode
 			}
 		}
 		return addrCaller(p.Addr), fromNode
 	}
 }
 
-// certCaller names the caller of a TLS connection with a verified
-// certificate (ok false without one). node says whether the certificate's
-// identity is a node's; nil when it carries no identity.
-func certCaller(cs tls.ConnectionState, trustDomain string) (key string, node *bool, ok bool) {
-	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
-		return "", nil, false
+// certCaller is the caller a verified certificate names.
+type certCaller struct {
+	key         string
+	hasIdentity bool // the certificate carries a Clover identity
+	node        bool // a node's
+}
+
+// certCallers caches the caller of each leaf certificate, since reading
+// an identity costs microseconds and a connection's calls share the
+// leaf. Past maxCertCallers entries it starts afresh.
+type certCallers struct {
+	m atomic.Pointer[sync.Map] // *x509.Certificate -> certCaller
+	n atomic.Int64
+}
+
+const maxCertCallers = 1 << 14
+
+// of returns the caller of cs's verified leaf.
+func (c *certCallers) of(cs tls.ConnectionState, trustDomain string) certCaller {
+	leaf := cs.VerifiedChains[0][0]
+	m := c.m.Load()
+	if m == nil {
+		c.m.CompareAndSwap(nil, new(sync.Map))
+		m = c.m.Load()
 	}
+	if v, ok := m.Load(leaf); ok {
+		return v.(certCaller)
+	}
+	cc := callerOfCert(cs, trustDomain)
+	if c.n.Add(1) > maxCertCallers {
+		c.n.Store(0)
+		m = new(sync.Map)
+		c.m.Store(m)
+	}
+	m.Store(leaf, cc)
+	return cc
+}
+
+// callerOfCert names the caller of a connection with a verified
+// certificate: its identity's URI, or without one the certificate's
+// SHA-256.
+func callerOfCert(cs tls.ConnectionState, trustDomain string) certCaller {
 	leaf := cs.VerifiedChains[0][0]
 	var id identity.Identity
 	var err error
@@ -190,10 +225,9 @@ func certCaller(cs tls.ConnectionState, trustDomain string) (key string, node *b
 	}
 	if err != nil {
 		sum := sha256.Sum256(leaf.Raw)
-		return "cert:" + hex.EncodeToString(sum[:16]), nil, true
+		return certCaller{key: "cert:" + hex.EncodeToString(sum[:16])}
 	}
-	isNode := id.Kind == identity.Node
-	return id.URI(), &isNode, true
+	return certCaller{key: id.URI(), hasIdentity: true, node: id.Kind == identity.Node}
 }
 
 // addrCaller names a plaintext caller by its IP address; an IPv6 caller
