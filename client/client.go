@@ -375,6 +375,15 @@ func (c *Client) do(ctx context.Context, req request) error {
 			c.forgetLeader(req.keyspace, req.key)
 			return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		case errors.Is(err, ErrConflict):
+		case errors.Is(err, ErrResourceExhausted):
+			// A node's front door refused the request before serving it:
+			// certainly not applied. Back off and try again; the limit is
+			// this caller's, so no other node and no new routes help.
+			if err := sleepCtx(ctx, jitter(backoff)); err != nil {
+				return err
+			}
+			backoff = min(backoff*2, c.cfg.Retry.MaxBackoff)
+			continue
 		default:
 			return err
 		}

@@ -58,7 +58,7 @@ func (f *fakeNode) serveStream(st pb.KV_StreamServer) error {
 				pr, err := f.Put(st.Context(), o.Put)
 				if err != nil {
 					s := status.Convert(err)
-					r.Result = &pb.StreamResult_Error{Error: &pb.StreamError{Code: uint32(s.Code()), Message: s.Message()}}
+					r.Result = &pb.StreamResult_Error{Error: &pb.StreamError{Code: uint32(s.Code()), Message: s.Message(), Detail: errkind.Detail(s)}}
 				} else {
 					r.Result = &pb.StreamResult_Put{Put: pr}
 				}

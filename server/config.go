@@ -123,6 +123,33 @@ type Config struct {
 	// (10s), so it accepts every one.
 	KeepaliveMinTime time.Duration
 
+	// Front-door limits, so that one client cannot exhaust the node (see
+	// docs/OPERATIONS.md, "Front-door limits").
+	//
+	// MaxConnections bounds the connections open at once on each of the
+	// gRPC, Raft and gossip listeners (in plaintext mode memberlist's own
+	// gossip listener has no such bound). A connection that has sent
+	// nothing yet gives its place to a newer one; when every open
+	// connection has spoken, a new one is closed at once. Default 4096.
+	MaxConnections int
+	// HandshakeTimeout bounds how long a connection to the gRPC listener
+	// may take to send its first bytes and to complete its TLS and HTTP/2
+	// handshakes; it is then closed. Default 10s.
+	HandshakeTimeout time.Duration
+	// MaxConcurrentStreams bounds the gRPC streams (calls in progress) of
+	// one connection; a client past it waits for one to end. Default 1024.
+	MaxConcurrentStreams uint32
+	// RequestRate is how many requests a second one caller may send this
+	// node, sustained; RequestBurst how many it may send at once after
+	// being idle (a token bucket per caller). A caller is a certificate
+	// identity in secure mode, an IP address (an IPv6 /64) in plaintext.
+	// Requests over the rate are refused with ErrResourceExhausted (each
+	// request of a stream on its own); requests from other nodes are never
+	// counted. RequestRate 0 turns the limit off. Defaults 100000 and
+	// 200000.
+	RequestRate  float64
+	RequestBurst int
+
 	// TLS for the gRPC, Raft and gossip listeners and dialers: secure
 	// mode, in which the node's ID and locality come from the certificate
 	// of ServerTLS (see WithAttestedIdentity) and every peer's certificate
@@ -197,8 +224,17 @@ func DefaultConfig() Config {
 		KeepaliveTime:         10 * time.Second,
 		KeepaliveTimeout:      5 * time.Second,
 		KeepaliveMinTime:      5 * time.Second,
+		MaxConnections:        4096,
+		HandshakeTimeout:      10 * time.Second,
+		MaxConcurrentStreams:  1024,
+		RequestRate:           100000,
+		RequestBurst:          200000,
 	}
 }
+
+// maxRequestRate is the highest RequestRate: a caller's bucket counts in
+// nanoseconds per request.
+const maxRequestRate = 1e9
 
 // minKeepaliveTime is gRPC's floor for a client connection's pings; it
 // raises shorter intervals to it.
@@ -289,6 +325,9 @@ func (c Config) Validate() error {
 		return bad("keepalive time %v, timeout %v, min time %v: want a time of at least %v, a positive timeout, and a positive min time no longer than the time",
 			c.KeepaliveTime, c.KeepaliveTimeout, c.KeepaliveMinTime, minKeepaliveTime)
 	}
+	if err := c.validateFrontDoor(); err != nil {
+		return bad("%v", err)
+	}
 	r := c.Raft
 	if r.HeartbeatTimeout < 5*time.Millisecond || r.ElectionTimeout < 5*time.Millisecond {
 		return bad("raft heartbeat timeout %v / election timeout %v: want at least 5ms", r.HeartbeatTimeout, r.ElectionTimeout)
@@ -308,6 +347,23 @@ func (c Config) Validate() error {
 	if r.SnapshotThreshold == 0 || r.SnapshotInterval <= 0 || r.ApplyTimeout <= 0 {
 		return bad("raft snapshot threshold %d, snapshot interval %v, apply timeout %v: all must be positive",
 			r.SnapshotThreshold, r.SnapshotInterval, r.ApplyTimeout)
+	}
+	return nil
+}
+
+// validateFrontDoor checks the front-door limits.
+func (c Config) validateFrontDoor() error {
+	switch {
+	case c.MaxConnections < 1:
+		return fmt.Errorf("max connections %d: want at least 1", c.MaxConnections)
+	case c.HandshakeTimeout <= 0:
+		return fmt.Errorf("handshake timeout %v: want > 0", c.HandshakeTimeout)
+	case c.MaxConcurrentStreams < 1:
+		return fmt.Errorf("max concurrent streams %d: want at least 1", c.MaxConcurrentStreams)
+	case !(c.RequestRate >= 0 && c.RequestRate <= maxRequestRate):
+		return fmt.Errorf("request rate %v: want 0 (off) to %g requests a second", c.RequestRate, maxRequestRate)
+	case c.RequestRate > 0 && c.RequestBurst < 1:
+		return fmt.Errorf("request burst %d: want at least 1 with a request rate of %v", c.RequestBurst, c.RequestRate)
 	}
 	return nil
 }

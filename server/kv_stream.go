@@ -66,6 +66,7 @@ func (k *kvService) Stream(st pb.KV_StreamServer) error {
 			}
 		}
 	}
+	lim := streamLimitOf(ctx)
 recv:
 	for {
 		req, err := st.Recv()
@@ -73,6 +74,15 @@ recv:
 			break // io.EOF: the client is done; otherwise the stream broke
 		}
 		for _, op := range req.Ops {
+			if serr := lim.refuse(); serr != nil {
+				// Over the caller's rate: this request alone is refused.
+				select {
+				case results <- &pb.StreamResult{Id: op.Id, Result: &pb.StreamResult_Error{Error: serr}}:
+				case <-ctx.Done():
+					break recv
+				}
+				continue
+			}
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():

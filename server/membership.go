@@ -76,7 +76,7 @@ func startMembership(cfg *Config, self gossipMeta, d *departures, serverTLS *tls
 		tr, err = gossiptls.New(gossiptls.Config{
 			BindAddr: cfg.ListenGossip, Advertise: cfg.AdvertiseGossip,
 			ServerTLS: serverTLS, ClientTLS: cfg.ClientTLS, VerifyDial: verifyDial,
-			Logger: m.logger,
+			MaxConns: cfg.MaxConnections, Logger: m.logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start gossip on %s: %w", cfg.ListenGossip, err)

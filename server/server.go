@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	pb "github.com/clover-kv/clover/api/cloverv1"
+	"github.com/clover-kv/clover/internal/frontdoor"
 	"github.com/clover-kv/clover/internal/raftmux"
 	"github.com/clover-kv/clover/placement"
 	"github.com/clover-kv/clover/raftfsm"
@@ -219,6 +220,8 @@ func (s *Server) start() error {
 			return fmt.Errorf("advertise raft %q: %w", cfg.AdvertiseRaft, err)
 		}
 	}
+	raftLn = frontdoor.Wrap(raftLn, frontdoor.Config{Name: "raft", MaxConns: cfg.MaxConnections,
+		FirstByteTimeout: raftmux.DefaultHandshakeTimeout, Logger: s.logger})
 	// In secure mode every listener and dialer checks the peer's
 	// certificate (peerverify.go): Raft and gossip speak only with nodes,
 	// and a dial reaches only the node expected at the address.
@@ -236,10 +239,12 @@ func (s *Server) start() error {
 		Advertise: adv, Logger: s.logger.With("component", "raftmux"),
 		HeartbeatAlign: cfg.Raft.HeartbeatTimeout / heartbeatAlignDivisor,
 	})
-	s.grpcLn, err = net.Listen("tcp", cfg.ListenGRPC)
+	grpcLn, err := net.Listen("tcp", cfg.ListenGRPC)
 	if err != nil {
 		return fmt.Errorf("listen grpc %s: %w", cfg.ListenGRPC, err)
 	}
+	s.grpcLn = frontdoor.Wrap(grpcLn, frontdoor.Config{Name: "grpc", MaxConns: cfg.MaxConnections,
+		FirstByteTimeout: cfg.HandshakeTimeout, TCPUserTimeout: cfg.KeepaliveTimeout, Logger: s.logger})
 	s.selfRec = gossipMeta{
 		ID: cfg.NodeID, Locality: cfg.Locality,
 		GRPC: orAddr(cfg.AdvertiseGRPC, s.grpcLn.Addr()),
@@ -252,7 +257,13 @@ func (s *Server) start() error {
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessageBytes), grpc.MaxSendMsgSize(maxMessageBytes),
 		grpc.InitialWindowSize(grpcStreamWindow), grpc.InitialConnWindowSize(grpcConnWindow),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true})}
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.ConnectionTimeout(cfg.HandshakeTimeout), grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams)}
+	if cfg.RequestRate > 0 {
+		rl := NewRateLimiter(cfg.RequestRate, cfg.RequestBurst, s.logger)
+		rl.Caller = PeerCaller(cfg.TrustDomain)
+		opts = append(opts, grpc.ChainUnaryInterceptor(rl.UnaryInterceptor()), grpc.ChainStreamInterceptor(rl.StreamInterceptor()))
+	}
 	if cfg.ServerTLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(grpcTLS)))
 	}

@@ -67,6 +67,11 @@ type Config struct {
 	// Timeout bounds a dial plus its TLS handshake, on both sides, and the
 	// rest of a packet once its first byte has arrived. Default 5s.
 	Timeout time.Duration
+	// MaxConns bounds the inbound connections open at once (see package
+	// frontdoor: one that has sent nothing gives its place to a newer one);
+	// 0 means no bound. Inbound connections still in their handshake are
+	// bounded apart from it, by 128.
+	MaxConns int
 	// Logger receives the transport's logs. Default: discarded.
 	Logger *slog.Logger
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/clover-kv/clover/internal/frontdoor"
 )
 
 // Transport is a memberlist.NodeAwareTransport that carries packets and
@@ -80,6 +82,10 @@ func New(cfg Config) (*Transport, error) {
 	ln, err := net.Listen("tcp", cfg.BindAddr)
 	if err != nil {
 		return nil, fmt.Errorf("gossiptls: listen %s: %w", cfg.BindAddr, err)
+	}
+	if cfg.MaxConns > 0 {
+		ln = frontdoor.Wrap(ln, frontdoor.Config{Name: "gossip", MaxConns: cfg.MaxConns,
+			FirstByteTimeout: cfg.Timeout, Logger: cfg.Logger})
 	}
 	srv := cfg.ServerTLS.Clone()
 	srv.ClientAuth = tls.RequireAndVerifyClientCert

@@ -13,6 +13,7 @@ package nodeconfig
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"sort"
@@ -51,7 +52,7 @@ var ErrUsage = errors.New("configuration")
 type setting struct {
 	name  string
 	usage string
-	kind  string // string, bool, list, duration, int, map
+	kind  string // string, bool, list, duration, int, float, map
 	// unit names the value in --help, e.g. duration, MiB, host:port.
 	unit string
 	// def returns the default as --help shows it; nil when there is none to
@@ -110,6 +111,22 @@ func settings() []setting {
 				return err
 			}}
 	}
+	// count is a whole number of unit within [lo, hi].
+	count := func(name, unit, usage string, lo, hi int64, get func(c server.Config) int64, set func(c *server.Config, n int64)) setting {
+		return setting{name: name, usage: usage, kind: "int", unit: unit,
+			def: func(c server.Config, _ Options) string { return strconv.FormatInt(get(c), 10) },
+			apply: func(c *server.Config, _ *Options, v string) error {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return fmt.Errorf("want a whole number: %w", err)
+				}
+				if n < lo || n > hi {
+					return fmt.Errorf("want %d to %d, got %d", lo, hi, n)
+				}
+				set(c, n)
+				return nil
+			}}
+	}
 	return []setting{
 		str("node-id", "id", "node ID, stable across restarts (required with --insecure; in secure mode the certificate attests it)", func(c *server.Config) *string { return &c.NodeID }, false),
 		{name: "locality", unit: "locality", usage: "node locality, e.g. country=IE,region=ie-dublin,zone=a (required with --insecure; in secure mode the certificate attests it)", kind: "string",
@@ -165,6 +182,23 @@ func settings() []setting {
 		dur("grpc-keepalive-time", "ping a gRPC connection (client or node) on which nothing arrived this long; at least 10s", func(c *server.Config) *time.Duration { return &c.KeepaliveTime }),
 		dur("grpc-keepalive-timeout", "close a gRPC connection whose ping went unanswered this long", func(c *server.Config) *time.Duration { return &c.KeepaliveTimeout }),
 		dur("grpc-keepalive-min-time", "shortest interval between a client's pings the node accepts (more often: disconnected); at most grpc-keepalive-time", func(c *server.Config) *time.Duration { return &c.KeepaliveMinTime }),
+		count("max-connections", "connections", "connections open at once on each of the gRPC, Raft and gossip listeners; one that has sent nothing gives its place to a newer one",
+			1, 1<<24, func(c server.Config) int64 { return int64(c.MaxConnections) }, func(c *server.Config, n int64) { c.MaxConnections = int(n) }),
+		dur("grpc-handshake-timeout", "a gRPC connection must send its first bytes and finish its TLS and HTTP/2 handshakes within this", func(c *server.Config) *time.Duration { return &c.HandshakeTimeout }),
+		count("grpc-max-concurrent-streams", "streams", "gRPC calls in progress on one connection; more wait",
+			1, math.MaxUint32, func(c server.Config) int64 { return int64(c.MaxConcurrentStreams) }, func(c *server.Config, n int64) { c.MaxConcurrentStreams = uint32(n) }),
+		{name: "request-rate", unit: "requests/s", usage: "requests a second one caller (certificate identity, or IP address in plaintext) may send this node, sustained; more are refused as resource exhausted (0 = no limit)", kind: "float",
+			def: func(c server.Config, _ Options) string { return strconv.FormatFloat(c.RequestRate, 'f', -1, 64) },
+			apply: func(c *server.Config, _ *Options, v string) error {
+				r, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return fmt.Errorf("want a number of requests a second: %w", err)
+				}
+				c.RequestRate = r
+				return nil
+			}},
+		count("request-burst", "requests", "requests one caller may send at once after a pause, over request-rate",
+			1, 1<<30, func(c server.Config) int64 { return int64(c.RequestBurst) }, func(c *server.Config, n int64) { c.RequestBurst = int(n) }),
 		entries("raft-snapshot-threshold", "log entries between snapshots", func(c *server.Config) *uint64 { return &c.Raft.SnapshotThreshold }),
 		mib("min-free-disk-mb", "free space to keep on the data directory's file system: below it the node refuses writes, reads go on (0 = no check)", 0, 1<<30, func(c *server.Config) *int64 { return &c.MinFreeDisk }),
 		mib("cache-size-mb", "block cache for reads: data, index and filter blocks kept in memory; fills only as blocks are read", 1, 1<<20, func(c *server.Config) *int64 { return &c.CacheSize }),

@@ -89,6 +89,20 @@ func TestPrecedenceFlagEnvFileDefault(t *testing.T) {
 			get: func(c server.Config, _ nodeconfig.Options) string { return c.KeepaliveTimeout.String() }},
 		{name: "grpc-keepalive-min-time", flag: "1s", env: "2s", file: "10s", fileWant: "10s", def: "5s",
 			get: func(c server.Config, _ nodeconfig.Options) string { return c.KeepaliveMinTime.String() }},
+		{name: "max-connections", flag: "100", env: "200", file: "300", fileWant: "300", def: "4096",
+			get: func(c server.Config, _ nodeconfig.Options) string { return itoa(c.MaxConnections) }},
+		{name: "grpc-handshake-timeout", flag: "2s", env: "3s", file: "1m", fileWant: "1m0s", def: "10s",
+			get: func(c server.Config, _ nodeconfig.Options) string { return c.HandshakeTimeout.String() }},
+		{name: "grpc-max-concurrent-streams", flag: "10", env: "20", file: "4294967295", fileWant: "4294967295", def: "1024",
+			get: func(c server.Config, _ nodeconfig.Options) string {
+				return strconv.FormatUint(uint64(c.MaxConcurrentStreams), 10)
+			}},
+		{name: "request-rate", flag: "2.5", env: "0", file: "1e3", fileWant: "1000", def: "100000",
+			get: func(c server.Config, _ nodeconfig.Options) string {
+				return strconv.FormatFloat(c.RequestRate, 'f', -1, 64)
+			}},
+		{name: "request-burst", flag: "5", env: "50", file: "500", fileWant: "500", def: "200000",
+			get: func(c server.Config, _ nodeconfig.Options) string { return itoa(c.RequestBurst) }},
 		{name: "raft-snapshot-threshold", flag: "100", env: "200", file: "300", fileWant: "300", def: "16384",
 			get: func(c server.Config, _ nodeconfig.Options) string { return itoa(int(c.Raft.SnapshotThreshold)) }},
 		{name: "cache-size-mb", flag: "32", env: "512", file: "1024", fileWant: "1024", def: "256",
@@ -431,6 +445,14 @@ func TestErrors(t *testing.T) {
 			is: []error{server.ErrInvalidConfig}, want: []string{"min time 11s"}},
 		{name: "keepalive timeout zero", env: env{"CLOVER_GRPC_KEEPALIVE_TIMEOUT": "0s"}, args: []string{"--node-id=n", "--data-dir=/d", "--locality=country=IE"},
 			is: []error{server.ErrInvalidConfig}, want: []string{"timeout 0s"}},
+		{name: "no connections", args: []string{"--max-connections=0"}, want: []string{"flag --max-connections", "want 1 to"}},
+		{name: "streams beyond 32 bits", env: env{"CLOVER_GRPC_MAX_CONCURRENT_STREAMS": "4294967296"},
+			want: []string{"environment CLOVER_GRPC_MAX_CONCURRENT_STREAMS", "want 1 to"}},
+		{name: "negative request rate", file: "request-rate: -1\n",
+			is: []error{server.ErrInvalidConfig}, want: []string{"request rate -1"}},
+		{name: "request rate not a number", args: []string{"--request-rate=fast"}, want: []string{"flag --request-rate", "requests a second"}},
+		{name: "handshake timeout zero", args: []string{"--grpc-handshake-timeout=0s"},
+			is: []error{server.ErrInvalidConfig}, want: []string{"handshake timeout 0s"}},
 		{name: "invalid node-id", args: []string{"--node-id=Node 1"}, is: []error{server.ErrInvalidConfig}, want: []string{"node id"}},
 
 		{name: "bad log level flag", args: []string{"--log-level=verbose"}, want: []string{"flag --log-level", "verbose"}},
