@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/clover-kv/clover/internal/frontdoor"
+	"github.com/clover-kv/clover/internal/testwait"
 )
 
 // echoServer serves fl: every accepted connection echoes what it reads
@@ -90,13 +91,7 @@ func closedByServer(t *testing.T, c net.Conn) {
 // waitFor polls cond until it holds, failing the test after a generous bound.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, 10*time.Second, what, cond)
 }
 
 func waitAccepted(t *testing.T, accepted <-chan net.Conn) {
