@@ -297,7 +297,12 @@ func (s *Server) start() error {
 		}
 	}()
 	s.logger.Info("node started", "locality", cfg.Locality.String(), "grpc", s.selfRec.GRPC,
-		"raft", s.selfRec.Raft, "gossip", s.selfRec.Gossip)
+		"raft", s.selfRec.Raft, "gossip", s.selfRec.Gossip, "secure", cfg.Secure())
+	if !cfg.Secure() {
+		s.logger.Warn("insecure mode: no certificates, so this node's locality and its callers are unattested; every caller may do everything")
+	} else {
+		s.logger.Info("secure mode: identity and locality attested by the certificate", "cluster", cfg.TrustDomain, "node", cfg.NodeID)
+	}
 	return nil
 }
 
