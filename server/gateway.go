@@ -315,3 +315,15 @@ func parseOnBehalf(v string) (access.Caller, error) {
 	}
 	return c, nil
 }
+
+// refusalCounts is the node's refusals by rule, the request-rate limit's
+// included (as "request-rate").
+func (s *Server) refusalCounts() map[string]uint64 {
+	out := s.gate.refusalCounts()
+	if s.rate != nil {
+		if n := s.rate.Refused(); n > 0 {
+			out["request-rate"] = n
+		}
+	}
+	return out
+}

@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/clover-kv/clover/access"
 	pb "github.com/clover-kv/clover/api/cloverv1"
 )
 
@@ -50,7 +52,7 @@ func (i *internalService) ShardScan(ctx context.Context, req *pb.ShardScanReques
 // localStatus reports this node's replicas.
 func (s *Server) localStatus() *pb.NodeStatus {
 	c := s.catalog()
-	st := &pb.NodeStatus{Reachable: true, MetaAppliedIndex: c.index, Refusals: s.gate.refusalCounts()}
+	st := &pb.NodeStatus{Reachable: true, MetaAppliedIndex: c.index, Refusals: s.refusalCounts()}
 	if n, ok := c.nodes[s.cfg.NodeID]; ok {
 		st.Node = s.nodeToPB(n)
 	} else {
@@ -110,6 +112,14 @@ func (s *Server) localStatus() *pb.NodeStatus {
 }
 
 func (i *internalService) ChangeReplica(ctx context.Context, req *pb.ChangeReplicaRequest) (*pb.ChangeReplicaResponse, error) {
+	// Membership changes are the placement controller's, which runs on the
+	// meta leader: in secure mode no other node may ask for one.
+	if ci, ok := callerOf(ctx); ok && ci.caller.Kind == access.Node {
+		if _, leader := i.s.meta.raft.LeaderWithID(); string(leader) != ci.caller.Name {
+			return nil, i.s.gate.refuse(access.Decision{Rule: access.RuleNodeOnly,
+				Reason: fmt.Sprintf("node %s asks for a membership change, which only the meta leader makes", ci.caller.Name)})
+		}
+	}
 	if err := i.s.changeReplica(ctx, req); err != nil {
 		return nil, toStatus(err)
 	}

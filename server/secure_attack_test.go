@@ -243,6 +243,22 @@ func TestCertificatesOnlyDoWhatTheirPurposeAllows(t *testing.T) {
 	if _, err := us1.Get(forged, &pb.GetRequest{Keyspace: "videos", Key: []byte("rec/1")}); err != nil && ruleOf(err) != "code Unavailable" {
 		t.Fatalf("us-1 forwarding alice's read of videos: %v", err)
 	}
+
+	// Only the meta leader's placement controller changes memberships.
+	st, err := d.admin.ClusterStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"no-1", "us-1", "ie-2"} {
+		if id == st.MetaLeader {
+			continue
+		}
+		_, err := pb.NewInternalClient(conn(d.pki.NodeFiles(id))).ChangeReplica(ctx,
+			&pb.ChangeReplicaRequest{Kind: pb.ChangeReplicaRequest_KIND_REMOVE, ShardId: 1, NodeId: "ie-2"})
+		if r := ruleOf(err); r != "node-only" {
+			t.Fatalf("%s, not the meta leader, asks for a membership change: %v (rule %q), want refusal by node-only", id, err, r)
+		}
+	}
 }
 
 func isTimeout(err error) bool {

@@ -48,8 +48,10 @@ type Server struct {
 	ctrl *controller
 	// metaDown: when gossip last stopped seeing each meta member (meta loop only).
 	metaDown map[string]time.Time
-	// gate decides every request at the door (gateway.go).
+	// gate decides every request at the door (gateway.go); rate bounds
+	// each caller's requests (nil: no limit).
 	gate *gateway
+	rate *RateLimiter
 	// attest: the meta leader's checks of gossip members' claims.
 	attest attestations
 	// peerLog rate-limits the log lines of refused peers.
@@ -262,6 +264,7 @@ func (s *Server) start() error {
 	if cfg.RequestRate > 0 {
 		rl := NewRateLimiter(cfg.RequestRate, cfg.RequestBurst, s.logger)
 		rl.Caller = PeerCaller(cfg.TrustDomain)
+		s.rate = rl
 		opts = append(opts, grpc.ChainUnaryInterceptor(rl.UnaryInterceptor()), grpc.ChainStreamInterceptor(rl.StreamInterceptor()))
 	}
 	if cfg.ServerTLS != nil {

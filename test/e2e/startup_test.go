@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clover-kv/clover/internal/testcerts"
 )
 
 // runCloverd runs cloverd to completion and returns its exit code and
@@ -56,6 +58,7 @@ func assertPortsFree(t *testing.T, addrs ...string) {
 // message naming the problem and leaves nothing running.
 func TestNodeRefusesBadStartup(t *testing.T) {
 	needBinaries(t)
+	pki := testcerts.NewPKI(t, "e2e-startup")
 	yaml := func(dir, body string) string {
 		p := filepath.Join(dir, "cloverd.yaml")
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
@@ -105,6 +108,29 @@ func TestNodeRefusesBadStartup(t *testing.T) {
 			return append([]string{"--config", p}, listen...)
 		},
 		want: []string{"config file", `unknown key "replicas"`},
+	}, {
+		// A node certified in the US that claims Ireland does not start.
+		name: "certificate attests another locality",
+		args: func(dir string, listen []string) []string {
+			f := pki.Node(t, "us-1", "country=US,region=us-east,zone=a")
+			return append([]string{"--insecure=false", "--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-ca", f.CA,
+				"--locality", "country=IE,region=ie-dublin,zone=a", "--data-dir", dir, "--bootstrap"}, listen...)
+		},
+		want: []string{"locality country=IE,region=ie-dublin,zone=a is configured", "the certificate attests country=US,region=us-east,zone=a"},
+	}, {
+		name: "another node's certificate",
+		args: func(dir string, listen []string) []string {
+			f := pki.Node(t, "us-1", "country=US,region=us-east,zone=a")
+			return append([]string{"--insecure=false", "--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-ca", f.CA,
+				"--node-id", "ie-3", "--data-dir", dir, "--bootstrap"}, listen...)
+		},
+		want: []string{`node id "ie-3" is configured, but the certificate attests node "us-1"`},
+	}, {
+		name: "no certificates and no --insecure",
+		args: func(dir string, listen []string) []string {
+			return append([]string{"--insecure=false", "--node-id", "ie-1", "--locality", "country=IE", "--data-dir", dir, "--bootstrap"}, listen...)
+		},
+		want: []string{"no certificates", "--insecure"},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
