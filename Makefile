@@ -49,7 +49,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseExtension$$' -fuzztime $(FUZZTIME) ./identity
 
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem ./raftfsm/... ./placement/... ./client/... ./bench/
+	$(GO) test -run '^$$' -bench . -benchmem ./raftfsm/... ./placement/... ./access/... ./client/... ./bench/
 
 # bench-compare runs the same workloads against a local 3-node Clover cluster
 # and a 3-node etcd cluster and prints the ratios (BENCH_QUICK=1 for a smoke

@@ -273,3 +273,15 @@ func TestGuardrailProperties(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecide is the gateway's decision for an allowed read of a
+// personal keyspace, as every request in secure mode pays it.
+func BenchmarkDecide(b *testing.B) {
+	alice, ks := user("alice", "IE", RoleReader, RoleWriter), users()
+	b.ReportAllocs()
+	for b.Loop() {
+		if !Decide(alice, Read, ks).Allowed {
+			b.Fatal("refused")
+		}
+	}
+}

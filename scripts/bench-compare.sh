@@ -25,6 +25,12 @@
 #   BENCH_PORT      base port (default 17400; uses base+1..3, +101..103, ... +803)
 #   BENCH_PROFILE=1 take a 10s CPU profile of one cloverd during write-64c
 #                   (needs cloverd's --pprof-addr)
+#   BENCH_SECURE=0  skip the second Clover cluster. By default a second
+#                   3-node Clover cluster runs in secure mode (certificates
+#                   from clover cert, mutual TLS, the gateway deciding every
+#                   request) beside the plaintext one, every Clover step
+#                   runs against both in alternation, and a second table
+#                   gives secure/plaintext ratios (goal: within 10%).
 #
 # Each run's JSON result, its table, and the nodes' logs go to the output
 # directory; data directories live in a temporary directory removed at exit.
@@ -67,11 +73,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Ports: Clover gRPC base+1..3, Raft +101..103, gossip +201..203; etcd
-# clients +401..403, peers +501..503; cloverd pprof +901.
+# Ports: Clover gRPC base+1..3, Raft +101..103, gossip +201..203; the
+# secure Clover cluster +11..13, +111..113, +211..213; etcd clients
+# +401..403, peers +501..503; cloverd pprof +901.
+SECURE=${BENCH_SECURE:-1}
 clover_grpc() { echo "127.0.0.1:$((BASE + $1))"; }
 etcd_client() { echo "127.0.0.1:$((BASE + 400 + $1))"; }
 for p in $(seq $((BASE + 1)) $((BASE + 3))) $(seq $((BASE + 101)) $((BASE + 103))) $(seq $((BASE + 201)) $((BASE + 203))) \
+  $(seq $((BASE + 11)) $((BASE + 13))) $(seq $((BASE + 111)) $((BASE + 113))) $(seq $((BASE + 211)) $((BASE + 213))) \
   $(seq $((BASE + 401)) $((BASE + 403))) $(seq $((BASE + 501)) $((BASE + 503))); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
     echo "port $p is in use: set BENCH_PORT to another base" >&2
@@ -129,6 +138,31 @@ start_cloverd 2 ie-2 country=IE,region=ie-dublin,zone=b --join "127.0.0.1:$((BAS
 start_cloverd 3 no-1 country=NO,region=no-hamar,zone=a --join "127.0.0.1:$((BASE + 201))"
 CEP="$(clover_grpc 1),$(clover_grpc 2),$(clover_grpc 3)"
 
+SEP=
+CERTS=$WORK/certs
+SECURE_FLAGS=(--insecure=false --tls-cert "$CERTS/user.bench.crt" --tls-key "$CERTS/user.bench.key" --tls-ca "$CERTS/ca.crt")
+if [ "$SECURE" = 1 ]; then
+  echo "== starting 3 cloverd nodes in secure mode (PKI in $CERTS)"
+  cert() { "$BIN/clover" cert --certs-dir "$CERTS" "$@" >/dev/null; }
+  cert create-ca --cluster clover-bench
+  cert create-node --node-id ie-1 --country IE --region ie-dublin --zone a --host 127.0.0.1
+  cert create-node --node-id ie-2 --country IE --region ie-dublin --zone b --host 127.0.0.1
+  cert create-node --node-id no-1 --country NO --region no-hamar --zone a --host 127.0.0.1
+  cert create-user --name bench --roles admin,auditor,reader,writer --jurisdiction IE
+  start_secure() { # index id [flags]
+    local i=$1 id=$2
+    shift 2
+    "$BIN/cloverd" --insecure=false --tls-cert "$CERTS/node.$id.crt" --tls-key "$CERTS/node.$id.key" --tls-ca "$CERTS/ca.crt" \
+      --data-dir "$WORK/secure-$id" --listen-grpc "$(clover_grpc $((10 + i)))" --listen-raft "127.0.0.1:$((BASE + 110 + i))" \
+      --listen-gossip "127.0.0.1:$((BASE + 210 + i))" "$@" >"$LOGS/cloverd-secure-$id.log" 2>&1 &
+    pids+=($!)
+  }
+  start_secure 1 ie-1 --bootstrap
+  start_secure 2 ie-2 --join "127.0.0.1:$((BASE + 211))"
+  start_secure 3 no-1 --join "127.0.0.1:$((BASE + 211))"
+  SEP="$(clover_grpc 11),$(clover_grpc 12),$(clover_grpc 13)"
+fi
+
 echo "== starting 3 etcd members"
 ETCD_CLUSTER="e1=http://127.0.0.1:$((BASE + 501)),e2=http://127.0.0.1:$((BASE + 502)),e3=http://127.0.0.1:$((BASE + 503))"
 for i in 1 2 3; do
@@ -147,6 +181,10 @@ ready=0
 for _ in $(seq 1 300); do
   alive
   live=$("$BIN/clover" --endpoints "$CEP" cluster status -w json 2>/dev/null | grep -c '"live": true' || true)
+  if [ "$SECURE" = 1 ]; then
+    slive=$("$BIN/clover" --endpoints "$SEP" "${SECURE_FLAGS[@]}" cluster status -w json 2>/dev/null | grep -c '"live": true' || true)
+    [ "$slive" = 3 ] || live=0
+  fi
   healthy=0
   for i in 1 2 3; do
     curl -fsS "http://$(etcd_client "$i")/health" 2>/dev/null | grep -q '"health":"true"' && healthy=$((healthy + 1))
@@ -159,17 +197,38 @@ done
 WRITE=(-P bench/workloads/workload_writeonly -p "recordcount=$RECORDS")
 READ=(-P bench/workloads/workload_readonly -p "recordcount=$RECORDS")
 
-# bench DRIVER STEP [clover-bench run flags]: one measured run, its result in $OUT.
+# bench DRIVER STEP [clover-bench run flags]: one measured run, its result in
+# $OUT. DRIVER clover-secure is the clover driver against the secure
+# cluster; its result is recorded under that name, for the second table.
 bench() {
-  local driver=$1 step=$2 eps
+  local driver=$1 step=$2 eps extra=()
   shift 2
-  [ "$driver" = clover ] && eps=$CEP || eps=$EEP
+  case $driver in
+    clover) eps=$CEP ;;
+    clover-secure) eps=$SEP extra=("${SECURE_FLAGS[@]}") ;;
+    *) eps=$EEP ;;
+  esac
   echo "-- $step: $driver"
   alive
-  "$BIN/clover-bench" run --driver "$driver" --endpoints "$eps" --label "step=$step" \
+  "$BIN/clover-bench" run --driver "${driver%-secure}" --endpoints "$eps" "${extra[@]}" --label "step=$step" \
     -p keylength=16 -p fieldlength=256 -p operationcount=0 -d "$DUR" --warmup "$WARM" \
     --json "$OUT/$step-$driver.json" --html "$OUT/$step-$driver.html" "$@" >"$OUT/$step-$driver.txt"
+  [ "$driver" != clover-secure ] || sed -i 's/"driver": *"clover"/"driver": "clover-secure"/' "$OUT/$step-$driver.json"
   sed -n 2p "$OUT/$step-$driver.txt"
+}
+
+# clover_steps STEP FLAGS...: the step against the plaintext cluster and,
+# with BENCH_SECURE, the secure one, in an order that alternates by step.
+flip=0
+clover_both() {
+  local step=$1
+  shift
+  if [ "$SECURE" != 1 ]; then bench clover "$step" "$@"; return; fi
+  if [ $((flip++ % 2)) = 0 ]; then
+    bench clover "$step" "$@"; bench clover-secure "$step" "$@"
+  else
+    bench clover-secure "$step" "$@"; bench clover "$step" "$@"
+  fi
 }
 
 # seconds DURATION: whole seconds of a duration given as N, Ns or Nms.
@@ -192,42 +251,49 @@ profile_during() {
 }
 
 echo "== write-1c: single-client writes"
-bench clover write-1c "${WRITE[@]}" --clients 1 --conns 1
+clover_both write-1c "${WRITE[@]}" --clients 1 --conns 1
 bench etcd write-1c "${WRITE[@]}" --clients 1 --conns 1
 
 echo "== write-64c: writes, 64 clients"
 bench etcd write-64c "${WRITE[@]}" --clients 64 --conns "$CONNS"
 profile_during
-bench clover write-64c "${WRITE[@]}" --clients 64 --conns "$CONNS"
+clover_both write-64c "${WRITE[@]}" --clients 64 --conns "$CONNS"
 
 echo "== write-256c: writes, 256 clients"
-bench clover write-256c "${WRITE[@]}" --clients 256 --conns "$CONNS"
+clover_both write-256c "${WRITE[@]}" --clients 256 --conns "$CONNS"
 bench etcd write-256c "${WRITE[@]}" --clients 256 --conns "$CONNS"
 
 # One Raft group against one Raft group: a keyspace of one shard.
 WRITE1=("${WRITE[@]}" --keyspace bench1 --shards 1)
 echo "== write-64c-1shard: writes, 64 clients, one-shard keyspace"
 bench etcd write-64c-1shard "${WRITE[@]}" --clients 64 --conns "$CONNS"
-bench clover write-64c-1shard "${WRITE1[@]}" --clients 64 --conns "$CONNS"
+clover_both write-64c-1shard "${WRITE1[@]}" --clients 64 --conns "$CONNS"
 
 echo "== write-256c-1shard: writes, 256 clients, one-shard keyspace"
-bench clover write-256c-1shard "${WRITE1[@]}" --clients 256 --conns "$CONNS"
+clover_both write-256c-1shard "${WRITE1[@]}" --clients 256 --conns "$CONNS"
 bench etcd write-256c-1shard "${WRITE[@]}" --clients 256 --conns "$CONNS"
 
 echo "== loading $RECORDS records into both"
-for driver in etcd clover; do
-  [ "$driver" = clover ] && eps=$CEP || eps=$EEP
-  "$BIN/clover-bench" load --driver "$driver" --endpoints "$eps" "${READ[@]}" -p keylength=16 -p fieldlength=256 \
+loaders=(etcd clover)
+[ "$SECURE" != 1 ] || loaders+=(clover-secure)
+for driver in "${loaders[@]}"; do
+  extra=()
+  case $driver in
+    clover) eps=$CEP ;;
+    clover-secure) eps=$SEP extra=("${SECURE_FLAGS[@]}") ;;
+    *) eps=$EEP ;;
+  esac
+  "$BIN/clover-bench" load --driver "${driver%-secure}" --endpoints "$eps" "${extra[@]}" "${READ[@]}" -p keylength=16 -p fieldlength=256 \
     --clients 64 --conns "$CONNS" --json "$OUT/load/$driver.json" >"$OUT/load/$driver.txt"
   echo "   $driver: $(sed -n 2p "$OUT/load/$driver.txt")"
 done
 
 echo "== read-lin-64c: linearizable reads, 64 clients"
 bench etcd read-lin-64c "${READ[@]}" --clients 64 --conns "$CONNS" --read linearizable
-bench clover read-lin-64c "${READ[@]}" --clients 64 --conns "$CONNS" --read linearizable
+clover_both read-lin-64c "${READ[@]}" --clients 64 --conns "$CONNS" --read linearizable
 
 echo "== read-follower-64c: clover follower reads (max-stale 100ms) vs etcd serializable reads, 64 clients"
-bench clover read-follower-64c "${READ[@]}" --clients 64 --conns "$CONNS" --read follower --max-stale 100ms
+clover_both read-follower-64c "${READ[@]}" --clients 64 --conns "$CONNS" --read follower --max-stale 100ms
 bench etcd read-follower-64c "${READ[@]}" --clients 64 --conns "$CONNS" --read serializable
 
 echo
@@ -241,5 +307,15 @@ echo "== clover vs etcd ($DUR per step after $WARM warm-up; results in $OUT)"
   --goal 'read-lin-64c=ops>=4' \
   --goal 'read-follower-64c=ops>=5' \
   "$OUT"/*-clover.json "$OUT"/*-etcd.json | tee "$OUT/summary.txt"
+if [ "$SECURE" = 1 ]; then
+  echo | tee -a "$OUT/summary.txt"
+  echo "== secure mode (mutual TLS, the gateway) vs plaintext, the same steps in alternation" | tee -a "$OUT/summary.txt"
+  goals=()
+  for st in write-1c write-64c write-256c write-64c-1shard write-256c-1shard read-lin-64c read-follower-64c; do
+    goals+=(--goal "$st=ops>=0.9")
+  done
+  "$BIN/clover-bench" compare --candidate clover-secure --baseline clover "${goals[@]}" \
+    "$OUT"/*-clover-secure.json "$OUT"/*-clover.json | tee -a "$OUT/summary.txt"
+fi
 echo "read-follower-64c compares clover follower reads (max-stale 100ms) with etcd serializable reads." | tee -a "$OUT/summary.txt"
 echo "write-*c-1shard write to a Clover keyspace of one shard (one Raft group, as etcd has); the other write rows to 8 shards." | tee -a "$OUT/summary.txt"
