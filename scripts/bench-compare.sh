@@ -31,6 +31,7 @@
 #                   request) beside the plaintext one, every Clover step
 #                   runs against both in alternation, and a second table
 #                   gives secure/plaintext ratios (goal: within 10%).
+#                   BENCH_SECURE_FIRST=1 starts the alternation with it.
 #
 # Each run's JSON result, its table, and the nodes' logs go to the output
 # directory; data directories live in a temporary directory removed at exit.
@@ -219,7 +220,7 @@ bench() {
 
 # clover_steps STEP FLAGS...: the step against the plaintext cluster and,
 # with BENCH_SECURE, the secure one, in an order that alternates by step.
-flip=0
+flip=${BENCH_SECURE_FIRST:-0} # 1: the secure cluster goes first in the first step
 clover_both() {
   local step=$1
   shift
