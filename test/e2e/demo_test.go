@@ -35,7 +35,7 @@ func demoPorts(base int) []int {
 func freeDemoBase(t *testing.T) int {
 	t.Helper()
 	for range 50 {
-		base := 20000 + rand.IntN(20000)
+		base := 10000 + rand.IntN(22000) // below the ephemeral range
 		free := true
 		for _, p := range demoPorts(base) {
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))

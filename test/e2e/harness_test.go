@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -524,12 +526,18 @@ func freePorts(t testing.TB, n int) []string {
 		}
 	}()
 	var out []string
-	for len(out) < n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(out) < n; tries++ {
+		// Below the kernel's ephemeral range (32768 and up on Linux): a
+		// port the kernel hands out to outgoing connections could be taken
+		// by one between a node's kill and its restart on the same port.
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(10000+rand.IntN(22000)))
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			if tries > 1000 {
+				t.Fatalf("no free port: %v", err)
+			}
+			continue
 		}
-		addr := ln.Addr().String()
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			ln.Close()
