@@ -44,9 +44,9 @@ var (
 )
 
 // IsMonotonic reports true: after a follower installs a snapshot, raft
-// deletes its whole log rather than only the part below the snapshot, so
-// the log never keeps a stale tail with a hole between it and the entries
-// the leader sends next.
+// deletes the log up to the snapshot (see DeleteRange) rather than only
+// part of it below the snapshot, so the log never keeps a stale tail below
+// the snapshot with a hole between it and the entries the leader sends next.
 func (s *LogStore) IsMonotonic() bool { return true }
 
 // NewLogStore opens the log and stable store of shard on db.
@@ -153,9 +153,29 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 }
 
 // DeleteRange deletes the entries in [min, max] (synced).
+//
+// A range that starts at or below the shard's applied index and ends above
+// it is cut at the applied index: only raft's clean-up after a follower
+// installs a snapshot asks for that (it deletes the whole log of a
+// MonotonicLogStore, [first, last], while its in-memory last index stays
+// where the log ended: hashicorp/raft#697). Deleting the entries above the
+// snapshot too would leave raft believing it holds them, accept an append
+// right after them, and panic reading them ("log not found") once they
+// commit. Kept, they are the follower's own log above the snapshot, and the
+// usual checks of appends resolve any conflict with the leader's. Every
+// other caller deletes either a prefix at or below the applied index
+// (compaction after a snapshot) or a suffix above the commit index, and so
+// above the applied index (a conflicting tail), and is served as asked.
 func (s *LogStore) DeleteRange(min, max uint64) error {
 	if min > max {
 		return nil
+	}
+	applied, _, err := readApplied(s.db, appliedKey(s.shard))
+	if err != nil {
+		return fmt.Errorf("raftfsm: shard %d: delete logs [%d, %d]: read applied index: %w", s.shard, min, max, storageErr(err))
+	}
+	if applied > 0 && min <= applied && max > applied {
+		max = applied
 	}
 	end := s.logEnd
 	if max < ^uint64(0) {

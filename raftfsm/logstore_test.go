@@ -426,3 +426,39 @@ func readFile(fs vfs.FS, name string) ([]byte, error) {
 	_, err = f.ReadAt(buf, 0)
 	return buf, err
 }
+
+// After a follower installs a snapshot raft deletes its whole log
+// ([first, last]) while it still believes it holds the entries up to last
+// (hashicorp/raft#697): the store deletes only up to the applied index (the
+// snapshot's), so those entries stay readable. A prefix at or below the
+// applied index and a conflicting suffix above it are deleted as asked.
+func TestDeleteRangeKeepsTheLogAboveTheAppliedIndex(t *testing.T) {
+	db, _ := openMem(t, nil)
+	s := mustLogStore(t, db, 1)
+	if err := s.StoreLogs(logsBetween(1, 100, 2)); err != nil {
+		t.Fatal(err)
+	}
+	setApplied := func(i uint64) {
+		t.Helper()
+		if err := db.Set(appliedKey(1), encodeApplied(nil, i, 2), pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setApplied(60) // a snapshot at 60 was restored
+	if err := s.DeleteRange(1, 100); err != nil {
+		t.Fatal(err)
+	}
+	expectLogs(t, s, 61, 100, span(61, 100, 2, nil))
+
+	// A conflicting tail above the applied index goes.
+	if err := s.DeleteRange(90, 100); err != nil {
+		t.Fatal(err)
+	}
+	expectLogs(t, s, 61, 89, span(61, 89, 2, nil))
+	// Compaction below the applied index: as asked.
+	setApplied(80)
+	if err := s.DeleteRange(61, 70); err != nil {
+		t.Fatal(err)
+	}
+	expectLogs(t, s, 71, 89, span(71, 89, 2, nil))
+}
