@@ -1758,8 +1758,12 @@ type Policy struct {
 	// default) permits, sorted; caller_anywhere when that is every country.
 	CallerCountries []string `protobuf:"bytes,10,rep,name=caller_countries,json=callerCountries,proto3" json:"caller_countries,omitempty"`
 	CallerAnywhere  bool     `protobuf:"varint,11,opt,name=caller_anywhere,json=callerAnywhere,proto3" json:"caller_anywhere,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// What the keyspace's audit stream records: "all" (reads and writes),
+	// "writes" or "none". Empty when set: "all" for class personal, "none"
+	// for public; the meta leader stores the resolved value.
+	Audit         string `protobuf:"bytes,12,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -1867,6 +1871,13 @@ func (x *Policy) GetCallerAnywhere() bool {
 		return x.CallerAnywhere
 	}
 	return false
+}
+
+func (x *Policy) GetAudit() string {
+	if x != nil {
+		return x.Audit
+	}
+	return ""
 }
 
 type ShardInfo struct {
@@ -4744,6 +4755,1429 @@ func (x *WhoAmIResponse) GetInsecure() bool {
 	return false
 }
 
+// AuditEntry is one record of an audit stream. Its leaf in the stream's
+// Merkle tree is its deterministic protobuf encoding. It never holds a key
+// or value: key_hmac is HMAC-SHA256 of the key under the shard's salt.
+type AuditEntry struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	// "user:<name>", "node:<id>" or "unattested" (insecure mode).
+	Caller string `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
+	// SHA-256 of the caller's certificate (DER), hex; empty in insecure mode.
+	CallerFingerprint string `protobuf:"bytes,3,opt,name=caller_fingerprint,json=callerFingerprint,proto3" json:"caller_fingerprint,omitempty"`
+	// The country the caller works from (a user's certificate) or is in (a
+	// node's attested locality).
+	CallerCountry string   `protobuf:"bytes,4,opt,name=caller_country,json=callerCountry,proto3" json:"caller_country,omitempty"`
+	CallerRoles   []string `protobuf:"bytes,5,rep,name=caller_roles,json=callerRoles,proto3" json:"caller_roles,omitempty"`
+	// The caller's network address as the serving node saw it.
+	CallerAddr string `protobuf:"bytes,6,opt,name=caller_addr,json=callerAddr,proto3" json:"caller_addr,omitempty"`
+	// For a request a node forwarded for the caller: that node's ID.
+	ViaNode string `protobuf:"bytes,7,opt,name=via_node,json=viaNode,proto3" json:"via_node,omitempty"`
+	// The node that decided and served (or refused) the request.
+	Node         string    `protobuf:"bytes,8,opt,name=node,proto3" json:"node,omitempty"`
+	NodeLocality *Locality `protobuf:"bytes,9,opt,name=node_locality,json=nodeLocality,proto3" json:"node_locality,omitempty"`
+	// get, scan, put, delete, cas, batch; create-keyspace, drop-keyspace,
+	// set-policy, node-join, node-leave, replica-add, replica-remove,
+	// leader-transfer, identity-refused.
+	Operation string `protobuf:"bytes,10,opt,name=operation,proto3" json:"operation,omitempty"`
+	Keyspace  string `protobuf:"bytes,11,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	ShardId   uint64 `protobuf:"varint,12,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	KeyHmac   []byte `protobuf:"bytes,13,opt,name=key_hmac,json=keyHmac,proto3" json:"key_hmac,omitempty"`
+	// Keys the request names (a batch's count; 0 for a scan).
+	Keys uint32 `protobuf:"varint,14,opt,name=keys,proto3" json:"keys,omitempty"`
+	// "allowed" or "refused".
+	Result string `protobuf:"bytes,15,opt,name=result,proto3" json:"result,omitempty"`
+	// The gateway rule that decided (e.g. "read-role", "residency").
+	Rule string `protobuf:"bytes,16,opt,name=rule,proto3" json:"rule,omitempty"`
+	// For admin acts: what changed, with no key or value.
+	Detail string `protobuf:"bytes,17,opt,name=detail,proto3" json:"detail,omitempty"`
+	// A linearizable or follower read: "linearizable", "follower".
+	Consistency   string `protobuf:"bytes,18,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntry) Reset() {
+	*x = AuditEntry{}
+	mi := &file_clover_v1_clover_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntry) ProtoMessage() {}
+
+func (x *AuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
+func (*AuditEntry) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *AuditEntry) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetCaller() string {
+	if x != nil {
+		return x.Caller
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetCallerFingerprint() string {
+	if x != nil {
+		return x.CallerFingerprint
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetCallerCountry() string {
+	if x != nil {
+		return x.CallerCountry
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetCallerRoles() []string {
+	if x != nil {
+		return x.CallerRoles
+	}
+	return nil
+}
+
+func (x *AuditEntry) GetCallerAddr() string {
+	if x != nil {
+		return x.CallerAddr
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetViaNode() string {
+	if x != nil {
+		return x.ViaNode
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetNodeLocality() *Locality {
+	if x != nil {
+		return x.NodeLocality
+	}
+	return nil
+}
+
+func (x *AuditEntry) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetKeyHmac() []byte {
+	if x != nil {
+		return x.KeyHmac
+	}
+	return nil
+}
+
+func (x *AuditEntry) GetKeys() uint32 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
+	}
+	return ""
+}
+
+type AuditAppendRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	ShardId uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	Entries []*AuditEntry          `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Keys to record, parallel to entries (empty, or one per entry; an empty
+	// key records none). Only nodes the keyspace may live on send them.
+	Keys          [][]byte `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditAppendRequest) Reset() {
+	*x = AuditAppendRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditAppendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditAppendRequest) ProtoMessage() {}
+
+func (x *AuditAppendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditAppendRequest.ProtoReflect.Descriptor instead.
+func (*AuditAppendRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *AuditAppendRequest) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *AuditAppendRequest) GetEntries() []*AuditEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *AuditAppendRequest) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type AuditAppendResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stream's tree size once the entries were appended.
+	TreeSize      uint64 `protobuf:"varint,1,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditAppendResponse) Reset() {
+	*x = AuditAppendResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditAppendResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditAppendResponse) ProtoMessage() {}
+
+func (x *AuditAppendResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditAppendResponse.ProtoReflect.Descriptor instead.
+func (*AuditAppendResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *AuditAppendResponse) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+type AuditStream struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "admin" for the meta group's stream, "shard/<id>" for a shard's.
+	Name     string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Keyspace string `protobuf:"bytes,2,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	ShardId  uint64 `protobuf:"varint,3,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	// Nodes holding the stream (the shard's replicas) and their addresses.
+	Replicas      []string `protobuf:"bytes,4,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	ReplicaAddrs  []string `protobuf:"bytes,5,rep,name=replica_addrs,json=replicaAddrs,proto3" json:"replica_addrs,omitempty"`
+	Leader        string   `protobuf:"bytes,6,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditStream) Reset() {
+	*x = AuditStream{}
+	mi := &file_clover_v1_clover_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditStream) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditStream) ProtoMessage() {}
+
+func (x *AuditStream) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditStream.ProtoReflect.Descriptor instead.
+func (*AuditStream) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *AuditStream) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AuditStream) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *AuditStream) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *AuditStream) GetReplicas() []string {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *AuditStream) GetReplicaAddrs() []string {
+	if x != nil {
+		return x.ReplicaAddrs
+	}
+	return nil
+}
+
+func (x *AuditStream) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+type AuditStreamsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty with admin: the admin stream only.
+	Keyspace      string `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	Admin         bool   `protobuf:"varint,2,opt,name=admin,proto3" json:"admin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditStreamsRequest) Reset() {
+	*x = AuditStreamsRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditStreamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditStreamsRequest) ProtoMessage() {}
+
+func (x *AuditStreamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditStreamsRequest.ProtoReflect.Descriptor instead.
+func (*AuditStreamsRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *AuditStreamsRequest) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *AuditStreamsRequest) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+type AuditStreamsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Streams       []*AuditStream         `protobuf:"bytes,1,rep,name=streams,proto3" json:"streams,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditStreamsResponse) Reset() {
+	*x = AuditStreamsResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditStreamsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditStreamsResponse) ProtoMessage() {}
+
+func (x *AuditStreamsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditStreamsResponse.ProtoReflect.Descriptor instead.
+func (*AuditStreamsResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *AuditStreamsResponse) GetStreams() []*AuditStream {
+	if x != nil {
+		return x.Streams
+	}
+	return nil
+}
+
+// SignedCheckpoint is a stream's tree head as one node read it: a
+// signed note (golang.org/x/mod/sumdb/note) whose text is
+//
+//	clover-audit/<cluster>/<stream>
+//	<tree size>
+//	<root hash, base64>
+//	time <RFC 3339 UTC>
+//
+// signed with the node's key, with the node's certificate to check it by.
+type SignedCheckpoint struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Stream   string                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	Keyspace string                 `protobuf:"bytes,2,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	ShardId  uint64                 `protobuf:"varint,3,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	Note     []byte                 `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	// The signing node's ID, its certificate (DER; secure mode) and public
+	// key (PKIX DER; in insecure mode a key of the node's own, unattested).
+	Signer     string `protobuf:"bytes,5,opt,name=signer,proto3" json:"signer,omitempty"`
+	SignerCert []byte `protobuf:"bytes,6,opt,name=signer_cert,json=signerCert,proto3" json:"signer_cert,omitempty"`
+	SignerKey  []byte `protobuf:"bytes,7,opt,name=signer_key,json=signerKey,proto3" json:"signer_key,omitempty"`
+	// What the note says, for display; verification reads the note.
+	Size          uint64 `protobuf:"varint,8,opt,name=size,proto3" json:"size,omitempty"`
+	Root          []byte `protobuf:"bytes,9,opt,name=root,proto3" json:"root,omitempty"`
+	TimeUnixNano  int64  `protobuf:"varint,10,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignedCheckpoint) Reset() {
+	*x = SignedCheckpoint{}
+	mi := &file_clover_v1_clover_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignedCheckpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignedCheckpoint) ProtoMessage() {}
+
+func (x *SignedCheckpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignedCheckpoint.ProtoReflect.Descriptor instead.
+func (*SignedCheckpoint) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *SignedCheckpoint) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *SignedCheckpoint) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *SignedCheckpoint) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *SignedCheckpoint) GetNote() []byte {
+	if x != nil {
+		return x.Note
+	}
+	return nil
+}
+
+func (x *SignedCheckpoint) GetSigner() string {
+	if x != nil {
+		return x.Signer
+	}
+	return ""
+}
+
+func (x *SignedCheckpoint) GetSignerCert() []byte {
+	if x != nil {
+		return x.SignerCert
+	}
+	return nil
+}
+
+func (x *SignedCheckpoint) GetSignerKey() []byte {
+	if x != nil {
+		return x.SignerKey
+	}
+	return nil
+}
+
+func (x *SignedCheckpoint) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SignedCheckpoint) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
+func (x *SignedCheckpoint) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+type AuditCheckpointRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Keyspace string                 `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	// Include the admin stream.
+	Admin bool `protobuf:"varint,2,opt,name=admin,proto3" json:"admin,omitempty"`
+	// Set: only this shard's stream (0 with admin: the admin stream).
+	ShardId uint64 `protobuf:"varint,3,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	// Answer from this node's replica instead of the stream's leader.
+	Local         bool `protobuf:"varint,4,opt,name=local,proto3" json:"local,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditCheckpointRequest) Reset() {
+	*x = AuditCheckpointRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditCheckpointRequest) ProtoMessage() {}
+
+func (x *AuditCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*AuditCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *AuditCheckpointRequest) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *AuditCheckpointRequest) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+func (x *AuditCheckpointRequest) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *AuditCheckpointRequest) GetLocal() bool {
+	if x != nil {
+		return x.Local
+	}
+	return false
+}
+
+type AuditCheckpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoints   []*SignedCheckpoint    `protobuf:"bytes,1,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditCheckpointResponse) Reset() {
+	*x = AuditCheckpointResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditCheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditCheckpointResponse) ProtoMessage() {}
+
+func (x *AuditCheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditCheckpointResponse.ProtoReflect.Descriptor instead.
+func (*AuditCheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *AuditCheckpointResponse) GetCheckpoints() []*SignedCheckpoint {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+type AuditProveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stream: a shard (0: the admin stream).
+	ShardId uint64 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	// The tree size of the checkpoint the auditor holds.
+	OldSize uint64 `protobuf:"varint,2,opt,name=old_size,json=oldSize,proto3" json:"old_size,omitempty"`
+	// Answer from this node's replica instead of the stream's leader.
+	Local         bool `protobuf:"varint,3,opt,name=local,proto3" json:"local,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditProveRequest) Reset() {
+	*x = AuditProveRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditProveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditProveRequest) ProtoMessage() {}
+
+func (x *AuditProveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditProveRequest.ProtoReflect.Descriptor instead.
+func (*AuditProveRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *AuditProveRequest) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *AuditProveRequest) GetOldSize() uint64 {
+	if x != nil {
+		return x.OldSize
+	}
+	return 0
+}
+
+func (x *AuditProveRequest) GetLocal() bool {
+	if x != nil {
+		return x.Local
+	}
+	return false
+}
+
+type AuditProveResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoint *SignedCheckpoint      `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// Hashes of the consistency proof from old_size to checkpoint.size.
+	Consistency   [][]byte `protobuf:"bytes,2,rep,name=consistency,proto3" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditProveResponse) Reset() {
+	*x = AuditProveResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditProveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditProveResponse) ProtoMessage() {}
+
+func (x *AuditProveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditProveResponse.ProtoReflect.Descriptor instead.
+func (*AuditProveResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *AuditProveResponse) GetCheckpoint() *SignedCheckpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *AuditProveResponse) GetConsistency() [][]byte {
+	if x != nil {
+		return x.Consistency
+	}
+	return nil
+}
+
+type AuditRecord struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Stream  string                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	ShardId uint64                 `protobuf:"varint,2,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	Index   uint64                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	// The leaf: the entry's encoding as it is hashed into the tree.
+	Leaf  []byte      `protobuf:"bytes,4,opt,name=leaf,proto3" json:"leaf,omitempty"`
+	Entry *AuditEntry `protobuf:"bytes,5,opt,name=entry,proto3" json:"entry,omitempty"`
+	// Inclusion proof against tree size proof_size, when asked for.
+	Inclusion     [][]byte `protobuf:"bytes,6,rep,name=inclusion,proto3" json:"inclusion,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditRecord) Reset() {
+	*x = AuditRecord{}
+	mi := &file_clover_v1_clover_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditRecord) ProtoMessage() {}
+
+func (x *AuditRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
+func (*AuditRecord) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *AuditRecord) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *AuditRecord) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *AuditRecord) GetLeaf() []byte {
+	if x != nil {
+		return x.Leaf
+	}
+	return nil
+}
+
+func (x *AuditRecord) GetEntry() *AuditEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *AuditRecord) GetInclusion() [][]byte {
+	if x != nil {
+		return x.Inclusion
+	}
+	return nil
+}
+
+type AuditEntriesRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	ShardId uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	From    uint64                 `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	// At most this many (default 1000, at most 10000).
+	Limit uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	Local bool   `protobuf:"varint,4,opt,name=local,proto3" json:"local,omitempty"`
+	// Non-zero: attach inclusion proofs against this tree size.
+	ProofSize     uint64 `protobuf:"varint,5,opt,name=proof_size,json=proofSize,proto3" json:"proof_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntriesRequest) Reset() {
+	*x = AuditEntriesRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntriesRequest) ProtoMessage() {}
+
+func (x *AuditEntriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntriesRequest.ProtoReflect.Descriptor instead.
+func (*AuditEntriesRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *AuditEntriesRequest) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *AuditEntriesRequest) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *AuditEntriesRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *AuditEntriesRequest) GetLocal() bool {
+	if x != nil {
+		return x.Local
+	}
+	return false
+}
+
+func (x *AuditEntriesRequest) GetProofSize() uint64 {
+	if x != nil {
+		return x.ProofSize
+	}
+	return 0
+}
+
+type AuditEntriesResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Records []*AuditRecord         `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// The stream's tree size on the node that answered.
+	TreeSize      uint64 `protobuf:"varint,2,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	Node          string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntriesResponse) Reset() {
+	*x = AuditEntriesResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntriesResponse) ProtoMessage() {}
+
+func (x *AuditEntriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntriesResponse.ProtoReflect.Descriptor instead.
+func (*AuditEntriesResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *AuditEntriesResponse) GetRecords() []*AuditRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *AuditEntriesResponse) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+func (x *AuditEntriesResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+type AuditSearchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keyspace      string                 `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Limit         uint32                 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditSearchRequest) Reset() {
+	*x = AuditSearchRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditSearchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditSearchRequest) ProtoMessage() {}
+
+func (x *AuditSearchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditSearchRequest.ProtoReflect.Descriptor instead.
+func (*AuditSearchRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *AuditSearchRequest) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *AuditSearchRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *AuditSearchRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type AuditSearchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*AuditRecord         `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	TreeSize      uint64                 `protobuf:"varint,2,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditSearchResponse) Reset() {
+	*x = AuditSearchResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditSearchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditSearchResponse) ProtoMessage() {}
+
+func (x *AuditSearchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditSearchResponse.ProtoReflect.Descriptor instead.
+func (*AuditSearchResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *AuditSearchResponse) GetRecords() []*AuditRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *AuditSearchResponse) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+type AuditIncident struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	// refused, new-jurisdiction, volume
+	Kind          string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Keyspace      string `protobuf:"bytes,3,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	Caller        string `protobuf:"bytes,4,opt,name=caller,proto3" json:"caller,omitempty"`
+	CallerCountry string `protobuf:"bytes,5,opt,name=caller_country,json=callerCountry,proto3" json:"caller_country,omitempty"`
+	Rule          string `protobuf:"bytes,6,opt,name=rule,proto3" json:"rule,omitempty"`
+	Operation     string `protobuf:"bytes,7,opt,name=operation,proto3" json:"operation,omitempty"`
+	Detail        string `protobuf:"bytes,8,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The record that raised it.
+	Stream        string `protobuf:"bytes,9,opt,name=stream,proto3" json:"stream,omitempty"`
+	ShardId       uint64 `protobuf:"varint,10,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	Index         uint64 `protobuf:"varint,11,opt,name=index,proto3" json:"index,omitempty"`
+	Node          string `protobuf:"bytes,12,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditIncident) Reset() {
+	*x = AuditIncident{}
+	mi := &file_clover_v1_clover_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditIncident) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditIncident) ProtoMessage() {}
+
+func (x *AuditIncident) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditIncident.ProtoReflect.Descriptor instead.
+func (*AuditIncident) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *AuditIncident) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *AuditIncident) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AuditIncident) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *AuditIncident) GetCaller() string {
+	if x != nil {
+		return x.Caller
+	}
+	return ""
+}
+
+func (x *AuditIncident) GetCallerCountry() string {
+	if x != nil {
+		return x.CallerCountry
+	}
+	return ""
+}
+
+func (x *AuditIncident) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *AuditIncident) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *AuditIncident) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *AuditIncident) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *AuditIncident) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *AuditIncident) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *AuditIncident) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+type AuditIncidentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty: every keyspace this node may serve, and the admin stream.
+	Keyspace      string `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	SinceUnixNano int64  `protobuf:"varint,2,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"`
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditIncidentsRequest) Reset() {
+	*x = AuditIncidentsRequest{}
+	mi := &file_clover_v1_clover_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditIncidentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditIncidentsRequest) ProtoMessage() {}
+
+func (x *AuditIncidentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditIncidentsRequest.ProtoReflect.Descriptor instead.
+func (*AuditIncidentsRequest) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *AuditIncidentsRequest) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *AuditIncidentsRequest) GetSinceUnixNano() int64 {
+	if x != nil {
+		return x.SinceUnixNano
+	}
+	return 0
+}
+
+func (x *AuditIncidentsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type AuditIncidentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Incidents     []*AuditIncident       `protobuf:"bytes,1,rep,name=incidents,proto3" json:"incidents,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditIncidentsResponse) Reset() {
+	*x = AuditIncidentsResponse{}
+	mi := &file_clover_v1_clover_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditIncidentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditIncidentsResponse) ProtoMessage() {}
+
+func (x *AuditIncidentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clover_v1_clover_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditIncidentsResponse.ProtoReflect.Descriptor instead.
+func (*AuditIncidentsResponse) Descriptor() ([]byte, []int) {
+	return file_clover_v1_clover_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *AuditIncidentsResponse) GetIncidents() []*AuditIncident {
+	if x != nil {
+		return x.Incidents
+	}
+	return nil
+}
+
 var File_clover_v1_clover_proto protoreflect.FileDescriptor
 
 const file_clover_v1_clover_proto_rawDesc = "" +
@@ -4865,7 +6299,7 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\bLocality\x12\x18\n" +
 	"\acountry\x18\x01 \x01(\tR\acountry\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x12\n" +
-	"\x04zone\x18\x03 \x01(\tR\x04zone\"\xb8\x03\n" +
+	"\x04zone\x18\x03 \x01(\tR\x04zone\"\xce\x03\n" +
 	"\x06Policy\x12/\n" +
 	"\x13allow_jurisdictions\x18\x01 \x03(\tR\x12allowJurisdictions\x12'\n" +
 	"\x0fallow_countries\x18\x02 \x03(\tR\x0eallowCountries\x12%\n" +
@@ -4881,7 +6315,8 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\x14caller_jurisdictions\x18\t \x03(\tR\x13callerJurisdictions\x12)\n" +
 	"\x10caller_countries\x18\n" +
 	" \x03(\tR\x0fcallerCountries\x12'\n" +
-	"\x0fcaller_anywhere\x18\v \x01(\bR\x0ecallerAnywhere\"\x89\x01\n" +
+	"\x0fcaller_anywhere\x18\v \x01(\bR\x0ecallerAnywhere\x12\x14\n" +
+	"\x05audit\x18\f \x01(\tR\x05audit\"\x89\x01\n" +
 	"\tShardInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
 	"\n" +
@@ -5089,7 +6524,122 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\acountry\x18\x05 \x01(\tR\acountry\x12$\n" +
 	"\rjurisdictions\x18\x06 \x03(\tR\rjurisdictions\x12\x17\n" +
 	"\anode_id\x18\a \x01(\tR\x06nodeId\x12\x1a\n" +
-	"\binsecure\x18\b \x01(\bR\binsecure*E\n" +
+	"\binsecure\x18\b \x01(\bR\binsecure\"\xb7\x04\n" +
+	"\n" +
+	"AuditEntry\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x16\n" +
+	"\x06caller\x18\x02 \x01(\tR\x06caller\x12-\n" +
+	"\x12caller_fingerprint\x18\x03 \x01(\tR\x11callerFingerprint\x12%\n" +
+	"\x0ecaller_country\x18\x04 \x01(\tR\rcallerCountry\x12!\n" +
+	"\fcaller_roles\x18\x05 \x03(\tR\vcallerRoles\x12\x1f\n" +
+	"\vcaller_addr\x18\x06 \x01(\tR\n" +
+	"callerAddr\x12\x19\n" +
+	"\bvia_node\x18\a \x01(\tR\aviaNode\x12\x12\n" +
+	"\x04node\x18\b \x01(\tR\x04node\x128\n" +
+	"\rnode_locality\x18\t \x01(\v2\x13.clover.v1.LocalityR\fnodeLocality\x12\x1c\n" +
+	"\toperation\x18\n" +
+	" \x01(\tR\toperation\x12\x1a\n" +
+	"\bkeyspace\x18\v \x01(\tR\bkeyspace\x12\x19\n" +
+	"\bshard_id\x18\f \x01(\x04R\ashardId\x12\x19\n" +
+	"\bkey_hmac\x18\r \x01(\fR\akeyHmac\x12\x12\n" +
+	"\x04keys\x18\x0e \x01(\rR\x04keys\x12\x16\n" +
+	"\x06result\x18\x0f \x01(\tR\x06result\x12\x12\n" +
+	"\x04rule\x18\x10 \x01(\tR\x04rule\x12\x16\n" +
+	"\x06detail\x18\x11 \x01(\tR\x06detail\x12 \n" +
+	"\vconsistency\x18\x12 \x01(\tR\vconsistency\"t\n" +
+	"\x12AuditAppendRequest\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12/\n" +
+	"\aentries\x18\x02 \x03(\v2\x15.clover.v1.AuditEntryR\aentries\x12\x12\n" +
+	"\x04keys\x18\x03 \x03(\fR\x04keys\"2\n" +
+	"\x13AuditAppendResponse\x12\x1b\n" +
+	"\ttree_size\x18\x01 \x01(\x04R\btreeSize\"\xb1\x01\n" +
+	"\vAuditStream\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bkeyspace\x18\x02 \x01(\tR\bkeyspace\x12\x19\n" +
+	"\bshard_id\x18\x03 \x01(\x04R\ashardId\x12\x1a\n" +
+	"\breplicas\x18\x04 \x03(\tR\breplicas\x12#\n" +
+	"\rreplica_addrs\x18\x05 \x03(\tR\freplicaAddrs\x12\x16\n" +
+	"\x06leader\x18\x06 \x01(\tR\x06leader\"G\n" +
+	"\x13AuditStreamsRequest\x12\x1a\n" +
+	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12\x14\n" +
+	"\x05admin\x18\x02 \x01(\bR\x05admin\"H\n" +
+	"\x14AuditStreamsResponse\x120\n" +
+	"\astreams\x18\x01 \x03(\v2\x16.clover.v1.AuditStreamR\astreams\"\x9b\x02\n" +
+	"\x10SignedCheckpoint\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x1a\n" +
+	"\bkeyspace\x18\x02 \x01(\tR\bkeyspace\x12\x19\n" +
+	"\bshard_id\x18\x03 \x01(\x04R\ashardId\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\fR\x04note\x12\x16\n" +
+	"\x06signer\x18\x05 \x01(\tR\x06signer\x12\x1f\n" +
+	"\vsigner_cert\x18\x06 \x01(\fR\n" +
+	"signerCert\x12\x1d\n" +
+	"\n" +
+	"signer_key\x18\a \x01(\fR\tsignerKey\x12\x12\n" +
+	"\x04size\x18\b \x01(\x04R\x04size\x12\x12\n" +
+	"\x04root\x18\t \x01(\fR\x04root\x12$\n" +
+	"\x0etime_unix_nano\x18\n" +
+	" \x01(\x03R\ftimeUnixNano\"{\n" +
+	"\x16AuditCheckpointRequest\x12\x1a\n" +
+	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12\x14\n" +
+	"\x05admin\x18\x02 \x01(\bR\x05admin\x12\x19\n" +
+	"\bshard_id\x18\x03 \x01(\x04R\ashardId\x12\x14\n" +
+	"\x05local\x18\x04 \x01(\bR\x05local\"X\n" +
+	"\x17AuditCheckpointResponse\x12=\n" +
+	"\vcheckpoints\x18\x01 \x03(\v2\x1b.clover.v1.SignedCheckpointR\vcheckpoints\"_\n" +
+	"\x11AuditProveRequest\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x19\n" +
+	"\bold_size\x18\x02 \x01(\x04R\aoldSize\x12\x14\n" +
+	"\x05local\x18\x03 \x01(\bR\x05local\"s\n" +
+	"\x12AuditProveResponse\x12;\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\v2\x1b.clover.v1.SignedCheckpointR\n" +
+	"checkpoint\x12 \n" +
+	"\vconsistency\x18\x02 \x03(\fR\vconsistency\"\xb5\x01\n" +
+	"\vAuditRecord\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x19\n" +
+	"\bshard_id\x18\x02 \x01(\x04R\ashardId\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04leaf\x18\x04 \x01(\fR\x04leaf\x12+\n" +
+	"\x05entry\x18\x05 \x01(\v2\x15.clover.v1.AuditEntryR\x05entry\x12\x1c\n" +
+	"\tinclusion\x18\x06 \x03(\fR\tinclusion\"\x8f\x01\n" +
+	"\x13AuditEntriesRequest\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\x04R\x04from\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x14\n" +
+	"\x05local\x18\x04 \x01(\bR\x05local\x12\x1d\n" +
+	"\n" +
+	"proof_size\x18\x05 \x01(\x04R\tproofSize\"y\n" +
+	"\x14AuditEntriesResponse\x120\n" +
+	"\arecords\x18\x01 \x03(\v2\x16.clover.v1.AuditRecordR\arecords\x12\x1b\n" +
+	"\ttree_size\x18\x02 \x01(\x04R\btreeSize\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\"X\n" +
+	"\x12AuditSearchRequest\x12\x1a\n" +
+	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"d\n" +
+	"\x13AuditSearchResponse\x120\n" +
+	"\arecords\x18\x01 \x03(\v2\x16.clover.v1.AuditRecordR\arecords\x12\x1b\n" +
+	"\ttree_size\x18\x02 \x01(\x04R\btreeSize\"\xcb\x02\n" +
+	"\rAuditIncident\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1a\n" +
+	"\bkeyspace\x18\x03 \x01(\tR\bkeyspace\x12\x16\n" +
+	"\x06caller\x18\x04 \x01(\tR\x06caller\x12%\n" +
+	"\x0ecaller_country\x18\x05 \x01(\tR\rcallerCountry\x12\x12\n" +
+	"\x04rule\x18\x06 \x01(\tR\x04rule\x12\x1c\n" +
+	"\toperation\x18\a \x01(\tR\toperation\x12\x16\n" +
+	"\x06detail\x18\b \x01(\tR\x06detail\x12\x16\n" +
+	"\x06stream\x18\t \x01(\tR\x06stream\x12\x19\n" +
+	"\bshard_id\x18\n" +
+	" \x01(\x04R\ashardId\x12\x14\n" +
+	"\x05index\x18\v \x01(\x04R\x05index\x12\x12\n" +
+	"\x04node\x18\f \x01(\tR\x04node\"q\n" +
+	"\x15AuditIncidentsRequest\x12\x1a\n" +
+	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12&\n" +
+	"\x0fsince_unix_nano\x18\x02 \x01(\x03R\rsinceUnixNano\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"P\n" +
+	"\x16AuditIncidentsResponse\x126\n" +
+	"\tincidents\x18\x01 \x03(\v2\x18.clover.v1.AuditIncidentR\tincidents*E\n" +
 	"\vConsistency\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x00\x12\x18\n" +
 	"\x14CONSISTENCY_FOLLOWER\x10\x012\xbe\x03\n" +
@@ -5114,14 +6664,23 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\x10PlacementHistory\x12\".clover.v1.PlacementHistoryRequest\x1a#.clover.v1.PlacementHistoryResponse\x12R\n" +
 	"\rCheckReplicas\x12\x1f.clover.v1.CheckReplicasRequest\x1a .clover.v1.CheckReplicasResponse\x12R\n" +
 	"\rJurisdictions\x12\x1f.clover.v1.JurisdictionsRequest\x1a .clover.v1.JurisdictionsResponse\x12=\n" +
-	"\x06WhoAmI\x12\x18.clover.v1.WhoAmIRequest\x1a\x19.clover.v1.WhoAmIResponse2\x87\x03\n" +
+	"\x06WhoAmI\x12\x18.clover.v1.WhoAmIRequest\x1a\x19.clover.v1.WhoAmIResponse2\xd5\x03\n" +
 	"\bInternal\x12I\n" +
 	"\n" +
 	"NodeStatus\x12\x1c.clover.v1.NodeStatusRequest\x1a\x1d.clover.v1.NodeStatusResponse\x12F\n" +
 	"\tShardScan\x12\x1b.clover.v1.ShardScanRequest\x1a\x1c.clover.v1.ShardScanResponse\x12R\n" +
 	"\rChangeReplica\x12\x1f.clover.v1.ChangeReplicaRequest\x1a .clover.v1.ChangeReplicaResponse\x12F\n" +
 	"\tReadIndex\x12\x1b.clover.v1.ReadIndexRequest\x1a\x1c.clover.v1.ReadIndexResponse\x12L\n" +
-	"\vShardDigest\x12\x1d.clover.v1.ShardDigestRequest\x1a\x1e.clover.v1.ShardDigestResponseB3Z1github.com/clover-kv/clover/api/cloverv1;cloverv1b\x06proto3"
+	"\vShardDigest\x12\x1d.clover.v1.ShardDigestRequest\x1a\x1e.clover.v1.ShardDigestResponse\x12L\n" +
+	"\vAuditAppend\x12\x1d.clover.v1.AuditAppendRequest\x1a\x1e.clover.v1.AuditAppendResponse2\xd5\x03\n" +
+	"\x05Audit\x12J\n" +
+	"\aStreams\x12\x1e.clover.v1.AuditStreamsRequest\x1a\x1f.clover.v1.AuditStreamsResponse\x12S\n" +
+	"\n" +
+	"Checkpoint\x12!.clover.v1.AuditCheckpointRequest\x1a\".clover.v1.AuditCheckpointResponse\x12D\n" +
+	"\x05Prove\x12\x1c.clover.v1.AuditProveRequest\x1a\x1d.clover.v1.AuditProveResponse\x12J\n" +
+	"\aEntries\x12\x1e.clover.v1.AuditEntriesRequest\x1a\x1f.clover.v1.AuditEntriesResponse\x12G\n" +
+	"\x06Search\x12\x1d.clover.v1.AuditSearchRequest\x1a\x1e.clover.v1.AuditSearchResponse\x12P\n" +
+	"\tIncidents\x12 .clover.v1.AuditIncidentsRequest\x1a!.clover.v1.AuditIncidentsResponseB3Z1github.com/clover-kv/clover/api/cloverv1;cloverv1b\x06proto3"
 
 var (
 	file_clover_v1_clover_proto_rawDescOnce sync.Once
@@ -5136,7 +6695,7 @@ func file_clover_v1_clover_proto_rawDescGZIP() []byte {
 }
 
 var file_clover_v1_clover_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_clover_v1_clover_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_clover_v1_clover_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
 var file_clover_v1_clover_proto_goTypes = []any{
 	(Consistency)(0),                 // 0: clover.v1.Consistency
 	(BatchOp_Kind)(0),                // 1: clover.v1.BatchOp.Kind
@@ -5213,7 +6772,26 @@ var file_clover_v1_clover_proto_goTypes = []any{
 	(*JurisdictionsResponse)(nil),    // 72: clover.v1.JurisdictionsResponse
 	(*WhoAmIRequest)(nil),            // 73: clover.v1.WhoAmIRequest
 	(*WhoAmIResponse)(nil),           // 74: clover.v1.WhoAmIResponse
-	nil,                              // 75: clover.v1.NodeStatus.RefusalsEntry
+	(*AuditEntry)(nil),               // 75: clover.v1.AuditEntry
+	(*AuditAppendRequest)(nil),       // 76: clover.v1.AuditAppendRequest
+	(*AuditAppendResponse)(nil),      // 77: clover.v1.AuditAppendResponse
+	(*AuditStream)(nil),              // 78: clover.v1.AuditStream
+	(*AuditStreamsRequest)(nil),      // 79: clover.v1.AuditStreamsRequest
+	(*AuditStreamsResponse)(nil),     // 80: clover.v1.AuditStreamsResponse
+	(*SignedCheckpoint)(nil),         // 81: clover.v1.SignedCheckpoint
+	(*AuditCheckpointRequest)(nil),   // 82: clover.v1.AuditCheckpointRequest
+	(*AuditCheckpointResponse)(nil),  // 83: clover.v1.AuditCheckpointResponse
+	(*AuditProveRequest)(nil),        // 84: clover.v1.AuditProveRequest
+	(*AuditProveResponse)(nil),       // 85: clover.v1.AuditProveResponse
+	(*AuditRecord)(nil),              // 86: clover.v1.AuditRecord
+	(*AuditEntriesRequest)(nil),      // 87: clover.v1.AuditEntriesRequest
+	(*AuditEntriesResponse)(nil),     // 88: clover.v1.AuditEntriesResponse
+	(*AuditSearchRequest)(nil),       // 89: clover.v1.AuditSearchRequest
+	(*AuditSearchResponse)(nil),      // 90: clover.v1.AuditSearchResponse
+	(*AuditIncident)(nil),            // 91: clover.v1.AuditIncident
+	(*AuditIncidentsRequest)(nil),    // 92: clover.v1.AuditIncidentsRequest
+	(*AuditIncidentsResponse)(nil),   // 93: clover.v1.AuditIncidentsResponse
+	nil,                              // 94: clover.v1.NodeStatus.RefusalsEntry
 }
 var file_clover_v1_clover_proto_depIdxs = []int32{
 	0,  // 0: clover.v1.ReadOptions.consistency:type_name -> clover.v1.Consistency
@@ -5246,7 +6824,7 @@ var file_clover_v1_clover_proto_depIdxs = []int32{
 	33, // 27: clover.v1.ShardReplicaStatus.members:type_name -> clover.v1.RaftMember
 	29, // 28: clover.v1.NodeStatus.node:type_name -> clover.v1.NodeInfo
 	32, // 29: clover.v1.NodeStatus.shards:type_name -> clover.v1.ShardReplicaStatus
-	75, // 30: clover.v1.NodeStatus.refusals:type_name -> clover.v1.NodeStatus.RefusalsEntry
+	94, // 30: clover.v1.NodeStatus.refusals:type_name -> clover.v1.NodeStatus.RefusalsEntry
 	26, // 31: clover.v1.CreateKeyspaceRequest.policy:type_name -> clover.v1.Policy
 	28, // 32: clover.v1.CreateKeyspaceResponse.keyspace:type_name -> clover.v1.Keyspace
 	28, // 33: clover.v1.ListKeyspacesResponse.keyspaces:type_name -> clover.v1.Keyspace
@@ -5267,61 +6845,84 @@ var file_clover_v1_clover_proto_depIdxs = []int32{
 	67, // 48: clover.v1.ShardCheck.replicas:type_name -> clover.v1.ReplicaDigest
 	68, // 49: clover.v1.CheckReplicasResponse.shards:type_name -> clover.v1.ShardCheck
 	70, // 50: clover.v1.JurisdictionsResponse.jurisdictions:type_name -> clover.v1.Jurisdiction
-	6,  // 51: clover.v1.KV.Put:input_type -> clover.v1.PutRequest
-	8,  // 52: clover.v1.KV.Get:input_type -> clover.v1.GetRequest
-	10, // 53: clover.v1.KV.Delete:input_type -> clover.v1.DeleteRequest
-	12, // 54: clover.v1.KV.CompareAndSwap:input_type -> clover.v1.CompareAndSwapRequest
-	15, // 55: clover.v1.KV.Batch:input_type -> clover.v1.BatchRequest
-	22, // 56: clover.v1.KV.Scan:input_type -> clover.v1.ScanRequest
-	17, // 57: clover.v1.KV.Stream:input_type -> clover.v1.StreamRequest
-	30, // 58: clover.v1.Admin.ClusterStatus:input_type -> clover.v1.ClusterStatusRequest
-	35, // 59: clover.v1.Admin.CreateKeyspace:input_type -> clover.v1.CreateKeyspaceRequest
-	37, // 60: clover.v1.Admin.DropKeyspace:input_type -> clover.v1.DropKeyspaceRequest
-	39, // 61: clover.v1.Admin.ListKeyspaces:input_type -> clover.v1.ListKeyspacesRequest
-	41, // 62: clover.v1.Admin.GetKeyspace:input_type -> clover.v1.GetKeyspaceRequest
-	43, // 63: clover.v1.Admin.RoutingTable:input_type -> clover.v1.RoutingTableRequest
-	49, // 64: clover.v1.Admin.SetPolicy:input_type -> clover.v1.SetPolicyRequest
-	52, // 65: clover.v1.Admin.KeyspaceStatus:input_type -> clover.v1.KeyspaceStatusRequest
-	55, // 66: clover.v1.Admin.PlacementVerify:input_type -> clover.v1.PlacementVerifyRequest
-	58, // 67: clover.v1.Admin.PlacementHistory:input_type -> clover.v1.PlacementHistoryRequest
-	66, // 68: clover.v1.Admin.CheckReplicas:input_type -> clover.v1.CheckReplicasRequest
-	71, // 69: clover.v1.Admin.Jurisdictions:input_type -> clover.v1.JurisdictionsRequest
-	73, // 70: clover.v1.Admin.WhoAmI:input_type -> clover.v1.WhoAmIRequest
-	45, // 71: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
-	47, // 72: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
-	60, // 73: clover.v1.Internal.ChangeReplica:input_type -> clover.v1.ChangeReplicaRequest
-	62, // 74: clover.v1.Internal.ReadIndex:input_type -> clover.v1.ReadIndexRequest
-	64, // 75: clover.v1.Internal.ShardDigest:input_type -> clover.v1.ShardDigestRequest
-	7,  // 76: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
-	9,  // 77: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
-	11, // 78: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
-	13, // 79: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
-	16, // 80: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
-	23, // 81: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
-	19, // 82: clover.v1.KV.Stream:output_type -> clover.v1.StreamResponse
-	31, // 83: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
-	36, // 84: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
-	38, // 85: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
-	40, // 86: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
-	42, // 87: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
-	44, // 88: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
-	50, // 89: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
-	53, // 90: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
-	56, // 91: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
-	59, // 92: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
-	69, // 93: clover.v1.Admin.CheckReplicas:output_type -> clover.v1.CheckReplicasResponse
-	72, // 94: clover.v1.Admin.Jurisdictions:output_type -> clover.v1.JurisdictionsResponse
-	74, // 95: clover.v1.Admin.WhoAmI:output_type -> clover.v1.WhoAmIResponse
-	46, // 96: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
-	48, // 97: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
-	61, // 98: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
-	63, // 99: clover.v1.Internal.ReadIndex:output_type -> clover.v1.ReadIndexResponse
-	65, // 100: clover.v1.Internal.ShardDigest:output_type -> clover.v1.ShardDigestResponse
-	76, // [76:101] is the sub-list for method output_type
-	51, // [51:76] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	25, // 51: clover.v1.AuditEntry.node_locality:type_name -> clover.v1.Locality
+	75, // 52: clover.v1.AuditAppendRequest.entries:type_name -> clover.v1.AuditEntry
+	78, // 53: clover.v1.AuditStreamsResponse.streams:type_name -> clover.v1.AuditStream
+	81, // 54: clover.v1.AuditCheckpointResponse.checkpoints:type_name -> clover.v1.SignedCheckpoint
+	81, // 55: clover.v1.AuditProveResponse.checkpoint:type_name -> clover.v1.SignedCheckpoint
+	75, // 56: clover.v1.AuditRecord.entry:type_name -> clover.v1.AuditEntry
+	86, // 57: clover.v1.AuditEntriesResponse.records:type_name -> clover.v1.AuditRecord
+	86, // 58: clover.v1.AuditSearchResponse.records:type_name -> clover.v1.AuditRecord
+	91, // 59: clover.v1.AuditIncidentsResponse.incidents:type_name -> clover.v1.AuditIncident
+	6,  // 60: clover.v1.KV.Put:input_type -> clover.v1.PutRequest
+	8,  // 61: clover.v1.KV.Get:input_type -> clover.v1.GetRequest
+	10, // 62: clover.v1.KV.Delete:input_type -> clover.v1.DeleteRequest
+	12, // 63: clover.v1.KV.CompareAndSwap:input_type -> clover.v1.CompareAndSwapRequest
+	15, // 64: clover.v1.KV.Batch:input_type -> clover.v1.BatchRequest
+	22, // 65: clover.v1.KV.Scan:input_type -> clover.v1.ScanRequest
+	17, // 66: clover.v1.KV.Stream:input_type -> clover.v1.StreamRequest
+	30, // 67: clover.v1.Admin.ClusterStatus:input_type -> clover.v1.ClusterStatusRequest
+	35, // 68: clover.v1.Admin.CreateKeyspace:input_type -> clover.v1.CreateKeyspaceRequest
+	37, // 69: clover.v1.Admin.DropKeyspace:input_type -> clover.v1.DropKeyspaceRequest
+	39, // 70: clover.v1.Admin.ListKeyspaces:input_type -> clover.v1.ListKeyspacesRequest
+	41, // 71: clover.v1.Admin.GetKeyspace:input_type -> clover.v1.GetKeyspaceRequest
+	43, // 72: clover.v1.Admin.RoutingTable:input_type -> clover.v1.RoutingTableRequest
+	49, // 73: clover.v1.Admin.SetPolicy:input_type -> clover.v1.SetPolicyRequest
+	52, // 74: clover.v1.Admin.KeyspaceStatus:input_type -> clover.v1.KeyspaceStatusRequest
+	55, // 75: clover.v1.Admin.PlacementVerify:input_type -> clover.v1.PlacementVerifyRequest
+	58, // 76: clover.v1.Admin.PlacementHistory:input_type -> clover.v1.PlacementHistoryRequest
+	66, // 77: clover.v1.Admin.CheckReplicas:input_type -> clover.v1.CheckReplicasRequest
+	71, // 78: clover.v1.Admin.Jurisdictions:input_type -> clover.v1.JurisdictionsRequest
+	73, // 79: clover.v1.Admin.WhoAmI:input_type -> clover.v1.WhoAmIRequest
+	45, // 80: clover.v1.Internal.NodeStatus:input_type -> clover.v1.NodeStatusRequest
+	47, // 81: clover.v1.Internal.ShardScan:input_type -> clover.v1.ShardScanRequest
+	60, // 82: clover.v1.Internal.ChangeReplica:input_type -> clover.v1.ChangeReplicaRequest
+	62, // 83: clover.v1.Internal.ReadIndex:input_type -> clover.v1.ReadIndexRequest
+	64, // 84: clover.v1.Internal.ShardDigest:input_type -> clover.v1.ShardDigestRequest
+	76, // 85: clover.v1.Internal.AuditAppend:input_type -> clover.v1.AuditAppendRequest
+	79, // 86: clover.v1.Audit.Streams:input_type -> clover.v1.AuditStreamsRequest
+	82, // 87: clover.v1.Audit.Checkpoint:input_type -> clover.v1.AuditCheckpointRequest
+	84, // 88: clover.v1.Audit.Prove:input_type -> clover.v1.AuditProveRequest
+	87, // 89: clover.v1.Audit.Entries:input_type -> clover.v1.AuditEntriesRequest
+	89, // 90: clover.v1.Audit.Search:input_type -> clover.v1.AuditSearchRequest
+	92, // 91: clover.v1.Audit.Incidents:input_type -> clover.v1.AuditIncidentsRequest
+	7,  // 92: clover.v1.KV.Put:output_type -> clover.v1.PutResponse
+	9,  // 93: clover.v1.KV.Get:output_type -> clover.v1.GetResponse
+	11, // 94: clover.v1.KV.Delete:output_type -> clover.v1.DeleteResponse
+	13, // 95: clover.v1.KV.CompareAndSwap:output_type -> clover.v1.CompareAndSwapResponse
+	16, // 96: clover.v1.KV.Batch:output_type -> clover.v1.BatchResponse
+	23, // 97: clover.v1.KV.Scan:output_type -> clover.v1.ScanResponse
+	19, // 98: clover.v1.KV.Stream:output_type -> clover.v1.StreamResponse
+	31, // 99: clover.v1.Admin.ClusterStatus:output_type -> clover.v1.ClusterStatusResponse
+	36, // 100: clover.v1.Admin.CreateKeyspace:output_type -> clover.v1.CreateKeyspaceResponse
+	38, // 101: clover.v1.Admin.DropKeyspace:output_type -> clover.v1.DropKeyspaceResponse
+	40, // 102: clover.v1.Admin.ListKeyspaces:output_type -> clover.v1.ListKeyspacesResponse
+	42, // 103: clover.v1.Admin.GetKeyspace:output_type -> clover.v1.GetKeyspaceResponse
+	44, // 104: clover.v1.Admin.RoutingTable:output_type -> clover.v1.RoutingTableResponse
+	50, // 105: clover.v1.Admin.SetPolicy:output_type -> clover.v1.SetPolicyResponse
+	53, // 106: clover.v1.Admin.KeyspaceStatus:output_type -> clover.v1.KeyspaceStatusResponse
+	56, // 107: clover.v1.Admin.PlacementVerify:output_type -> clover.v1.PlacementVerifyResponse
+	59, // 108: clover.v1.Admin.PlacementHistory:output_type -> clover.v1.PlacementHistoryResponse
+	69, // 109: clover.v1.Admin.CheckReplicas:output_type -> clover.v1.CheckReplicasResponse
+	72, // 110: clover.v1.Admin.Jurisdictions:output_type -> clover.v1.JurisdictionsResponse
+	74, // 111: clover.v1.Admin.WhoAmI:output_type -> clover.v1.WhoAmIResponse
+	46, // 112: clover.v1.Internal.NodeStatus:output_type -> clover.v1.NodeStatusResponse
+	48, // 113: clover.v1.Internal.ShardScan:output_type -> clover.v1.ShardScanResponse
+	61, // 114: clover.v1.Internal.ChangeReplica:output_type -> clover.v1.ChangeReplicaResponse
+	63, // 115: clover.v1.Internal.ReadIndex:output_type -> clover.v1.ReadIndexResponse
+	65, // 116: clover.v1.Internal.ShardDigest:output_type -> clover.v1.ShardDigestResponse
+	77, // 117: clover.v1.Internal.AuditAppend:output_type -> clover.v1.AuditAppendResponse
+	80, // 118: clover.v1.Audit.Streams:output_type -> clover.v1.AuditStreamsResponse
+	83, // 119: clover.v1.Audit.Checkpoint:output_type -> clover.v1.AuditCheckpointResponse
+	85, // 120: clover.v1.Audit.Prove:output_type -> clover.v1.AuditProveResponse
+	88, // 121: clover.v1.Audit.Entries:output_type -> clover.v1.AuditEntriesResponse
+	90, // 122: clover.v1.Audit.Search:output_type -> clover.v1.AuditSearchResponse
+	93, // 123: clover.v1.Audit.Incidents:output_type -> clover.v1.AuditIncidentsResponse
+	92, // [92:124] is the sub-list for method output_type
+	60, // [60:92] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_clover_v1_clover_proto_init() }
@@ -5350,9 +6951,9 @@ func file_clover_v1_clover_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clover_v1_clover_proto_rawDesc), len(file_clover_v1_clover_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   72,
+			NumMessages:   91,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_clover_v1_clover_proto_goTypes,
 		DependencyIndexes: file_clover_v1_clover_proto_depIdxs,

@@ -961,6 +961,7 @@ const (
 	Internal_ChangeReplica_FullMethodName = "/clover.v1.Internal/ChangeReplica"
 	Internal_ReadIndex_FullMethodName     = "/clover.v1.Internal/ReadIndex"
 	Internal_ShardDigest_FullMethodName   = "/clover.v1.Internal/ShardDigest"
+	Internal_AuditAppend_FullMethodName   = "/clover.v1.Internal/AuditAppend"
 )
 
 // InternalClient is the client API for Internal service.
@@ -982,6 +983,11 @@ type InternalClient interface {
 	// ShardDigest hashes this node's replica of a shard: its applied index and
 	// a hash of its data, read from one consistent view.
 	ShardDigest(ctx context.Context, in *ShardDigestRequest, opts ...grpc.CallOption) (*ShardDigestResponse, error)
+	// AuditAppend appends entries to a shard's audit stream on its leader
+	// (the meta group's, shard 0, for admin acts) and answers once they are
+	// committed. A key to record is sent in keys (parallel to entries) and
+	// replaced by its HMAC under the shard's salt on the leader.
+	AuditAppend(ctx context.Context, in *AuditAppendRequest, opts ...grpc.CallOption) (*AuditAppendResponse, error)
 }
 
 type internalClient struct {
@@ -1042,6 +1048,16 @@ func (c *internalClient) ShardDigest(ctx context.Context, in *ShardDigestRequest
 	return out, nil
 }
 
+func (c *internalClient) AuditAppend(ctx context.Context, in *AuditAppendRequest, opts ...grpc.CallOption) (*AuditAppendResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditAppendResponse)
+	err := c.cc.Invoke(ctx, Internal_AuditAppend_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServer is the server API for Internal service.
 // All implementations must embed UnimplementedInternalServer
 // for forward compatibility.
@@ -1061,6 +1077,11 @@ type InternalServer interface {
 	// ShardDigest hashes this node's replica of a shard: its applied index and
 	// a hash of its data, read from one consistent view.
 	ShardDigest(context.Context, *ShardDigestRequest) (*ShardDigestResponse, error)
+	// AuditAppend appends entries to a shard's audit stream on its leader
+	// (the meta group's, shard 0, for admin acts) and answers once they are
+	// committed. A key to record is sent in keys (parallel to entries) and
+	// replaced by its HMAC under the shard's salt on the leader.
+	AuditAppend(context.Context, *AuditAppendRequest) (*AuditAppendResponse, error)
 	mustEmbedUnimplementedInternalServer()
 }
 
@@ -1085,6 +1106,9 @@ func (UnimplementedInternalServer) ReadIndex(context.Context, *ReadIndexRequest)
 }
 func (UnimplementedInternalServer) ShardDigest(context.Context, *ShardDigestRequest) (*ShardDigestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ShardDigest not implemented")
+}
+func (UnimplementedInternalServer) AuditAppend(context.Context, *AuditAppendRequest) (*AuditAppendResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AuditAppend not implemented")
 }
 func (UnimplementedInternalServer) mustEmbedUnimplementedInternalServer() {}
 func (UnimplementedInternalServer) testEmbeddedByValue()                  {}
@@ -1197,6 +1221,24 @@ func _Internal_ShardDigest_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Internal_AuditAppend_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuditAppendRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).AuditAppend(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_AuditAppend_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).AuditAppend(ctx, req.(*AuditAppendRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Internal_ServiceDesc is the grpc.ServiceDesc for Internal service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1223,6 +1265,342 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ShardDigest",
 			Handler:    _Internal_ShardDigest_Handler,
+		},
+		{
+			MethodName: "AuditAppend",
+			Handler:    _Internal_AuditAppend_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "clover/v1/clover.proto",
+}
+
+const (
+	Audit_Streams_FullMethodName    = "/clover.v1.Audit/Streams"
+	Audit_Checkpoint_FullMethodName = "/clover.v1.Audit/Checkpoint"
+	Audit_Prove_FullMethodName      = "/clover.v1.Audit/Prove"
+	Audit_Entries_FullMethodName    = "/clover.v1.Audit/Entries"
+	Audit_Search_FullMethodName     = "/clover.v1.Audit/Search"
+	Audit_Incidents_FullMethodName  = "/clover.v1.Audit/Incidents"
+)
+
+// AuditClient is the client API for Audit service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Audit is the auditor's API: the tamper-evident access log of every
+// audited keyspace (one stream per shard, kept by the shard's own Raft
+// group, so only on nodes the keyspace's policy permits) and the admin
+// stream (the meta group's). It reads no key or value: keys appear only as
+// HMACs under a salt the shard's replicas hold. Calls naming a keyspace
+// stream are served only by nodes the keyspace's policy permits.
+type AuditClient interface {
+	// Streams lists the audit streams of a keyspace (or the admin stream)
+	// with the nodes that hold them.
+	Streams(ctx context.Context, in *AuditStreamsRequest, opts ...grpc.CallOption) (*AuditStreamsResponse, error)
+	// Checkpoint returns a signed checkpoint (tree size, root hash, time) of
+	// each stream asked for, signed by the node that read it.
+	Checkpoint(ctx context.Context, in *AuditCheckpointRequest, opts ...grpc.CallOption) (*AuditCheckpointResponse, error)
+	// Prove returns a signed checkpoint of one stream on the node that
+	// answers and the RFC 6962 consistency proof from an older tree size.
+	Prove(ctx context.Context, in *AuditProveRequest, opts ...grpc.CallOption) (*AuditProveResponse, error)
+	// Entries returns records of one stream from an index, each with its
+	// inclusion proof when proof_size is set.
+	Entries(ctx context.Context, in *AuditEntriesRequest, opts ...grpc.CallOption) (*AuditEntriesResponse, error)
+	// Search returns the records of a keyspace that name a key: the key is
+	// hashed with its shard's salt by a node holding the shard.
+	Search(ctx context.Context, in *AuditSearchRequest, opts ...grpc.CallOption) (*AuditSearchResponse, error)
+	// Incidents returns what the log shows an auditor must look at: refused
+	// requests, a caller jurisdiction never seen before for a keyspace,
+	// unusual volume per identity.
+	Incidents(ctx context.Context, in *AuditIncidentsRequest, opts ...grpc.CallOption) (*AuditIncidentsResponse, error)
+}
+
+type auditClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAuditClient(cc grpc.ClientConnInterface) AuditClient {
+	return &auditClient{cc}
+}
+
+func (c *auditClient) Streams(ctx context.Context, in *AuditStreamsRequest, opts ...grpc.CallOption) (*AuditStreamsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditStreamsResponse)
+	err := c.cc.Invoke(ctx, Audit_Streams_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditClient) Checkpoint(ctx context.Context, in *AuditCheckpointRequest, opts ...grpc.CallOption) (*AuditCheckpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditCheckpointResponse)
+	err := c.cc.Invoke(ctx, Audit_Checkpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditClient) Prove(ctx context.Context, in *AuditProveRequest, opts ...grpc.CallOption) (*AuditProveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditProveResponse)
+	err := c.cc.Invoke(ctx, Audit_Prove_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditClient) Entries(ctx context.Context, in *AuditEntriesRequest, opts ...grpc.CallOption) (*AuditEntriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditEntriesResponse)
+	err := c.cc.Invoke(ctx, Audit_Entries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditClient) Search(ctx context.Context, in *AuditSearchRequest, opts ...grpc.CallOption) (*AuditSearchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditSearchResponse)
+	err := c.cc.Invoke(ctx, Audit_Search_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditClient) Incidents(ctx context.Context, in *AuditIncidentsRequest, opts ...grpc.CallOption) (*AuditIncidentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditIncidentsResponse)
+	err := c.cc.Invoke(ctx, Audit_Incidents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuditServer is the server API for Audit service.
+// All implementations must embed UnimplementedAuditServer
+// for forward compatibility.
+//
+// Audit is the auditor's API: the tamper-evident access log of every
+// audited keyspace (one stream per shard, kept by the shard's own Raft
+// group, so only on nodes the keyspace's policy permits) and the admin
+// stream (the meta group's). It reads no key or value: keys appear only as
+// HMACs under a salt the shard's replicas hold. Calls naming a keyspace
+// stream are served only by nodes the keyspace's policy permits.
+type AuditServer interface {
+	// Streams lists the audit streams of a keyspace (or the admin stream)
+	// with the nodes that hold them.
+	Streams(context.Context, *AuditStreamsRequest) (*AuditStreamsResponse, error)
+	// Checkpoint returns a signed checkpoint (tree size, root hash, time) of
+	// each stream asked for, signed by the node that read it.
+	Checkpoint(context.Context, *AuditCheckpointRequest) (*AuditCheckpointResponse, error)
+	// Prove returns a signed checkpoint of one stream on the node that
+	// answers and the RFC 6962 consistency proof from an older tree size.
+	Prove(context.Context, *AuditProveRequest) (*AuditProveResponse, error)
+	// Entries returns records of one stream from an index, each with its
+	// inclusion proof when proof_size is set.
+	Entries(context.Context, *AuditEntriesRequest) (*AuditEntriesResponse, error)
+	// Search returns the records of a keyspace that name a key: the key is
+	// hashed with its shard's salt by a node holding the shard.
+	Search(context.Context, *AuditSearchRequest) (*AuditSearchResponse, error)
+	// Incidents returns what the log shows an auditor must look at: refused
+	// requests, a caller jurisdiction never seen before for a keyspace,
+	// unusual volume per identity.
+	Incidents(context.Context, *AuditIncidentsRequest) (*AuditIncidentsResponse, error)
+	mustEmbedUnimplementedAuditServer()
+}
+
+// UnimplementedAuditServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAuditServer struct{}
+
+func (UnimplementedAuditServer) Streams(context.Context, *AuditStreamsRequest) (*AuditStreamsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Streams not implemented")
+}
+func (UnimplementedAuditServer) Checkpoint(context.Context, *AuditCheckpointRequest) (*AuditCheckpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Checkpoint not implemented")
+}
+func (UnimplementedAuditServer) Prove(context.Context, *AuditProveRequest) (*AuditProveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Prove not implemented")
+}
+func (UnimplementedAuditServer) Entries(context.Context, *AuditEntriesRequest) (*AuditEntriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Entries not implemented")
+}
+func (UnimplementedAuditServer) Search(context.Context, *AuditSearchRequest) (*AuditSearchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Search not implemented")
+}
+func (UnimplementedAuditServer) Incidents(context.Context, *AuditIncidentsRequest) (*AuditIncidentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Incidents not implemented")
+}
+func (UnimplementedAuditServer) mustEmbedUnimplementedAuditServer() {}
+func (UnimplementedAuditServer) testEmbeddedByValue()               {}
+
+// UnsafeAuditServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AuditServer will
+// result in compilation errors.
+type UnsafeAuditServer interface {
+	mustEmbedUnimplementedAuditServer()
+}
+
+func RegisterAuditServer(s grpc.ServiceRegistrar, srv AuditServer) {
+	// If the following call panics, it indicates UnimplementedAuditServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Audit_ServiceDesc, srv)
+}
+
+func _Audit_Streams_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuditStreamsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServer).Streams(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Audit_Streams_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServer).Streams(ctx, req.(*AuditStreamsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Audit_Checkpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuditCheckpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServer).Checkpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Audit_Checkpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServer).Checkpoint(ctx, req.(*AuditCheckpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Audit_Prove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuditProveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServer).Prove(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Audit_Prove_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServer).Prove(ctx, req.(*AuditProveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Audit_Entries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuditEntriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServer).Entries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Audit_Entries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServer).Entries(ctx, req.(*AuditEntriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Audit_Search_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuditSearchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServer).Search(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Audit_Search_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServer).Search(ctx, req.(*AuditSearchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Audit_Incidents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuditIncidentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServer).Incidents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Audit_Incidents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServer).Incidents(ctx, req.(*AuditIncidentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Audit_ServiceDesc is the grpc.ServiceDesc for Audit service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Audit_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "clover.v1.Audit",
+	HandlerType: (*AuditServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Streams",
+			Handler:    _Audit_Streams_Handler,
+		},
+		{
+			MethodName: "Checkpoint",
+			Handler:    _Audit_Checkpoint_Handler,
+		},
+		{
+			MethodName: "Prove",
+			Handler:    _Audit_Prove_Handler,
+		},
+		{
+			MethodName: "Entries",
+			Handler:    _Audit_Entries_Handler,
+		},
+		{
+			MethodName: "Search",
+			Handler:    _Audit_Search_Handler,
+		},
+		{
+			MethodName: "Incidents",
+			Handler:    _Audit_Incidents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
