@@ -8,7 +8,7 @@ import (
 )
 
 func FuzzDecodeEntry(f *testing.F) {
-	for _, cmds := range [][]Command{nil, {cmd()}, sampleEntry(), {cmd(put("k", "v"))}} {
+	for _, cmds := range [][]Command{nil, {cmd()}, sampleEntry(), {cmd(put("k", "v"))}, sampleAuditEntry(), {{Audit: []byte("r")}}} {
 		enc := EncodeEntry(nil, cmds)
 		f.Add(enc)
 		f.Add(enc[:len(enc)/2])
