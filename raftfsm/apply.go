@@ -17,6 +17,12 @@ type Result struct {
 	// Err is nil, or wraps ErrVersionMismatch (a *MismatchError),
 	// ErrConflict, ErrInvalidCommand, ErrAlreadyApplied or ErrHalted.
 	Err error
+	// Audited reports that the command's audit leaf was appended, as leaf
+	// AuditIndex of the shard's audit stream (the tree of size
+	// AuditIndex+1 is the first to hold it). It may be true when Err is
+	// not nil: a failed command's leaf is still appended.
+	Audited    bool
+	AuditIndex uint64
 }
 
 // pending records a write made earlier in the current batch.
@@ -40,13 +46,22 @@ func (f *FSM) Apply(l *raft.Log) any {
 //
 // Semantics, all deterministic:
 //   - an entry at or below the applied index is skipped (ErrAlreadyApplied);
-//   - an invalid command fails with ErrInvalidCommand;
+//   - a command with an invalid audit field (an audit leaf above
+//     MaxAuditLeafSize, a salt not of AuditSaltSize bytes) fails with
+//     ErrInvalidCommand, writes nothing and appends nothing;
+//   - otherwise its salt, if any, becomes the shard's salt unless it has
+//     one, and its audit leaf, if any, is appended to the shard's audit
+//     stream, whatever becomes of its ops;
+//   - a command with invalid ops fails with ErrInvalidCommand;
 //   - a command writing a key already written by an earlier command of the
 //     same entry fails with ErrConflict;
 //   - a command whose condition fails gets a *MismatchError;
 //   - otherwise all its ops are written with version = entry index.
 //
-// A failed command writes nothing; the others in the entry still apply.
+// A failed command writes no data; the others in the entry still apply.
+// Audit leaves, stored hashes and the tree size are written in the same
+// batch as the data and the applied index, so the audit stream and the
+// data it records commit together and replicas stay byte-identical.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	resps := make([]any, len(logs))
 	if err := f.Err(); err != nil {
@@ -56,6 +71,8 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	b := f.db.NewBatch()
 	defer b.Close()
 	clear(f.written)
+	clear(f.audit.hashes)
+	f.audit.size, f.audit.salt = f.auditSizeN.Load(), f.AuditSalt()
 
 	type notice struct {
 		index uint64
@@ -102,12 +119,16 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		var rec [appliedRecordLen]byte
 		err := b.Set(f.appliedKey, encodeApplied(rec[:0], applied, term), nil)
 		if err == nil {
+			err = f.writeAuditSize(b)
+		}
+		if err == nil {
 			err = b.Commit(pebble.NoSync)
 		}
 		if err != nil {
 			halt = fmt.Errorf("%w: shard %d: commit up to index %d: %w", ErrHalted, f.shard, applied, err)
 			end, notices = 0, nil
 		} else {
+			f.publishAudit()
 			f.appliedTerm.Store(term)
 			f.applied.Store(applied)
 		}
@@ -128,9 +149,10 @@ func fillHalted(resps []any, err error) {
 	}
 }
 
-// applyEntry adds the writes of one entry's successful commands to b. It
-// returns one Result per command and, if OnApply is set, the commands that
-// succeeded (non-nil). An error means storage failed and b must be discarded.
+// applyEntry adds the writes of one entry's successful commands, and the
+// audit records of its commands, to b. It returns one Result per command
+// and, if OnApply is set, the commands that succeeded (non-nil). An error
+// means storage failed and b must be discarded.
 func (f *FSM) applyEntry(b *pebble.Batch, index uint64, cmds []Command) ([]Result, []Command, error) {
 	results := make([]Result, len(cmds))
 	var ok []Command
@@ -139,9 +161,18 @@ func (f *FSM) applyEntry(b *pebble.Batch, index uint64, cmds []Command) ([]Resul
 	}
 	for ci := range cmds {
 		c := &cmds[ci]
+		if err := c.validateAudit(); err != nil {
+			results[ci].Err = err
+			continue
+		}
 		err, serr := f.check(index, c)
 		if serr != nil {
 			return nil, nil, serr
+		}
+		if c.hasAudit() {
+			if results[ci].Audited, results[ci].AuditIndex, serr = f.applyAudit(b, c); serr != nil {
+				return nil, nil, serr
+			}
 		}
 		if err != nil {
 			results[ci].Err = err
@@ -160,10 +191,10 @@ func (f *FSM) applyEntry(b *pebble.Batch, index uint64, cmds []Command) ([]Resul
 	return results, ok, nil
 }
 
-// check decides whether c applies at index. It returns the command's
+// check decides whether c's ops apply at index. It returns the command's
 // failure (err) or a storage failure (serr).
 func (f *FSM) check(index uint64, c *Command) (err, serr error) {
-	if err := c.Validate(); err != nil {
+	if err := c.validateOps(); err != nil {
 		return err, nil
 	}
 	for j, op := range c.Ops {

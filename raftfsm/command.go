@@ -21,6 +21,11 @@ const (
 const (
 	MaxKeySize   = 64 << 10
 	MaxValueSize = 16 << 20
+
+	// MaxAuditLeafSize bounds Command.Audit.
+	MaxAuditLeafSize = 64 << 10
+	// AuditSaltSize is the exact length of Command.AuditSalt.
+	AuditSaltSize = 32
 )
 
 // Op is one write of a Command.
@@ -40,14 +45,54 @@ type Op struct {
 //
 // Conditions are evaluated against the state before the command; a key may
 // appear at most once in a command.
+//
+// A command may also carry one leaf for the shard's audit stream (Audit)
+// and the shard's audit salt (AuditSalt); see FSM.ApplyBatch for how they
+// apply. A command with neither ops nor audit fields is a barrier.
 type Command struct {
 	Ops []Op
+
+	// Audit, if not empty, is one leaf appended to the shard's audit
+	// stream, 1 to MaxAuditLeafSize bytes. The bytes are opaque to this
+	// package. The leaf is appended even if the ops fail: it records what
+	// was asked. Empty means none.
+	Audit []byte
+
+	// AuditSalt, if not empty, sets the shard's audit salt: exactly
+	// AuditSaltSize bytes. It takes effect only if the shard has no salt
+	// yet; a later salt is ignored (not an error), so every replica keeps
+	// the first. Empty means none.
+	AuditSalt []byte
 }
 
 // Validate reports whether c can ever apply. Proposers call it before
 // proposing; apply makes the same check and fails an invalid command with
 // ErrInvalidCommand (writing nothing) instead of halting.
 func (c Command) Validate() error {
+	if err := c.validateAudit(); err != nil {
+		return err
+	}
+	return c.validateOps()
+}
+
+// validateAudit checks the audit fields. At apply, a command failing it
+// writes nothing and appends nothing.
+func (c Command) validateAudit() error {
+	if len(c.Audit) > MaxAuditLeafSize {
+		return fmt.Errorf("%w: audit leaf of %d bytes exceeds %d", ErrInvalidCommand, len(c.Audit), MaxAuditLeafSize)
+	}
+	if len(c.AuditSalt) != 0 && len(c.AuditSalt) != AuditSaltSize {
+		return fmt.Errorf("%w: audit salt of %d bytes, want %d", ErrInvalidCommand, len(c.AuditSalt), AuditSaltSize)
+	}
+	return nil
+}
+
+// hasAudit reports whether c carries an audit field.
+func (c Command) hasAudit() bool { return len(c.Audit) != 0 || len(c.AuditSalt) != 0 }
+
+// validateOps checks the ops. At apply, a command failing it writes no op
+// but still appends its audit leaf.
+func (c Command) validateOps() error {
 	for i, op := range c.Ops {
 		switch op.Kind {
 		case OpPut:
@@ -107,13 +152,23 @@ func duplicateKey(ops []Op) (int, int) {
 //	    vlen   uvarint, value bytes
 //	crc      4 bytes little-endian, CRC-32C of every byte before it
 //
-// Varints are minimal. The encoding of a decoded entry is byte-identical to
-// its input.
+// Version 2 is the same with version byte 2 and, after each command's ops:
+//
+//	alen   uvarint, audit leaf bytes (0: none)
+//	slen   uvarint, audit salt bytes (0: none)
+//
+// EncodeEntry writes version 2 only if some command has an audit field, and
+// version 1 otherwise; DecodeEntry refuses a version 2 entry in which no
+// command has one. So varints are minimal, each entry has one encoding, and
+// the encoding of a decoded entry is byte-identical to its input.
 const (
-	entryVersion  byte = 1
+	entryV1       byte = 1
+	entryV2       byte = 2
 	flagCond      byte = 1 << 0
 	crcLen             = 4
 	minOpEncoding      = 4 // kind, flags, klen, vlen
+	minCmdV1           = 1 // nops
+	minCmdV2           = 3 // nops, alen, slen
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -122,7 +177,14 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // slice. It does not validate the commands (see Command.Validate).
 func EncodeEntry(dst []byte, cmds []Command) []byte {
 	start := len(dst)
-	dst = append(dst, entryVersion)
+	version := entryV1
+	for _, c := range cmds {
+		if c.hasAudit() {
+			version = entryV2
+			break
+		}
+	}
+	dst = append(dst, version)
 	dst = binary.AppendUvarint(dst, uint64(len(cmds)))
 	for _, c := range cmds {
 		dst = binary.AppendUvarint(dst, uint64(len(c.Ops)))
@@ -140,6 +202,12 @@ func EncodeEntry(dst []byte, cmds []Command) []byte {
 			dst = binary.AppendUvarint(dst, uint64(len(op.Value)))
 			dst = append(dst, op.Value...)
 		}
+		if version == entryV2 {
+			dst = binary.AppendUvarint(dst, uint64(len(c.Audit)))
+			dst = append(dst, c.Audit...)
+			dst = binary.AppendUvarint(dst, uint64(len(c.AuditSalt)))
+			dst = append(dst, c.AuditSalt...)
+		}
 	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
@@ -148,25 +216,32 @@ func EncodeEntry(dst []byte, cmds []Command) []byte {
 // checksum, unknown version or flag, non-minimal varint, length beyond the
 // input, or trailing bytes returns an error wrapping ErrCorrupt.
 //
-// Keys and values of the result alias b; empty ones are nil. The caller must
-// not modify b while it uses the result.
+// Keys, values and audit fields of the result alias b; empty ones are nil.
+// The caller must not modify b while it uses the result. DecodeEntry does
+// not validate the commands: apply does (see Command.Validate).
 func DecodeEntry(b []byte) ([]Command, error) {
 	if len(b) < 1+1+crcLen {
 		return nil, corruptf("entry of %d bytes is too short", len(b))
 	}
-	if b[0] != entryVersion {
-		return nil, corruptf("unknown entry format version %d", b[0])
+	version := b[0]
+	if version != entryV1 && version != entryV2 {
+		return nil, corruptf("unknown entry format version %d", version)
+	}
+	minCmd := minCmdV1
+	if version == entryV2 {
+		minCmd = minCmdV2
 	}
 	body, sum := b[:len(b)-crcLen], binary.LittleEndian.Uint32(b[len(b)-crcLen:])
 	if crc32.Checksum(body, castagnoli) != sum {
 		return nil, corruptf("entry checksum mismatch")
 	}
 	d := decoder{b: body, off: 1}
-	ncmds, err := d.count(1)
+	ncmds, err := d.count(minCmd)
 	if err != nil {
 		return nil, err
 	}
 	cmds := make([]Command, ncmds)
+	audited := false
 	for i := range cmds {
 		nops, err := d.count(minOpEncoding)
 		if err != nil {
@@ -180,6 +255,18 @@ func DecodeEntry(b []byte) ([]Command, error) {
 				return nil, err
 			}
 		}
+		if version == entryV2 {
+			if cmds[i].Audit, err = d.bytes(); err != nil {
+				return nil, err
+			}
+			if cmds[i].AuditSalt, err = d.bytes(); err != nil {
+				return nil, err
+			}
+			audited = audited || cmds[i].hasAudit()
+		}
+	}
+	if version == entryV2 && !audited {
+		return nil, corruptf("version 2 entry without an audit field")
 	}
 	if d.off != len(d.b) {
 		return nil, corruptf("%d trailing bytes after entry", len(d.b)-d.off)

@@ -37,6 +37,20 @@
 //	case errors.Is(res.Err, raftfsm.ErrConflict): // retry in a later entry
 //	}
 //
+// Auditing: every shard keeps an append-only Merkle tree log (RFC 6962, via
+// golang.org/x/mod/sumdb/tlog) of opaque leaves, and a salt. A command
+// carries at most one leaf, alone (a read's record) or with its ops (a
+// write and its record commit in the same entry); the leaf is appended even
+// if the ops fail. The first salt proposed is kept:
+//
+//	cmd := raftfsm.Command{Ops: ops, Audit: leaf}                // 1..64 KiB
+//	init := raftfsm.Command{AuditSalt: salt}                      // 32 bytes, once
+//	res := raftfsm.EntryResults(f.Response(), 1)[0]              // res.Audited, res.AuditIndex
+//	v, err := fsm.AuditView()                                    // one consistent view
+//	defer v.Close()
+//	root, err := v.Root()                                        // tree of v.Size() leaves
+//	proof, err := tlog.ProveRecord(int64(v.Size()), i, v.HashReader())
+//
 // Reading: wait until fsm.AppliedIndex() reaches the read index, then call
 // Get or Scan. Check fsm.Err() too: a halted FSM (see FSM) refuses reads and
 // applies and must be taken out of service.

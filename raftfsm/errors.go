@@ -48,6 +48,11 @@ var (
 	// Options.MaxRestoreBytes. State is untouched.
 	ErrSnapshotTooLarge = errors.New("raftfsm: snapshot too large to restore in one batch")
 
+	// ErrAuditRange reports a read of the audit stream beyond its tree: a
+	// leaf or stored hash the view's tree does not hold, or a non-positive
+	// limit.
+	ErrAuditRange = errors.New("raftfsm: beyond the audit tree")
+
 	// ErrKeyNotFound is returned by LogStore.Get and LogStore.GetUint64 for a
 	// missing key. Its text is exactly "not found" because hashicorp/raft
 	// compares err.Error() with that string (as raft-boltdb returns it).

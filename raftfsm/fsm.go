@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Options configures an FSM. The zero value works.
@@ -25,7 +26,9 @@ type Options struct {
 	// applied entry is committed to Pebble, in index order, with the
 	// entry's index:
 	//   - for a LogCommand entry, cmds holds the commands of that entry that
-	//     succeeded; it is non-nil, and empty if none did;
+	//     succeeded; it is non-nil, and empty if none did (a failed
+	//     command's audit leaf is appended all the same: AuditSize counts
+	//     it);
 	//   - for a configuration entry, cmds is nil (no data changed, but
 	//     readers waiting on an index see it advance);
 	//   - after a successful Restore, it is called once with the restored
@@ -73,16 +76,22 @@ type FSM struct {
 	shard uint64
 	opts  Options
 
-	dataStart, dataEnd []byte
-	appliedKey         []byte
+	dataStart, dataEnd   []byte
+	auditStart, auditEnd []byte
+	appliedKey           []byte
 
 	applied     atomic.Uint64
 	appliedTerm atomic.Uint64
 	halt        atomic.Pointer[error]
+	auditSizeN  atomic.Uint64
+	auditSaltP  atomic.Pointer[[]byte]
 
 	// Owned by the apply goroutine.
-	written map[string]pending
-	keyBuf  []byte
+	written    map[string]pending
+	audit      auditBatch
+	hashReader tlog.HashReader
+	keyBuf     []byte
+	valBuf     []byte
 }
 
 var (
@@ -101,15 +110,35 @@ func New(db *pebble.DB, shard uint64, opts Options) (*FSM, error) {
 		opts:       opts,
 		appliedKey: appliedKey(shard),
 		written:    make(map[string]pending),
+		audit:      auditBatch{hashes: make(map[int64]tlog.Hash)},
 	}
+	f.hashReader = tlog.HashReaderFunc(f.readBatchHashes)
 	f.dataStart, f.dataEnd = kindSpan(shard, kindData)
-	idx, term, err := readApplied(db, f.appliedKey)
+	f.auditStart, f.auditEnd = kindSpan(shard, kindAudit)
+	snap := db.NewSnapshot()
+	defer snap.Close()
+	idx, term, err := readApplied(snap, f.appliedKey)
 	if err != nil {
 		return nil, fmt.Errorf("raftfsm: shard %d: load applied index: %w", shard, err)
 	}
+	size, salt, err := readAuditState(snap, shard)
+	if err != nil {
+		return nil, fmt.Errorf("raftfsm: shard %d: load %w", shard, err)
+	}
 	f.applied.Store(idx)
 	f.appliedTerm.Store(term)
+	f.setAuditState(size, salt)
 	return f, nil
+}
+
+// setAuditState replaces the cached audit size and salt.
+func (f *FSM) setAuditState(size uint64, salt []byte) {
+	f.auditSizeN.Store(size)
+	if salt == nil {
+		f.auditSaltP.Store(nil)
+	} else {
+		f.auditSaltP.Store(&salt)
+	}
 }
 
 // Shard returns the shard id.
@@ -199,9 +228,9 @@ func (f *FSM) Scan(start, end []byte, limit int) ([]KV, error) {
 }
 
 // Hash returns a deterministic hash of the shard's user data (every key,
-// value and version, in key order) over one consistent view. Two replicas
-// at the same applied index have the same hash. It works on a halted FSM,
-// for diagnosis.
+// value and version, in key order) and audit stream over one consistent
+// view; see Digest. Two replicas at the same applied index have the same
+// hash. It works on a halted FSM, for diagnosis.
 func (f *FSM) Hash() (uint64, error) {
 	d, err := f.Digest()
 	return d.Hash, err
@@ -212,15 +241,22 @@ type Digest struct {
 	// AppliedIndex is the applied index of the view hashed.
 	AppliedIndex uint64
 	// Hash is a SHA-256 (first 8 bytes) of every key, value and version in
-	// key order.
+	// key order, followed, if the shard has an audit stream or salt, by
+	// AuditSize, AuditRoot and the salt. A shard without audit state hashes
+	// as it did before audit streams existed.
 	Hash uint64
 	// Keys is the number of keys.
 	Keys uint64
+	// AuditSize is the number of leaves in the audit stream.
+	AuditSize uint64
+	// AuditRoot is the RFC 6962 root hash of the audit stream.
+	AuditRoot tlog.Hash
 }
 
-// Digest hashes the shard's user data and reads the applied index from one
-// Pebble snapshot, so the two belong together: replicas at the same applied
-// index must have the same digest. It works on a halted FSM.
+// Digest hashes the shard's user data and audit stream and reads the
+// applied index from one Pebble snapshot, so they belong together: replicas
+// at the same applied index must have the same digest. It works on a halted
+// FSM.
 func (f *FSM) Digest() (Digest, error) {
 	snap := f.db.NewSnapshot()
 	defer snap.Close()
@@ -255,6 +291,21 @@ func (f *FSM) Digest() (Digest, error) {
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return Digest{}, fmt.Errorf("raftfsm: shard %d: digest: %w", f.shard, storageErr(err))
+	}
+	size, salt, err := readAuditState(snap, f.shard)
+	if err != nil {
+		return Digest{}, fmt.Errorf("raftfsm: shard %d: digest: %w", f.shard, err)
+	}
+	if d.AuditRoot, err = auditTreeHash(snap, f.shard, size); err != nil {
+		return Digest{}, fmt.Errorf("raftfsm: shard %d: digest: %w", f.shard, err)
+	}
+	d.AuditSize = size
+	if size > 0 || salt != nil {
+		// A marker no data record can produce: a key length of 0.
+		h.Write([]byte{0})
+		h.Write(binary.BigEndian.AppendUint64(nil, size))
+		h.Write(d.AuditRoot[:])
+		h.Write(salt)
 	}
 	d.Hash = binary.BigEndian.Uint64(h.Sum(nil))
 	return d, nil

@@ -8,7 +8,7 @@ import (
 )
 
 func FuzzDecodeEntry(f *testing.F) {
-	for _, cmds := range [][]Command{nil, {cmd()}, sampleEntry(), {cmd(put("k", "v"))}} {
+	for _, cmds := range [][]Command{nil, {cmd()}, sampleEntry(), {cmd(put("k", "v"))}, sampleAuditEntry(), {{Audit: []byte("r")}}} {
 		enc := EncodeEntry(nil, cmds)
 		f.Add(enc)
 		f.Add(enc[:len(enc)/2])
@@ -33,7 +33,9 @@ func FuzzRestore(f *testing.F) {
 	empty := snapshotBytes(f, src)
 	applyOne(f, src, entry(1, cmd(put("a", "1"), put("b", "2")), cmd(put("c", "3"))))
 	full := snapshotBytes(f, src)
-	for _, b := range [][]byte{empty, full, full[:len(full)-3], full[:snapHeadLen+2]} {
+	applyOne(f, src, entry(2, audited("a", put("d", "4")), audited("b"), Command{AuditSalt: salt(1)}))
+	audit := snapshotBytes(f, src)
+	for _, b := range [][]byte{empty, full, full[:len(full)-3], full[:snapHeadLen+2], audit, audit[:len(audit)-5]} {
 		f.Add(b)
 	}
 
@@ -44,7 +46,7 @@ func FuzzRestore(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		applied := dst.AppliedIndex()
+		applied, auditSize := dst.AppliedIndex(), dst.AuditSize()
 		err = dst.Restore(io.NopCloser(bytes.NewReader(b)))
 		if err == nil {
 			return
@@ -53,7 +55,7 @@ func FuzzRestore(f *testing.F) {
 			t.Fatalf("error %v wraps neither ErrCorrupt nor ErrSnapshotTooLarge", err)
 		}
 		after, herr := dst.Hash()
-		if herr != nil || after != before || dst.AppliedIndex() != applied {
+		if herr != nil || after != before || dst.AppliedIndex() != applied || dst.AuditSize() != auditSize {
 			t.Fatalf("failed restore changed state (hash err %v)", herr)
 		}
 	})

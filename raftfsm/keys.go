@@ -15,6 +15,14 @@ import "encoding/binary"
 //	'd'  user data            (rest = user key)
 //	'l'  raft log             (rest = index, 8 bytes big-endian)
 //	's'  raft stable store    (rest = stable key bytes)
+//	't'  audit stream         (rest = audit kind | detail, below)
+//
+// audit kinds, under 't':
+//
+//	'h'  stored hash  (detail = tlog stored-hash index, 8 bytes big-endian)
+//	'l'  leaf         (detail = leaf index, 8 bytes big-endian)
+//	's'  salt         (detail empty)
+//	'z'  tree size    (detail empty)
 //
 // Keys that belong to the node rather than to a shard start with
 // NodeKeyPrefix. This package writes none; the byte is reserved so that node
@@ -31,6 +39,14 @@ const (
 	kindData    byte = 'd'
 	kindLog     byte = 'l'
 	kindStable  byte = 's'
+	kindAudit   byte = 't'
+)
+
+const (
+	auditHash byte = 'h'
+	auditLeaf byte = 'l'
+	auditSalt byte = 's'
+	auditSize byte = 'z'
 )
 
 // shardPrefixLen is len(ShardPrefix(x)); kindPrefixLen adds the kind byte.
@@ -95,4 +111,15 @@ func stableKey(shard uint64, key []byte) []byte {
 	dst = appendShardPrefix(dst, shard)
 	dst = append(dst, kindStable)
 	return append(dst, key...)
+}
+
+// appendAuditKey appends the key of an audit record of shard: an indexed
+// one (hash, leaf) or, for salt and size, one without detail.
+func appendAuditKey(dst []byte, shard uint64, kind byte, index uint64) []byte {
+	dst = appendShardPrefix(dst, shard)
+	dst = append(dst, kindAudit, kind)
+	if kind == auditHash || kind == auditLeaf {
+		dst = binary.BigEndian.AppendUint64(dst, index)
+	}
+	return dst
 }

@@ -14,12 +14,12 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Snapshot stream format, version 1.
+// Snapshot stream format, versions 1 and 2.
 //
 // Header, uncompressed (37 bytes):
 //
 //	magic          8 bytes "CLVRSNAP"
-//	version        1 byte (1)
+//	version        1 byte (1 or 2)
 //	shard          8 bytes big-endian
 //	applied index  8 bytes big-endian
 //	applied term   8 bytes big-endian
@@ -29,16 +29,23 @@ import (
 //
 //	records, each: tag 0x01 | uvarint klen | key | uvarint vlen | stored value
 //	               (stored value = version 8 bytes BE + value)
-//	trailer:       tag 0x02 | record count 8 bytes BE | CRC-32C (4 bytes LE)
-//	               of every record byte
+//	version 2 only, after them, audit records in key order, each:
+//	               tag 0x03 | uvarint klen | audit key | uvarint vlen | record
+//	               (audit key = the stored key after the kind byte, record =
+//	               the stored value with its CRC; see audit.go)
+//	trailer:       tag 0x02 | record count (of both tags) 8 bytes BE |
+//	               CRC-32C (4 bytes LE) of every record byte
 //
-// and nothing after it.
+// and nothing after it. A shard with no audit stream and no salt is written
+// as version 1, which nodes that predate audit streams restore.
 const (
 	snapMagic          = "CLVRSNAP"
-	snapVersion   byte = 1
+	snapV1        byte = 1
+	snapV2        byte = 2
 	snapHeadLen        = 8 + 1 + 8 + 8 + 8 + 4
 	tagRecord     byte = 0x01
 	tagTrailer    byte = 0x02
+	tagAudit      byte = 0x03
 	trailerLen         = 8 + 4
 	zstdWindow         = 1 << 20
 	maxZstdWindow      = 8 << 20
@@ -46,13 +53,14 @@ const (
 )
 
 type snapHeader struct {
+	version            byte
 	shard, index, term uint64
 }
 
 func (h snapHeader) append(dst []byte) []byte {
 	start := len(dst)
 	dst = append(dst, snapMagic...)
-	dst = append(dst, snapVersion)
+	dst = append(dst, h.version)
 	dst = binary.BigEndian.AppendUint64(dst, h.shard)
 	dst = binary.BigEndian.AppendUint64(dst, h.index)
 	dst = binary.BigEndian.AppendUint64(dst, h.term)
@@ -71,13 +79,14 @@ func readSnapHeader(r io.Reader, src *trackingReader) (snapHeader, error) {
 	if crc32.Checksum(b[:snapHeadLen-4], castagnoli) != binary.LittleEndian.Uint32(b[snapHeadLen-4:]) {
 		return snapHeader{}, corruptf("snapshot: header checksum mismatch")
 	}
-	if b[8] != snapVersion {
+	if b[8] != snapV1 && b[8] != snapV2 {
 		return snapHeader{}, corruptf("snapshot: unknown format version %d", b[8])
 	}
 	return snapHeader{
-		shard: binary.BigEndian.Uint64(b[9:]),
-		index: binary.BigEndian.Uint64(b[17:]),
-		term:  binary.BigEndian.Uint64(b[25:]),
+		version: b[8],
+		shard:   binary.BigEndian.Uint64(b[9:]),
+		index:   binary.BigEndian.Uint64(b[17:]),
+		term:    binary.BigEndian.Uint64(b[25:]),
 	}, nil
 }
 
@@ -97,22 +106,34 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		_ = snap.Close()
 		return nil, fmt.Errorf("raftfsm: shard %d: snapshot: %w", f.shard, err)
 	}
+	size, salt, err := readAuditState(snap, f.shard)
+	if err != nil {
+		_ = snap.Close()
+		return nil, fmt.Errorf("raftfsm: shard %d: snapshot: %w", f.shard, err)
+	}
+	version := snapV1
+	if size > 0 || salt != nil {
+		version = snapV2
+	}
 	return &fsmSnapshot{
-		snap:  snap,
-		head:  snapHeader{shard: f.shard, index: index, term: term},
-		start: f.dataStart,
-		end:   f.dataEnd,
+		snap:       snap,
+		head:       snapHeader{version: version, shard: f.shard, index: index, term: term},
+		start:      f.dataStart,
+		end:        f.dataEnd,
+		auditStart: f.auditStart,
+		auditEnd:   f.auditEnd,
 	}, nil
 }
 
 type fsmSnapshot struct {
-	snap       *pebble.Snapshot
-	head       snapHeader
-	start, end []byte
-	once       sync.Once
+	snap                 *pebble.Snapshot
+	head                 snapHeader
+	start, end           []byte
+	auditStart, auditEnd []byte
+	once                 sync.Once
 }
 
-// Persist streams the shard's data into sink and closes it, or cancels it
+// Persist streams the shard's data and audit stream into sink and closes it, or cancels it
 // on error.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	if err := s.write(sink); err != nil {
@@ -152,57 +173,87 @@ func (s *fsmSnapshot) write(w io.Writer) error {
 	return bw.Flush()
 }
 
+// recordWriter writes the records of a snapshot stream and tallies them for
+// the trailer.
+type recordWriter struct {
+	w     io.Writer
+	crc   uint32
+	count uint64
+	buf   []byte
+}
+
 func (s *fsmSnapshot) writeRecords(w io.Writer) error {
-	it, err := s.snap.NewIter(&pebble.IterOptions{LowerBound: s.start, UpperBound: s.end})
+	rw := &recordWriter{w: w}
+	err := rw.span(s.snap, s.start, s.end, tagRecord, func(_, v []byte) error {
+		if len(v) < versionLen {
+			return corruptf("stored record of %d bytes", len(v))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if s.head.version == snapV2 {
+		var tally auditTally
+		if err := rw.span(s.snap, s.auditStart, s.auditEnd, tagAudit, tally.add); err != nil {
+			return err
+		}
+		if err := tally.check(); err != nil {
+			return err
+		}
+	}
+	buf := append(rw.buf[:0], tagTrailer)
+	buf = binary.BigEndian.AppendUint64(buf, rw.count)
+	buf = binary.LittleEndian.AppendUint32(buf, rw.crc)
+	_, err = w.Write(buf)
+	return err
+}
+
+// span writes every record in [start, end) with tag, after check accepts
+// it (key after the kind byte, stored value).
+func (rw *recordWriter) span(snap *pebble.Snapshot, start, end []byte, tag byte, check func(k, v []byte) error) error {
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
 	if err != nil {
 		return err
 	}
 	defer it.Close()
-	var (
-		crc   uint32
-		count uint64
-		buf   []byte
-	)
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return storageErr(err)
 		}
-		if len(v) < versionLen {
-			return corruptf("stored record of %d bytes", len(v))
+		k := it.Key()[kindPrefixLen:]
+		if err := check(k, v); err != nil {
+			return err
 		}
-		buf = appendRecord(buf[:0], it.Key()[kindPrefixLen:], v)
-		crc = crc32.Update(crc, castagnoli, buf)
-		count++
-		if _, err := w.Write(buf); err != nil {
+		rw.buf = appendRecord(rw.buf[:0], tag, k, v)
+		rw.crc = crc32.Update(rw.crc, castagnoli, rw.buf)
+		rw.count++
+		if _, err := rw.w.Write(rw.buf); err != nil {
 			return err
 		}
 	}
-	if err := it.Error(); err != nil {
-		return storageErr(err)
-	}
-	buf = append(buf[:0], tagTrailer)
-	buf = binary.BigEndian.AppendUint64(buf, count)
-	buf = binary.LittleEndian.AppendUint32(buf, crc)
-	_, err = w.Write(buf)
-	return err
+	return storageErr(it.Error())
 }
 
-func appendRecord(dst, key, stored []byte) []byte {
-	dst = append(dst, tagRecord)
+func appendRecord(dst []byte, tag byte, key, stored []byte) []byte {
+	dst = append(dst, tag)
 	dst = binary.AppendUvarint(dst, uint64(len(key)))
 	dst = append(dst, key...)
 	dst = binary.AppendUvarint(dst, uint64(len(stored)))
 	return append(dst, stored...)
 }
 
-// Restore replaces the shard's data and applied index with the snapshot's.
+// Restore replaces the shard's data, audit stream and applied index with the
+// snapshot's. A version 1 snapshot holds no audit stream: the shard's is
+// removed.
 //
 // It calls Options.Guard first. It then reads and validates the whole
-// stream (magic, version, shard id, checksums, trailer, no trailing bytes)
-// while building one Pebble batch that deletes the shard's data span, writes
-// every record and the applied index; the batch is committed (synced) only
-// if everything validated. A refused, corrupt, truncated or oversized
+// stream (magic, version, shard id, checksums, trailer, no trailing bytes,
+// audit records that form exactly the tree of their recorded size) while
+// building one Pebble batch that deletes the shard's data and audit spans,
+// writes every record and the applied index; the batch is committed
+// (synced) only if everything validated. A refused, corrupt, truncated or oversized
 // snapshot leaves state untouched. Errors from a bad stream wrap ErrCorrupt.
 //
 // The batch lives in memory until commit: about the shard's data size plus
@@ -217,10 +268,14 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := f.Err(); err != nil {
 		return err
 	}
-	head, err := f.restore(rc)
-	if err != nil {
+	var (
+		head  snapHeader
+		audit auditTally
+	)
+	if err := f.restore(rc, &head, &audit); err != nil {
 		return fmt.Errorf("raftfsm: shard %d: restore: %w", f.shard, err)
 	}
+	f.setAuditState(audit.size, audit.salt)
 	f.appliedTerm.Store(head.term)
 	f.applied.Store(head.index)
 	if f.opts.OnApply != nil {
@@ -229,22 +284,25 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-func (f *FSM) restore(rc io.Reader) (snapHeader, error) {
+// restore reads the stream into one batch and commits it; it fills headp
+// and audit with what it read.
+func (f *FSM) restore(rc io.Reader, headp *snapHeader, audit *auditTally) error {
 	src := &trackingReader{r: rc}
 	br := bufio.NewReaderSize(src, streamBuf)
 	head, err := readSnapHeader(br, src)
 	if err != nil {
-		return head, err
+		return err
 	}
+	*headp = head
 	if head.shard != f.shard {
-		return head, corruptf("snapshot: of shard %d", head.shard)
+		return corruptf("snapshot: of shard %d", head.shard)
 	}
 	zr, err := zstd.NewReader(br,
 		zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderLowmem(true),
 		zstd.WithDecoderMaxWindow(maxZstdWindow))
 	if err != nil {
-		return head, err
+		return err
 	}
 	defer zr.Close()
 	r := bufio.NewReaderSize(zr, streamBuf)
@@ -252,53 +310,77 @@ func (f *FSM) restore(rc io.Reader) (snapHeader, error) {
 	b := f.db.NewBatch()
 	defer b.Close()
 	if err := b.DeleteRange(f.dataStart, f.dataEnd, nil); err != nil {
-		return head, err
+		return err
 	}
-	if err := f.readRecords(r, src, b); err != nil {
-		return head, err
+	if err := b.DeleteRange(f.auditStart, f.auditEnd, nil); err != nil {
+		return err
+	}
+	if err := f.readRecords(r, src, b, head.version, audit); err != nil {
+		return err
+	}
+	if err := audit.check(); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
 	}
 	if err := expectEOF(r, src, "compressed stream"); err != nil {
-		return head, err
+		return err
 	}
 	if err := expectEOF(br, src, "snapshot stream"); err != nil {
-		return head, err
+		return err
 	}
 	var rec [appliedRecordLen]byte
 	if err := b.Set(f.appliedKey, encodeApplied(rec[:0], head.index, head.term), nil); err != nil {
-		return head, err
+		return err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return head, err
+		return err
 	}
-	return head, nil
+	return nil
 }
 
 // readRecords adds every record to b, up to and including the trailer,
-// and checks the trailer's count and checksum.
-func (f *FSM) readRecords(r *bufio.Reader, src *trackingReader, b *pebble.Batch) error {
+// and checks the trailer's count and checksum. Audit records (version 2
+// only) must follow the data records, in key order; audit tallies them.
+func (f *FSM) readRecords(r *bufio.Reader, src *trackingReader, b *pebble.Batch, version byte, audit *auditTally) error {
 	var (
 		crc        uint32
 		count      uint64
 		k, v, dkey []byte
 		lens       [binary.MaxVarintLen64]byte
+		inAudit    bool
 	)
 	for {
 		tag, err := r.ReadByte()
 		if err != nil {
 			return streamErr(src, "record tag", err)
 		}
-		switch tag {
-		case tagRecord:
-		case tagTrailer:
+		switch {
+		case tag == tagRecord && !inAudit:
+		case tag == tagAudit && version == snapV2:
+			inAudit = true
+		case tag == tagTrailer:
 			return readTrailer(r, src, count, crc)
+		case tag == tagRecord:
+			return corruptf("snapshot: data record after audit records")
 		default:
 			return corruptf("snapshot: unknown tag %#x", tag)
 		}
-		if k, err = readField(r, src, k, 1, MaxKeySize); err != nil {
-			return err
-		}
-		if v, err = readField(r, src, v, versionLen, versionLen+MaxValueSize); err != nil {
-			return err
+		if inAudit {
+			if k, err = readField(r, src, k, 1, 9); err != nil {
+				return err
+			}
+			if v, err = readField(r, src, v, crcLen, MaxAuditLeafSize+crcLen); err != nil {
+				return err
+			}
+			if err := audit.add(k, v); err != nil {
+				return fmt.Errorf("snapshot: %w", err)
+			}
+		} else {
+			if k, err = readField(r, src, k, 1, MaxKeySize); err != nil {
+				return err
+			}
+			if v, err = readField(r, src, v, versionLen, versionLen+MaxValueSize); err != nil {
+				return err
+			}
 		}
 		crc = crc32.Update(crc, castagnoli, []byte{tag})
 		crc = crc32.Update(crc, castagnoli, lens[:binary.PutUvarint(lens[:], uint64(len(k)))])
@@ -306,7 +388,12 @@ func (f *FSM) readRecords(r *bufio.Reader, src *trackingReader, b *pebble.Batch)
 		crc = crc32.Update(crc, castagnoli, lens[:binary.PutUvarint(lens[:], uint64(len(v)))])
 		crc = crc32.Update(crc, castagnoli, v)
 		count++
-		dkey = AppendDataKey(dkey[:0], f.shard, k)
+		if inAudit {
+			dkey = append(appendShardPrefix(dkey[:0], f.shard), kindAudit)
+			dkey = append(dkey, k...)
+		} else {
+			dkey = AppendDataKey(dkey[:0], f.shard, k)
+		}
 		if err := b.Set(dkey, v, nil); err != nil {
 			return err
 		}

@@ -13,13 +13,18 @@ import (
 type ShardCheck struct {
 	LogRecords, DataRecords, StableRecords int
 	FirstLog, LastLog                      uint64
+	// AuditSize is the size of the audit stream's tree; AuditRecords counts
+	// its records (leaves, stored hashes, size and salt).
+	AuditSize    uint64
+	AuditRecords int
 }
 
 // VerifyShard reads every stored record of shard (Raft log, stable store,
-// applied index, user data) and checks it: Pebble verifies the checksum of
-// every block it reads, and the log, stable and applied records carry their
-// own CRC-32C. It also checks that the log has no hole above the applied
-// index. A hole at or below it is legitimate: a follower that crashes
+// applied index, user data, audit stream) and checks it: Pebble verifies the
+// checksum of every block it reads, and the log, stable, applied and audit
+// records carry their own CRC-32C. It checks that the audit stream holds
+// exactly the leaves and stored hashes of a tree of its recorded size, and
+// that the log has no hole above the applied index. A hole at or below it is legitimate: a follower that crashes
 // between restoring a snapshot and dropping its old log keeps that log's
 // tail below the snapshot index and appends after it, and raft never reads
 // entries the snapshot covers. An error wraps
@@ -41,6 +46,7 @@ func VerifyShard(db *pebble.DB, shard uint64) (ShardCheck, error) {
 	}
 	var (
 		l              raft.Log
+		audit          auditTally
 		applied        uint64
 		holeLo, holeHi uint64 // the highest hole in the log, if any
 	)
@@ -88,6 +94,11 @@ func VerifyShard(db *pebble.DB, shard uint64) (ShardCheck, error) {
 				return fail("data", err)
 			}
 			c.DataRecords++
+		case kindAudit:
+			if err := audit.add(rest, v); err != nil {
+				return fail("audit stream", err)
+			}
+			c.AuditRecords++
 		default:
 			return fail("key", corruptf("unknown record kind %#x", kind))
 		}
@@ -95,6 +106,10 @@ func VerifyShard(db *pebble.DB, shard uint64) (ShardCheck, error) {
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return c, fmt.Errorf("raftfsm: shard %d: read: %w", shard, storageErr(err))
 	}
+	if err := audit.check(); err != nil {
+		return c, fmt.Errorf("raftfsm: shard %d: audit stream: %w", shard, err)
+	}
+	c.AuditSize = audit.size
 	if holeHi > applied {
 		return c, fmt.Errorf("raftfsm: shard %d: raft log: %w", shard,
 			corruptf("entries %d to %d missing, above applied index %d", holeLo, holeHi, applied))
