@@ -243,6 +243,11 @@ func decideNode(c Caller, op Op, ks *Keyspace) Decision {
 	switch {
 	case op == Internal:
 		return allow(RuleAllowed, "a node: internal")
+	case op == Proof:
+		// A node relaying an auditor's call to the node holding an audit
+		// stream, or reading checkpoints: the audit service serves a
+		// keyspace's streams only to nodes its residency permits.
+		return allow(RuleAllowed, "a node: proof")
 	case c.OnBehalfOf != nil && c.OnBehalfOf.Kind == User && (op == Read || op == Write):
 		// The forwarding node decided at its door; decide again here, on
 		// the user it forwards for.

@@ -37,6 +37,11 @@ type Policy struct {
 	// caller jurisdictions (or their default) to; ignored when sent.
 	CallerCountries []string
 	CallerAnywhere  bool
+
+	// Audit is what the keyspace's audit log records: "all" (reads and
+	// writes), "writes" or "none"; empty: all for class personal, none for
+	// public. Read back, it is the resolved value.
+	Audit string
 }
 
 // Shard is one hash range of a keyspace and where it lives.
@@ -91,6 +96,12 @@ type NodeStatus struct {
 	// started, by rule.
 	Refusals map[string]uint64
 	Replicas []ReplicaStatus
+	// The node's audit alarms: requests failed because their audit entry
+	// could not be committed; refusal entries it could not record; its
+	// disk below the reserve, so audited requests fail.
+	AuditFailures uint64
+	AuditDropped  uint64
+	AuditDiskFull bool
 }
 
 // ClusterStatus is every node with its replicas.
@@ -201,7 +212,8 @@ func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 		out.MetaMembers = append(out.MetaMembers, Member{Node: m.NodeId, Voter: m.Voter})
 	}
 	for _, n := range resp.Nodes {
-		ns := NodeStatus{Reachable: n.Reachable, Error: n.Error, ShardsHeld: int(n.ShardsHeld), ShardsLed: int(n.ShardsLed), Refusals: n.Refusals}
+		ns := NodeStatus{Reachable: n.Reachable, Error: n.Error, ShardsHeld: int(n.ShardsHeld), ShardsLed: int(n.ShardsLed), Refusals: n.Refusals,
+			AuditFailures: n.AuditFailures, AuditDropped: n.AuditDropped, AuditDiskFull: n.AuditDiskFull}
 		if ni := n.Node; ni != nil {
 			ns.ID, ns.GRPCAddr, ns.Live, ns.Jurisdictions = ni.Id, ni.GrpcAddr, ni.Live, ni.Jurisdictions
 			ns.Locality = Locality{Country: ni.Locality.GetCountry(), Region: ni.Locality.GetRegion(), Zone: ni.Locality.GetZone()}

@@ -68,7 +68,7 @@ type PlacementEvent struct {
 func policyToPB(p Policy) *pb.Policy {
 	return &pb.Policy{AllowJurisdictions: p.AllowJurisdictions, AllowCountries: p.AllowCountries, DenyCountries: p.DenyCountries,
 		Replicas: uint32(p.Replicas), LeaderPreference: p.LeaderPreference, DataClass: p.Class,
-		ReadRoles: p.ReadRoles, WriteRoles: p.WriteRoles, CallerJurisdictions: p.CallerJurisdictions}
+		ReadRoles: p.ReadRoles, WriteRoles: p.WriteRoles, CallerJurisdictions: p.CallerJurisdictions, Audit: p.Audit}
 }
 
 func policyFromPB(p *pb.Policy) Policy {
@@ -78,7 +78,7 @@ func policyFromPB(p *pb.Policy) Policy {
 	return Policy{AllowJurisdictions: p.AllowJurisdictions, AllowCountries: p.AllowCountries, DenyCountries: p.DenyCountries,
 		Replicas: int(p.Replicas), LeaderPreference: p.LeaderPreference, Class: p.DataClass,
 		ReadRoles: p.ReadRoles, WriteRoles: p.WriteRoles, CallerJurisdictions: p.CallerJurisdictions,
-		CallerCountries: p.CallerCountries, CallerAnywhere: p.CallerAnywhere}
+		CallerCountries: p.CallerCountries, CallerAnywhere: p.CallerAnywhere, Audit: p.Audit}
 }
 
 // SetPolicy changes a keyspace's policy. Nodes outside the new policy stop

@@ -32,6 +32,12 @@
 #                   runs against both in alternation, and a second table
 #                   gives secure/plaintext ratios (goal: within 10%).
 #                   BENCH_SECURE_FIRST=1 starts the alternation with it.
+#   BENCH_AUDIT=0   skip the audited keyspace. By default the 8-shard steps
+#                   also run against a keyspace of the plaintext cluster
+#                   created with --audit all (every read and write recorded
+#                   in its audit log), in rotation with the unaudited one,
+#                   and a third table gives audited/unaudited ratios (goal:
+#                   0.8x for writes, 0.7x for reads).
 #
 # Each run's JSON result, its table, and the nodes' logs go to the output
 # directory; data directories live in a temporary directory removed at exit.
@@ -207,29 +213,39 @@ bench() {
   case $driver in
     clover) eps=$CEP ;;
     clover-secure) eps=$SEP extra=("${SECURE_FLAGS[@]}") ;;
+    clover-audited) eps=$CEP extra=(--keyspace bench-audited --audit all) ;;
     *) eps=$EEP ;;
   esac
   echo "-- $step: $driver"
   alive
-  "$BIN/clover-bench" run --driver "${driver%-secure}" --endpoints "$eps" "${extra[@]}" --label "step=$step" \
+  "$BIN/clover-bench" run --driver "${driver%%-*}" --endpoints "$eps" "${extra[@]}" --label "step=$step" \
     -p keylength=16 -p fieldlength=256 -p operationcount=0 -d "$DUR" --warmup "$WARM" \
     --json "$OUT/$step-$driver.json" --html "$OUT/$step-$driver.html" "$@" >"$OUT/$step-$driver.txt"
-  [ "$driver" != clover-secure ] || sed -i 's/"driver": *"clover"/"driver": "clover-secure"/' "$OUT/$step-$driver.json"
+  case $driver in
+    clover-*) sed -i 's/"driver": *"clover"/"driver": "'"$driver"'"/' "$OUT/$step-$driver.json" ;;
+  esac
   sed -n 2p "$OUT/$step-$driver.txt"
 }
 
-# clover_steps STEP FLAGS...: the step against the plaintext cluster and,
-# with BENCH_SECURE, the secure one, in an order that alternates by step.
+# clover_both STEP FLAGS...: the step against the plaintext cluster and,
+# with BENCH_SECURE, the secure one, and with BENCH_AUDIT (steps on the
+# 8-shard keyspace) an audited keyspace of the plaintext cluster, in an
+# order that rotates by step.
 flip=${BENCH_SECURE_FIRST:-0} # 1: the secure cluster goes first in the first step
+AUDIT=${BENCH_AUDIT:-1}
 clover_both() {
   local step=$1
   shift
-  if [ "$SECURE" != 1 ]; then bench clover "$step" "$@"; return; fi
-  if [ $((flip++ % 2)) = 0 ]; then
-    bench clover "$step" "$@"; bench clover-secure "$step" "$@"
-  else
-    bench clover-secure "$step" "$@"; bench clover "$step" "$@"
-  fi
+  local drivers=(clover)
+  [ "$SECURE" != 1 ] || drivers+=(clover-secure)
+  case $step in
+    *1shard) ;;
+    *) [ "$AUDIT" != 1 ] || drivers+=(clover-audited) ;;
+  esac
+  local n=${#drivers[@]} k=$((flip++ % ${#drivers[@]})) j
+  for ((j = 0; j < n; j++)); do
+    bench "${drivers[$(((j + k) % n))]}" "$step" "$@"
+  done
 }
 
 # seconds DURATION: whole seconds of a duration given as N, Ns or Nms.
@@ -277,14 +293,16 @@ bench etcd write-256c-1shard "${WRITE[@]}" --clients 256 --conns "$CONNS"
 echo "== loading $RECORDS records into both"
 loaders=(etcd clover)
 [ "$SECURE" != 1 ] || loaders+=(clover-secure)
+[ "$AUDIT" != 1 ] || loaders+=(clover-audited)
 for driver in "${loaders[@]}"; do
   extra=()
   case $driver in
     clover) eps=$CEP ;;
     clover-secure) eps=$SEP extra=("${SECURE_FLAGS[@]}") ;;
+    clover-audited) eps=$CEP extra=(--keyspace bench-audited --audit all) ;;
     *) eps=$EEP ;;
   esac
-  "$BIN/clover-bench" load --driver "${driver%-secure}" --endpoints "$eps" "${extra[@]}" "${READ[@]}" -p keylength=16 -p fieldlength=256 \
+  "$BIN/clover-bench" load --driver "${driver%%-*}" --endpoints "$eps" "${extra[@]}" "${READ[@]}" -p keylength=16 -p fieldlength=256 \
     --clients 64 --conns "$CONNS" --json "$OUT/load/$driver.json" >"$OUT/load/$driver.txt"
   echo "   $driver: $(sed -n 2p "$OUT/load/$driver.txt")"
 done
@@ -317,6 +335,14 @@ if [ "$SECURE" = 1 ]; then
   done
   "$BIN/clover-bench" compare --candidate clover-secure --baseline clover "${goals[@]}" \
     "$OUT"/*-clover-secure.json "$OUT"/*-clover.json | tee -a "$OUT/summary.txt"
+fi
+if [ "$AUDIT" = 1 ]; then
+  echo | tee -a "$OUT/summary.txt"
+  echo "== an audited keyspace (--audit all: every read and write recorded) vs the same cluster's unaudited one, in alternation" | tee -a "$OUT/summary.txt"
+  "$BIN/clover-bench" compare --candidate clover-audited --baseline clover \
+    --goal 'write-1c=ops>=0.8' --goal 'write-64c=ops>=0.8' --goal 'write-256c=ops>=0.8' \
+    --goal 'read-lin-64c=ops>=0.7' --goal 'read-follower-64c=ops>=0.7' \
+    "$OUT"/*-clover-audited.json "$OUT"/*-clover.json | tee -a "$OUT/summary.txt"
 fi
 echo "read-follower-64c compares clover follower reads (max-stale 100ms) with etcd serializable reads." | tee -a "$OUT/summary.txt"
 echo "write-*c-1shard write to a Clover keyspace of one shard (one Raft group, as etcd has); the other write rows to 8 shards." | tee -a "$OUT/summary.txt"

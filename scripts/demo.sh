@@ -165,6 +165,11 @@ writer kv put videos video/9001 '{"title":"Cliffs of Moher at dawn","owner":"use
 writer kv put videos video/9002 '{"title":"Northern lights over Hamar","owner":"user/1002"}'
 
 echo
+echo "== nora, the auditor, keeps a checkpoint of the users keyspace's audit log (and the admin stream):"
+echo "\$ clover audit checkpoint --keyspace users --admin -o $DATA/audit-checkpoint.json   (as nora)"
+as nora --endpoints "$EP" audit checkpoint --keyspace users --admin -o "$DATA/audit-checkpoint.json"
+
+echo
 echo "== where the data lives"
 clover keyspace show users
 echo
@@ -197,6 +202,21 @@ echo "\$ clover placement verify   (as nora)"
 as nora --endpoints "$EP" placement verify
 echo "\$ clover kv get users user/1001   (as nora)"
 as nora --endpoints "$EP" kv get users user/1001 || true
+echo
+echo "== nora's audit: every read and write of users is recorded, keys only as HMACs; chen's refused read is an incident:"
+echo "\$ clover audit tail --keyspace users -n 8   (as nora)"
+as nora --endpoints "$EP" audit tail --keyspace users -n 8
+# Refusals are recorded in the background: give them a moment to commit.
+for _ in $(seq 1 50); do
+  as nora --endpoints "$EP" audit incidents --keyspace users -w json 2>/dev/null | grep -q 'user:chen' && break
+  sleep 0.1
+done
+echo "\$ clover audit incidents --keyspace users   (as nora)"
+as nora --endpoints "$EP" audit incidents --keyspace users
+echo
+echo "== and proves, against the checkpoint she kept, that no replica's log was truncated or rewritten since:"
+echo "\$ clover audit verify --since $DATA/audit-checkpoint.json   (as nora)"
+as nora --endpoints "$EP" audit verify --since "$DATA/audit-checkpoint.json"
 
 cat <<MSG
 
@@ -208,6 +228,7 @@ terminal, as one of the users in $CERTS (admin, alice, chen, nora):
   ./bin/clover kv scan users --prefix user/
   ./bin/clover kv get users user/1002 --follower 1s
   ./bin/clover --endpoints $(grpc_of 3) --direct kv put users user/1004 x   # refused: US node
+  CLOVER_TLS_CERT=$CERTS/user.nora.crt CLOVER_TLS_KEY=$CERTS/user.nora.key ./bin/clover audit incidents --follow
   CLOVER_TLS_CERT=$CERTS/user.admin.crt CLOVER_TLS_KEY=$CERTS/user.admin.key ./bin/clover cluster status
 Press Ctrl-C to stop.
 MSG

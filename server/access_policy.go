@@ -165,6 +165,7 @@ func (k *keyspaceRecord) policyPB() *pb.Policy {
 	}
 	out.CallerJurisdictions = k.Access.CallerJurisdictions
 	out.CallerCountries, out.CallerAnywhere = k.effectiveCallers()
+	out.Audit = k.auditMode()
 	return out
 }
 

@@ -92,7 +92,11 @@ func (a *adminService) DropKeyspace(ctx context.Context, req *pb.DropKeyspaceReq
 		}
 		ops := append([]raftfsm.Op{{Kind: raftfsm.OpDelete, Key: metaKSKey(req.Name)}},
 			a.s.historyOps(c, historyEvent{Keyspace: req.Name, Action: "drop", Reason: "keyspace dropped; every replica deletes its data"})...)
-		res, err := a.s.metaPropose(ctx, raftfsm.Command{Ops: ops})
+		leaf, err := a.s.adminLeaf(ctx, "drop-keyspace", req.Name, "keyspace dropped; every replica deletes its data and audit streams")
+		if err != nil {
+			return err
+		}
+		res, err := a.s.metaPropose(ctx, raftfsm.Command{Ops: ops, Audit: leaf})
 		if err != nil {
 			return err
 		}
@@ -256,6 +260,9 @@ func (s *Server) createKeyspace(ctx context.Context, req *pb.CreateKeyspaceReque
 	if err != nil {
 		return nil, err
 	}
+	if err := validAuditMode(req.Policy.Audit); err != nil {
+		return nil, err
+	}
 	for attempt := 0; ; attempt++ {
 		c := s.catalog()
 		if _, ok := c.keyspaces[req.Name]; ok {
@@ -271,8 +278,13 @@ func (s *Server) createKeyspace(ctx context.Context, req *pb.CreateKeyspaceReque
 		if err != nil {
 			return nil, err
 		}
-		ks.Access = acc
-		cmd := raftfsm.Command{Ops: []raftfsm.Op{
+		ks.Access, ks.Audit = acc, req.Policy.Audit
+		leaf, err := s.adminLeaf(ctx, "create-keyspace", req.Name,
+			fmt.Sprintf("keyspace created with %s %s audit=%s, %d shards", policy.String(), acc.String(), ks.auditMode(), shards))
+		if err != nil {
+			return nil, err
+		}
+		cmd := raftfsm.Command{Audit: leaf, Ops: []raftfsm.Op{
 			{Kind: raftfsm.OpPut, Key: metaKSKey(req.Name), Value: mustJSON(ks), HasCond: true, CondVersion: 0},
 			{Kind: raftfsm.OpPut, Key: []byte(metaShardSeq), Value: fmt.Appendf(nil, "%d", c.nextShardID+uint64(shards)),
 				HasCond: true, CondVersion: c.seqVersion},

@@ -61,7 +61,10 @@ type keyspaceRecord struct {
 	Anywhere  bool     `json:"anywhere,omitempty"`
 	// Access is the access policy, its caller countries resolved when it
 	// was set, like Countries.
-	Access        accessPolicy  `json:"access,omitzero"`
+	Access accessPolicy `json:"access,omitzero"`
+	// Audit is what the keyspace's audit streams record: all, writes,
+	// none, or "" for the class's default (auditMode).
+	Audit         string        `json:"audit,omitempty"`
 	Shards        []shardRecord `json:"shards"`
 	CreatedUnixMs int64         `json:"created_unix_ms"`
 	// version of the record in the meta group, for compare-and-swap.

@@ -92,6 +92,16 @@ type Config struct {
 	// its followers time out. 0 hands nothing over. Default 5s.
 	HandoverTimeout time.Duration
 
+	// AuditTimeout bounds how long a request of an audited keyspace waits
+	// for its audit entry to commit before it fails with Unavailable
+	// (rule "audit"). Default 2s.
+	AuditTimeout time.Duration
+	// AuditVolumeWindow and AuditVolumeThreshold: more allowed requests
+	// than the threshold by one caller on one keyspace within one window
+	// is an incident. Defaults 1m and 1000.
+	AuditVolumeWindow    time.Duration
+	AuditVolumeThreshold int
+
 	// MinFreeDisk is the free-space reserve of the data directory's file
 	// system, in bytes: below it the node refuses new writes on the shards
 	// it leads (ErrDiskFull; reads go on) so that Raft and Pebble never
@@ -206,6 +216,9 @@ type RaftConfig struct {
 	GroupCommitWindow time.Duration
 }
 
+// defaultAuditTimeout is Config.AuditTimeout's default.
+const defaultAuditTimeout = 2 * time.Second
+
 // DefaultConfig returns a Config with every optional field at its default.
 func DefaultConfig() Config {
 	return Config{
@@ -220,6 +233,7 @@ func DefaultConfig() Config {
 		MaxMovesInFlight:      4,
 		LeaderBalanceInterval: 10 * time.Second,
 		HandoverTimeout:       5 * time.Second,
+		AuditTimeout:          defaultAuditTimeout,
 		Raft:                  DefaultRaftConfig(),
 		KeepaliveTime:         10 * time.Second,
 		KeepaliveTimeout:      5 * time.Second,

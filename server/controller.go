@@ -348,7 +348,7 @@ func (ct *controller) apply(ctx context.Context, act placement.Action, leader st
 	case placement.AddNonVoter:
 		ev.Action = "add-replica"
 	}
-	_, err := s.metaPropose(ctx, raftfsm.Command{Ops: s.historyOps(s.catalog(), ev)})
+	_, err := s.metaPropose(ctx, raftfsm.Command{Ops: s.historyOps(s.catalog(), ev), Audit: s.historyLeaf(ctx, ev)})
 	return err
 }
 
@@ -449,7 +449,7 @@ func (s *Server) updateShard(ctx context.Context, shardID uint64, edit func(*sha
 		}
 		ops := append([]raftfsm.Op{{Kind: raftfsm.OpPut, Key: metaKSKey(ks.Name), Value: mustJSON(&ks), HasCond: true, CondVersion: ref.ks.version}},
 			s.historyOps(c, events...)...)
-		_, err := s.metaPropose(ctx, raftfsm.Command{Ops: ops})
+		_, err := s.metaPropose(ctx, raftfsm.Command{Ops: ops, Audit: s.historyLeaf(ctx, events...)})
 		if errors.Is(err, ErrVersionMismatch) && attempt < 5 {
 			continue
 		}

@@ -58,6 +58,15 @@ var methodOps = map[string]access.Op{
 	pb.Internal_ChangeReplica_FullMethodName: access.Internal,
 	pb.Internal_ReadIndex_FullMethodName:     access.Internal,
 	pb.Internal_ShardDigest_FullMethodName:   access.Internal,
+	pb.Internal_AuditAppend_FullMethodName:   access.Internal,
+
+	// The audit log: auditors and admins, never data.
+	pb.Audit_Streams_FullMethodName:    access.Proof,
+	pb.Audit_Checkpoint_FullMethodName: access.Proof,
+	pb.Audit_Prove_FullMethodName:      access.Proof,
+	pb.Audit_Entries_FullMethodName:    access.Proof,
+	pb.Audit_Search_FullMethodName:     access.Proof,
+	pb.Audit_Incidents_FullMethodName:  access.Proof,
 }
 
 // onBehalfKey carries, on a request one node forwards to another, the user
@@ -79,6 +88,8 @@ type gateway struct {
 type callerInfo struct {
 	caller access.Caller
 	id     identity.Identity
+	// fingerprint is the SHA-256 of the caller's certificate, hex.
+	fingerprint string
 }
 
 func newGateway(s *Server) *gateway {
@@ -127,6 +138,7 @@ func (s *gatedStream) Context() context.Context { return s.ctx }
 func (g *gateway) admit(ctx context.Context, method string, req any) (context.Context, error) {
 	ci, err := g.caller(ctx)
 	if err != nil {
+		g.s.auditAdmin(ctx, nil, "identity-refused", clipDetail(err.Error()), auditRefused, string(access.RuleDefaultDeny))
 		return ctx, g.refuse(access.Decision{Rule: access.RuleDefaultDeny, Reason: err.Error()})
 	}
 	op, ok := methodOps[method]
@@ -138,13 +150,45 @@ func (g *gateway) admit(ctx context.Context, method string, req any) (context.Co
 		return ctx, toStatus(err)
 	}
 	if d := access.Decide(ci.caller, op, ks); !d.Allowed {
+		if name, ok := dataMethods[method]; ok && ks != nil {
+			g.s.auditRefused(ctx, &ci, name, ks.Name, requestKey(req), string(d.Rule))
+		}
 		return ctx, g.refuse(d)
 	}
 	return context.WithValue(ctx, callerKey{}, ci), nil
 }
 
-// decideRequest decides one request of a KV.Stream; nil allows it.
-func (g *gateway) decideRequest(ctx context.Context, op access.Op, keyspace string) error {
+// dataMethods names the KV methods in audit entries.
+var dataMethods = map[string]string{
+	pb.KV_Put_FullMethodName: "put", pb.KV_Get_FullMethodName: "get", pb.KV_Delete_FullMethodName: "delete",
+	pb.KV_CompareAndSwap_FullMethodName: "cas", pb.KV_Batch_FullMethodName: "batch", pb.KV_Scan_FullMethodName: "scan",
+}
+
+// requestKey is the key a data request names (a batch's first), or nil.
+func requestKey(req any) []byte {
+	switch r := req.(type) {
+	case interface{ GetKey() []byte }:
+		return r.GetKey()
+	case *pb.BatchRequest:
+		if len(r.GetOps()) > 0 {
+			return r.Ops[0].GetKey()
+		}
+	}
+	return nil
+}
+
+// clipDetail bounds a text a caller may influence before it is recorded.
+func clipDetail(s string) string {
+	const max = 256
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}
+
+// decideRequest decides one request of a KV.Stream, operation name of
+// keyspace on key; nil allows it.
+func (g *gateway) decideRequest(ctx context.Context, op access.Op, name, keyspace string, key []byte) error {
 	if !g.s.cfg.Secure() {
 		return nil // insecure mode: nothing to decide with
 	}
@@ -157,6 +201,7 @@ func (g *gateway) decideRequest(ctx context.Context, op access.Op, keyspace stri
 		return toStatus(err)
 	}
 	if d := access.Decide(ci.caller, op, ks); !d.Allowed {
+		g.s.auditRefused(ctx, &ci, name, keyspace, key, string(d.Rule))
 		return g.refuse(d)
 	}
 	return nil
@@ -248,7 +293,7 @@ func (g *gateway) callerOfCert(leaf *x509.Certificate, ti credentials.TLSInfo) (
 	if err != nil {
 		return callerInfo{}, err
 	}
-	ci := callerInfo{caller: callerFromIdentity(id), id: id}
+	ci := callerInfo{caller: callerFromIdentity(id), id: id, fingerprint: certFingerprint(leaf.Raw)}
 	if g.ncached.Add(1) > maxCachedCallers {
 		g.callers.Clear()
 		g.ncached.Store(0)

@@ -42,7 +42,7 @@ func (i *internalService) ShardScan(ctx context.Context, req *pb.ShardScanReques
 	if sh == nil {
 		return nil, toStatus(invalidf("shard %d is not part of keyspace %q", req.ShardId, req.Keyspace))
 	}
-	kvs, more, err := i.s.shardScan(ctx, sh, req)
+	kvs, more, err := i.s.shardScan(ctx, ks, sh, req)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -53,6 +53,10 @@ func (i *internalService) ShardScan(ctx context.Context, req *pb.ShardScanReques
 func (s *Server) localStatus() *pb.NodeStatus {
 	c := s.catalog()
 	st := &pb.NodeStatus{Reachable: true, MetaAppliedIndex: c.index, Refusals: s.refusalCounts()}
+	if s.audit != nil {
+		st.AuditFailures, st.AuditDropped = s.audit.failures.Load(), s.audit.dropped.Load()
+		st.AuditDiskFull = s.diskRefusal() != nil
+	}
 	if n, ok := c.nodes[s.cfg.NodeID]; ok {
 		st.Node = s.nodeToPB(n)
 	} else {
@@ -136,4 +140,13 @@ func (i *internalService) ReadIndex(ctx context.Context, req *pb.ReadIndexReques
 		return nil, toStatus(err)
 	}
 	return &pb.ReadIndexResponse{Index: r.applied.readIndexFor(idx)}, nil
+}
+
+// AuditAppend appends entries to a group's audit stream on its leader.
+func (i *internalService) AuditAppend(ctx context.Context, req *pb.AuditAppendRequest) (*pb.AuditAppendResponse, error) {
+	size, err := i.s.appendFrom(ctx, req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.AuditAppendResponse{TreeSize: size}, nil
 }

@@ -81,11 +81,17 @@ func (s *Server) leaderHint(sh *shardRecord, r *replica) string {
 	return ""
 }
 
-// write replicates cmd through the shard leader.
-func (s *Server) write(ctx context.Context, sh *shardRecord, cmd raftfsm.Command,
+// write replicates cmd, operation op of keyspace ks, through the shard
+// leader, with its audit entry in the same command when ks audits writes.
+func (s *Server) write(ctx context.Context, ks *keyspaceRecord, sh *shardRecord, op string, cmd raftfsm.Command,
 	fwd func(ctx context.Context, c pb.KVClient) (uint64, error)) (uint64, error) {
 	r := s.replica(sh.ID)
 	if r != nil && r.isLeader() {
+		leaf, err := s.audit.writeLeaf(ctx, ks, r, op, opKeys(cmd.Ops))
+		if err != nil {
+			return 0, err
+		}
+		cmd.Audit = leaf
 		res, err := r.prop.propose(ctx, cmd)
 		return res.Version, err
 	}
@@ -125,15 +131,16 @@ func (s *Server) readable(ctx context.Context, sh *shardRecord, ro *pb.ReadOptio
 }
 
 func (k *kvService) Put(ctx context.Context, req *pb.PutRequest) (*pb.PutResponse, error) {
-	_, sh, err := k.s.locate(req.Keyspace, req.Key)
+	ks, sh, err := k.s.locate(req.Keyspace, req.Key)
 	if err != nil {
+		k.s.auditResidency(ctx, "put", req.Keyspace, req.Key, err)
 		return nil, toStatus(err)
 	}
 	if err := keys.ValidateValue(req.Value); err != nil {
 		return nil, toStatus(invalidf("%v", err))
 	}
 	cmd := raftfsm.Command{Ops: []raftfsm.Op{{Kind: raftfsm.OpPut, Key: req.Key, Value: req.Value}}}
-	v, err := k.s.write(ctx, sh, cmd, func(ctx context.Context, c pb.KVClient) (uint64, error) {
+	v, err := k.s.write(ctx, ks, sh, "put", cmd, func(ctx context.Context, c pb.KVClient) (uint64, error) {
 		resp, err := c.Put(ctx, req)
 		return resp.GetVersion(), err
 	})
@@ -144,12 +151,13 @@ func (k *kvService) Put(ctx context.Context, req *pb.PutRequest) (*pb.PutRespons
 }
 
 func (k *kvService) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.DeleteResponse, error) {
-	_, sh, err := k.s.locate(req.Keyspace, req.Key)
+	ks, sh, err := k.s.locate(req.Keyspace, req.Key)
 	if err != nil {
+		k.s.auditResidency(ctx, "delete", req.Keyspace, req.Key, err)
 		return nil, toStatus(err)
 	}
 	cmd := raftfsm.Command{Ops: []raftfsm.Op{{Kind: raftfsm.OpDelete, Key: req.Key}}}
-	v, err := k.s.write(ctx, sh, cmd, func(ctx context.Context, c pb.KVClient) (uint64, error) {
+	v, err := k.s.write(ctx, ks, sh, "delete", cmd, func(ctx context.Context, c pb.KVClient) (uint64, error) {
 		resp, err := c.Delete(ctx, req)
 		return resp.GetVersion(), err
 	})
@@ -160,8 +168,9 @@ func (k *kvService) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.Dele
 }
 
 func (k *kvService) CompareAndSwap(ctx context.Context, req *pb.CompareAndSwapRequest) (*pb.CompareAndSwapResponse, error) {
-	_, sh, err := k.s.locate(req.Keyspace, req.Key)
+	ks, sh, err := k.s.locate(req.Keyspace, req.Key)
 	if err != nil {
+		k.s.auditResidency(ctx, "cas", req.Keyspace, req.Key, err)
 		return nil, toStatus(err)
 	}
 	op := raftfsm.Op{Kind: raftfsm.OpPut, Key: req.Key, Value: req.Value, HasCond: true, CondVersion: req.ExpectedVersion}
@@ -170,7 +179,7 @@ func (k *kvService) CompareAndSwap(ctx context.Context, req *pb.CompareAndSwapRe
 	} else if err := keys.ValidateValue(req.Value); err != nil {
 		return nil, toStatus(invalidf("%v", err))
 	}
-	v, err := k.s.write(ctx, sh, raftfsm.Command{Ops: []raftfsm.Op{op}}, func(ctx context.Context, c pb.KVClient) (uint64, error) {
+	v, err := k.s.write(ctx, ks, sh, "cas", raftfsm.Command{Ops: []raftfsm.Op{op}}, func(ctx context.Context, c pb.KVClient) (uint64, error) {
 		resp, err := c.CompareAndSwap(ctx, req)
 		return resp.GetVersion(), err
 	})
@@ -185,13 +194,16 @@ func (k *kvService) Batch(ctx context.Context, req *pb.BatchRequest) (*pb.BatchR
 		return nil, toStatus(invalidf("batch is empty"))
 	}
 	var sh *shardRecord
+	var ks *keyspaceRecord
 	size := 0
 	ops := make([]raftfsm.Op, len(req.Ops))
 	for i, o := range req.Ops {
-		_, s, err := k.s.locate(req.Keyspace, o.Key)
+		kr, s, err := k.s.locate(req.Keyspace, o.Key)
 		if err != nil {
+			k.s.auditResidency(ctx, "batch", req.Keyspace, o.Key, err)
 			return nil, toStatus(err)
 		}
+		ks = kr
 		if sh != nil && s.ID != sh.ID {
 			return nil, toStatus(invalidf("batch spans shards: op %d maps to shard %d, op 0 to shard %d; a batch is atomic within one shard", i, s.ID, sh.ID))
 		}
@@ -211,7 +223,7 @@ func (k *kvService) Batch(ctx context.Context, req *pb.BatchRequest) (*pb.BatchR
 	if err := distinctKeys(req.Ops); err != nil {
 		return nil, toStatus(err)
 	}
-	v, err := k.s.write(ctx, sh, raftfsm.Command{Ops: ops}, func(ctx context.Context, c pb.KVClient) (uint64, error) {
+	v, err := k.s.write(ctx, ks, sh, "batch", raftfsm.Command{Ops: ops}, func(ctx context.Context, c pb.KVClient) (uint64, error) {
 		resp, err := c.Batch(ctx, req)
 		return resp.GetVersion(), err
 	})
@@ -219,6 +231,20 @@ func (k *kvService) Batch(ctx context.Context, req *pb.BatchRequest) (*pb.BatchR
 		return nil, toStatus(err)
 	}
 	return &pb.BatchResponse{Version: v}, nil
+}
+
+// opKeys returns the keys ops write, in order.
+func opKeys(ops []raftfsm.Op) [][]byte {
+	out := make([][]byte, len(ops))
+	for i, o := range ops {
+		out[i] = o.Key
+	}
+	return out
+}
+
+// shardOf returns the shard of ks that key maps to.
+func shardOf(ks *keyspaceRecord, key []byte) *shardRecord {
+	return &ks.Shards[keys.ShardIndex(keys.Hash(key), len(ks.Shards))]
 }
 
 func distinctKeys(ops []*pb.BatchOp) error {
@@ -233,11 +259,12 @@ func distinctKeys(ops []*pb.BatchOp) error {
 }
 
 func (k *kvService) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
-	_, sh, err := k.s.locate(req.Keyspace, req.Key)
+	ks, sh, err := k.s.locate(req.Keyspace, req.Key)
 	if err != nil {
+		k.s.auditResidency(ctx, "get", req.Keyspace, req.Key, err)
 		return nil, toStatus(err)
 	}
-	r, err := k.s.readable(ctx, sh, req.Read)
+	r, err := k.s.readyForRead(ctx, ks, sh, req.Read, "get", [][]byte{req.Key})
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -266,6 +293,7 @@ func (k *kvService) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetRespons
 func (k *kvService) Scan(ctx context.Context, req *pb.ScanRequest) (*pb.ScanResponse, error) {
 	ks, err := k.s.keyspaceHere(req.Keyspace)
 	if err != nil {
+		k.s.auditResidency(ctx, "scan", req.Keyspace, nil, err)
 		return nil, toStatus(err)
 	}
 	start, end, err := scanBounds(req)
@@ -292,7 +320,7 @@ func (k *kvService) Scan(ctx context.Context, req *pb.ScanRequest) (*pb.ScanResp
 			defer wg.Done()
 			sreq := &pb.ShardScanRequest{ShardId: ks.Shards[i].ID, Keyspace: ks.Name, Start: start, End: end,
 				Limit: uint32(limit), Read: req.Read, KeysOnly: req.KeysOnly}
-			parts[i].kvs, parts[i].more, parts[i].err = k.s.shardScan(ctx, &ks.Shards[i], sreq)
+			parts[i].kvs, parts[i].more, parts[i].err = k.s.shardScan(ctx, ks, &ks.Shards[i], sreq)
 		}(i)
 	}
 	wg.Wait()
@@ -362,8 +390,8 @@ func prefixEnd(p []byte) []byte {
 
 // shardScan scans one shard locally when this node may read it at the asked
 // consistency, else on the shard leader.
-func (s *Server) shardScan(ctx context.Context, sh *shardRecord, req *pb.ShardScanRequest) ([]*pb.KeyValue, bool, error) {
-	r, err := s.readable(ctx, sh, req.Read)
+func (s *Server) shardScan(ctx context.Context, ks *keyspaceRecord, sh *shardRecord, req *pb.ShardScanRequest) ([]*pb.KeyValue, bool, error) {
+	r, err := s.readyForRead(ctx, ks, sh, req.Read, "scan", nil)
 	if err != nil {
 		return nil, false, err
 	}

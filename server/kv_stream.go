@@ -146,8 +146,8 @@ func (k *kvService) streamOp(ctx context.Context, op *pb.StreamOp) *pb.StreamRes
 		ctx = oc
 	}
 	res := &pb.StreamResult{Id: op.Id}
-	if aop, ks := streamOpAccess(op); aop != 0 {
-		if err := k.s.gate.decideRequest(ctx, aop, ks); err != nil {
+	if aop, name, ks, key := streamOpAccess(op); aop != 0 {
+		if err := k.s.gate.decideRequest(ctx, aop, name, ks, key); err != nil {
 			res.Result = &pb.StreamResult_Error{Error: streamError(err)}
 			return res
 		}
@@ -195,19 +195,19 @@ func streamError(err error) *pb.StreamError {
 }
 
 // streamOpAccess is what the gateway decides for one request of a stream:
-// its operation and keyspace.
-func streamOpAccess(op *pb.StreamOp) (access.Op, string) {
+// its operation, its name in audit entries, its keyspace and key.
+func streamOpAccess(op *pb.StreamOp) (access.Op, string, string, []byte) {
 	switch o := op.Op.(type) {
 	case *pb.StreamOp_Get:
-		return access.Read, o.Get.GetKeyspace()
+		return access.Read, "get", o.Get.GetKeyspace(), o.Get.GetKey()
 	case *pb.StreamOp_Put:
-		return access.Write, o.Put.GetKeyspace()
+		return access.Write, "put", o.Put.GetKeyspace(), o.Put.GetKey()
 	case *pb.StreamOp_Delete:
-		return access.Write, o.Delete.GetKeyspace()
+		return access.Write, "delete", o.Delete.GetKeyspace(), o.Delete.GetKey()
 	case *pb.StreamOp_CompareAndSwap:
-		return access.Write, o.CompareAndSwap.GetKeyspace()
+		return access.Write, "cas", o.CompareAndSwap.GetKeyspace(), o.CompareAndSwap.GetKey()
 	case *pb.StreamOp_Batch:
-		return access.Write, o.Batch.GetKeyspace()
+		return access.Write, "batch", o.Batch.GetKeyspace(), requestKey(o.Batch)
 	}
-	return 0, "" // refused: no known operation
+	return 0, "", "", nil // refused: no known operation
 }

@@ -405,13 +405,17 @@ func TestIsolatedFollowerServesNoStaleFollowerReads(t *testing.T) {
 // and a follower serves bounded-staleness reads of it from its own replica,
 // though it never learns that the tail itself committed. The commit timeout
 // here is longer than the test, so only the tail can deliver the write.
+// The keyspace is not audited: a follower alone cannot commit a read's
+// audit entry (TestAuditedFollowerReadFailsClosed).
 func TestFollowersApplyLastWriteBeforeCommitTimeout(t *testing.T) {
 	c := testcluster.Start(t, threeEEANodes(), func(cfg *server.Config) {
 		cfg.Raft.CommitTimeout = 10 * time.Minute
 	})
 	ctx := ctxT(t)
 	cl := c.Client(t)
-	ks, err := cl.CreateKeyspace(ctx, "users", 1, eea)
+	unaudited := eea
+	unaudited.Audit = "none"
+	ks, err := cl.CreateKeyspace(ctx, "users", 1, unaudited)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,7 @@ func (s *Server) metaLoop(ctx context.Context) {
 func (s *Server) reconcileNodes(ctx context.Context, members map[string]gossipMeta, inMeta map[string]bool) error {
 	c := s.catalog()
 	var ops []raftfsm.Op
+	var events []historyEvent
 	ids := make([]string, 0, len(members))
 	for id := range members {
 		ids = append(ids, id)
@@ -70,6 +71,12 @@ func (s *Server) reconcileNodes(ctx context.Context, members map[string]gossipMe
 		}
 		if !ok || *have != want {
 			ops = append(ops, putOp(metaNodeKey(id), mustJSON(want)))
+			switch {
+			case !ok:
+				events = append(events, historyEvent{Node: id, Action: "node-join", Reason: "recorded at " + want.Locality.String()})
+			case !have.Live:
+				events = append(events, historyEvent{Node: id, Action: "node-live", Reason: "seen again by gossip"})
+			}
 		}
 	}
 	for _, n := range c.sortedNodes() {
@@ -77,12 +84,13 @@ func (s *Server) reconcileNodes(ctx context.Context, members map[string]gossipMe
 			down := *n
 			down.Live = false
 			ops = append(ops, putOp(metaNodeKey(n.ID), mustJSON(down)))
+			events = append(events, historyEvent{Node: n.ID, Action: "node-down", Reason: "no longer seen by gossip"})
 		}
 	}
 	if len(ops) == 0 {
 		return nil
 	}
-	_, err := s.metaPropose(ctx, raftfsm.Command{Ops: ops})
+	_, err := s.metaPropose(ctx, raftfsm.Command{Ops: ops, Audit: s.historyLeaf(ctx, events...)})
 	return err
 }
 

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/clover-kv/clover/access"
 	pb "github.com/clover-kv/clover/api/cloverv1"
 	"github.com/clover-kv/clover/internal/errkind"
 )
@@ -122,7 +123,14 @@ const forwardedKey = "clover-forwarded"
 
 func markForwarded(ctx context.Context) context.Context {
 	if u := onBehalfOf(ctx); u != "" {
-		return metadata.AppendToOutgoingContext(ctx, forwardedKey, "1", onBehalfKey, u)
+		kv := []string{forwardedKey, "1", onBehalfKey, u}
+		if ci, ok := callerOf(ctx); ok && ci.caller.Kind == access.User {
+			kv = append(kv, onBehalfFPKey, ci.fingerprint)
+			if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+				kv = append(kv, onBehalfAddrKey, p.Addr.String())
+			}
+		}
+		return metadata.AppendToOutgoingContext(ctx, kv...)
 	}
 	return metadata.AppendToOutgoingContext(ctx, forwardedKey, "1")
 }

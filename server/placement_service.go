@@ -57,8 +57,11 @@ func (s *Server) setPolicy(ctx context.Context, req *pb.SetPolicyRequest) (*keys
 		if err != nil {
 			return nil, err
 		}
+		if err := validAuditMode(req.Policy.Audit); err != nil {
+			return nil, err
+		}
 		ks := *old
-		ks.Policy, ks.Access = p, acc
+		ks.Policy, ks.Access, ks.Audit = p, acc, req.Policy.Audit
 		ks.Countries, ks.Anywhere = s.jurisdict.PermittedCountries(p)
 		guard, guardOps := s.guardrailFor(c)
 		if err := checkGuardrail(guard, &ks, old.Policy.Class != placement.ClassPublic); err != nil {
@@ -68,7 +71,13 @@ func (s *Server) setPolicy(ctx context.Context, req *pb.SetPolicyRequest) (*keys
 			s.historyOps(c, historyEvent{Keyspace: ks.Name, Action: "set-policy",
 				Reason: fmt.Sprintf("policy changed from %s %s to %s %s", old.Policy.String(), old.Access.String(), p.String(), acc.String())})...)
 		ops = append(ops, guardOps...)
-		res, err := s.metaPropose(ctx, raftfsm.Command{Ops: ops})
+		leaf, err := s.adminLeaf(ctx, "set-policy", ks.Name,
+			fmt.Sprintf("policy changed from %s %s audit=%s to %s %s audit=%s", old.Policy.String(), old.Access.String(), old.auditMode(),
+				p.String(), acc.String(), ks.auditMode()))
+		if err != nil {
+			return nil, err
+		}
+		res, err := s.metaPropose(ctx, raftfsm.Command{Ops: ops, Audit: leaf})
 		if isMismatch(err) && attempt < 5 {
 			continue
 		}

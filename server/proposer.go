@@ -316,3 +316,33 @@ func resultError(res raftfsm.Result) error {
 		return unavailablef("apply: %v", res.Err)
 	}
 }
+
+// proposeAll replicates cmds, which the proposer packs as it packs
+// concurrent proposals, and returns the first error. Used for audit
+// entries, whose commands write no keys and so share entries freely.
+func (p *proposer) proposeAll(ctx context.Context, cmds []raftfsm.Command) error {
+	if len(cmds) == 1 {
+		res, err := p.propose(ctx, cmds[0])
+		if err == nil {
+			err = resultError(res)
+		}
+		return err
+	}
+	errs := make(chan error, len(cmds))
+	for _, c := range cmds {
+		go func() {
+			res, err := p.propose(ctx, c)
+			if err == nil {
+				err = resultError(res)
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range cmds {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

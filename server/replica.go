@@ -85,10 +85,10 @@ func (s *Server) openReplica(id uint64, initial []raft.Server, onApply func(*rep
 	r.fsm, err = raftfsm.New(s.db, id, raftfsm.Options{
 		Guard: func() error { return s.permitShardHere(id) },
 		OnApply: func(index uint64, cmds []raftfsm.Command) {
-			// An entry whose commands all failed, or that had none (a
-			// barrier, a proposer's tail), changed no data; a configuration
-			// entry or a restore (nil) counts as a change.
-			r.applied.advanceTo(index, cmds == nil || len(cmds) > 0)
+			// An entry whose commands all failed, or wrote no key (a
+			// barrier, a proposer's tail, audit entries), changed no data;
+			// a configuration entry or a restore (nil) counts as a change.
+			r.applied.advanceTo(index, cmds == nil || writesData(cmds))
 			if onApply != nil {
 				onApply(r)
 			}
@@ -264,7 +264,13 @@ func (r *replica) barrier(ctx context.Context, term uint64) error {
 	// An empty entry rather than raft.Barrier: barrier entries never reach
 	// the state machine, so its applied index could stay below the commit
 	// index that readers wait for.
-	if err := waitFuture(ctx, r.raft.Apply(emptyEntry, timeout)); err != nil {
+	// A group without an audit salt yet has its first leader's barrier
+	// draw one.
+	entry := emptyEntry
+	if r.fsm.AuditSalt() == nil {
+		entry = raftfsm.EncodeEntry(nil, []raftfsm.Command{{AuditSalt: newSalt()}})
+	}
+	if err := waitFuture(ctx, r.raft.Apply(entry, timeout)); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -485,4 +491,14 @@ func (a *appliedNotifier) wait(ctx context.Context, i uint64) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// writesData reports whether some command of cmds writes a key.
+func writesData(cmds []raftfsm.Command) bool {
+	for _, c := range cmds {
+		if len(c.Ops) > 0 {
+			return true
+		}
+	}
+	return false
 }

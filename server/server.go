@@ -52,6 +52,8 @@ type Server struct {
 	// each caller's requests (nil: no limit).
 	gate *gateway
 	rate *RateLimiter
+	// audit records requests and admin acts in the audit streams.
+	audit *auditor
 	// attest: the meta leader's checks of gossip members' claims.
 	attest attestations
 	// peerLog rate-limits the log lines of refused peers.
@@ -271,11 +273,15 @@ func (s *Server) start() error {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(grpcTLS)))
 	}
 	s.gate = newGateway(s)
+	if s.audit, err = newAuditor(s); err != nil {
+		return err
+	}
 	opts = append(opts, grpc.ChainUnaryInterceptor(s.gate.unary), grpc.ChainStreamInterceptor(s.gate.stream))
 	s.grpc = grpc.NewServer(opts...)
 	pb.RegisterKVServer(s.grpc, &kvService{s: s})
 	pb.RegisterAdminServer(s.grpc, &adminService{s: s})
 	pb.RegisterInternalServer(s.grpc, &internalService{s: s})
+	pb.RegisterAuditServer(s.grpc, &auditService{s: s})
 	if err := s.openMeta(); err != nil {
 		return err
 	}

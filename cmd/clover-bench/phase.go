@@ -201,7 +201,7 @@ func (f *phaseFlags) openStore(ctx context.Context, stderr io.Writer) (*store, e
 		return st, nil
 	}
 	cc := cloverdb.Config{Endpoints: f.endpoints, Keyspace: f.keyspace, Shards: f.shards, Read: f.read, MaxStale: f.maxStale,
-		Policy: client.Policy{Replicas: f.replicas}}
+		Policy: client.Policy{Replicas: f.replicas, Audit: f.audit}}
 	secure := f.tlsCert != "" || f.tlsKey != "" || f.tlsCA != ""
 	switch {
 	case secure && f.insecure:

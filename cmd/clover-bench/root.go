@@ -67,6 +67,7 @@ type phaseFlags struct {
 	seed      uint64
 
 	keyspace  string
+	audit     string
 	shards    int
 	residency []string
 	replicas  int
@@ -125,6 +126,7 @@ func newPhaseCmd(phase bench.Phase) *cobra.Command {
 	fs.IntVar(&f.shards, "shards", 8, "clover: shards of a created keyspace")
 	fs.StringSliceVar(&f.residency, "residency", []string{"EEA"}, "clover: where a created keyspace may live: jurisdictions and/or countries (EEA, EU, IE) or anywhere")
 	fs.IntVar(&f.replicas, "replicas", 3, "clover: replicas per shard of a created keyspace")
+	fs.StringVar(&f.audit, "audit", "none", "clover: what a created keyspace's audit log records: all, writes or none (none measures the store alone, as etcd has no audit log)")
 	fs.StringVar(&f.read, "read", "linearizable", "read consistency: linearizable; clover: follower; etcd: serializable")
 	fs.DurationVar(&f.maxStale, "max-stale", 100*time.Millisecond, "clover: staleness bound of follower reads")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "clover: PEM client certificate of the cluster CA, for a cluster running mutual TLS")

@@ -64,13 +64,15 @@ type jsonPolicy struct {
 	CallerJurisdictions []string `json:"callerJurisdictions"`
 	CallerCountries     []string `json:"callerCountries"`
 	CallerAnywhere      bool     `json:"callerAnywhere"`
+	// What the audit log records, resolved: all, writes or none.
+	Audit string `json:"audit"`
 }
 
 func policyJSON(p client.Policy) jsonPolicy {
 	return jsonPolicy{AllowJurisdictions: strs(p.AllowJurisdictions), AllowCountries: strs(p.AllowCountries),
 		DenyCountries: strs(p.DenyCountries), Replicas: p.Replicas, LeaderPreference: strs(p.LeaderPreference), DataClass: p.Class,
 		ReadRoles: strs(p.ReadRoles), WriteRoles: strs(p.WriteRoles), CallerJurisdictions: strs(p.CallerJurisdictions),
-		CallerCountries: strs(p.CallerCountries), CallerAnywhere: p.CallerAnywhere}
+		CallerCountries: strs(p.CallerCountries), CallerAnywhere: p.CallerAnywhere, Audit: p.Audit}
 }
 
 type jsonShardInfo struct {

@@ -21,6 +21,8 @@ type policyFlags struct {
 	// The access policy: --read-roles, --write-roles, --caller-jurisdictions.
 	readRoles, writeRoles []string
 	callers               string
+	// audit: --audit, what the keyspace's audit log records.
+	audit string
 	// keep: set-policy, where a zero --replicas and an empty --class keep
 	// the keyspace's current values, and so does an access flag not given.
 	keep  bool
@@ -32,6 +34,7 @@ const (
 	flagReadRoles  = "read-roles"
 	flagWriteRoles = "write-roles"
 	flagCallers    = "caller-jurisdictions"
+	flagAudit      = "audit"
 )
 
 func (p *policyFlags) register(f *pflag.FlagSet) {
@@ -54,6 +57,8 @@ func (p *policyFlags) register(f *pflag.FlagSet) {
 	f.StringSliceVar(&p.writeRoles, flagWriteRoles, nil, "roles whose holders may write the keys: reader, writer, admin (secure mode; "+kept+": writer)")
 	f.StringVar(&p.callers, flagCallers, "", "where callers may work from, comma-separated: jurisdictions and ISO country codes, or 'anywhere' "+
 		"(secure mode; "+kept+": the residency for class personal, anywhere for class public)")
+	f.StringVar(&p.audit, flagAudit, "", "what the keyspace's audit log records: all (reads and writes), writes or none ("+kept+
+		": all for class personal, none for public)")
 	p.flags = f
 }
 
@@ -95,6 +100,11 @@ func (p *policyFlags) policy(ctx context.Context, c *client.Client) (client.Poli
 	if out.CallerJurisdictions, err = parseCallers(cat, p.callers); err != nil {
 		return client.Policy{}, err
 	}
+	switch out.Audit = strings.ToLower(strings.TrimSpace(p.audit)); out.Audit {
+	case "", "all", "writes", "none":
+	default:
+		return bad("--audit %q: want all, writes or none", p.audit)
+	}
 	return out, nil
 }
 
@@ -103,7 +113,7 @@ func (p *policyFlags) policy(ctx context.Context, c *client.Client) (client.Poli
 // residency leaves who may read and write, and from where, as it was.
 func (p *policyFlags) keepAccess(ctx context.Context, c *client.Client, name string, out *client.Policy) error {
 	given := func(flag string) bool { return p.flags != nil && p.flags.Changed(flag) }
-	if given(flagReadRoles) && given(flagWriteRoles) && given(flagCallers) {
+	if given(flagReadRoles) && given(flagWriteRoles) && given(flagCallers) && given(flagAudit) {
 		return nil
 	}
 	k, err := c.Keyspace(ctx, name)
@@ -118,6 +128,9 @@ func (p *policyFlags) keepAccess(ctx context.Context, c *client.Client, name str
 	}
 	if !given(flagCallers) {
 		out.CallerJurisdictions = k.Policy.CallerJurisdictions
+	}
+	if !given(flagAudit) {
+		out.Audit = k.Policy.Audit
 	}
 	return nil
 }

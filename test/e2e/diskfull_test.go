@@ -18,7 +18,9 @@ import (
 // A full disk: with the nodes' file system below their free-space reserve,
 // writes fail with ErrDiskFull and a message that says why, reads go on,
 // a refused write is not applied, and once space is freed writes resume
-// with every replica intact. The three nodes' data directories share one
+// with every replica intact. Reads of an audited keyspace fail closed
+// meanwhile (their audit entries cannot be committed) with Unavailable
+// naming the audit, while the unaudited keyspace is served. The three nodes' data directories share one
 // size-limited tmpfs (mounting it needs root).
 func TestDiskFull(t *testing.T) {
 	needBinaries(t)
@@ -50,10 +52,19 @@ func TestDiskFull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cl := c.client(t)
-	if _, err := cl.CreateKeyspace(ctx, "users", usersShards, eea); err != nil {
+	unaudited := eea
+	unaudited.Audit = "none"
+	if _, err := cl.CreateKeyspace(ctx, "users", usersShards, unaudited); err != nil {
+		t.Fatalf("create keyspace: %v", err)
+	}
+	if _, err := cl.CreateKeyspace(ctx, "audited", 2, eea); err != nil {
 		t.Fatalf("create keyspace: %v", err)
 	}
 	c.waitKeyspaceKnown(t, "users", c.ids()...)
+	c.waitKeyspaceKnown(t, "audited", c.ids()...)
+	if _, err := cl.Put(ctx, "audited", []byte("rec"), []byte("v")); err != nil {
+		t.Fatalf("put audited: %v", err)
+	}
 	acked := map[string]string{}
 	put := func(k, v string) error {
 		_, err := cl.Put(ctx, "users", []byte(k), []byte(v))
@@ -121,6 +132,26 @@ func TestDiskFull(t *testing.T) {
 	if _, err := cl.Get(ctx, "users", []byte("before-042"), client.Follower(time.Second)); err != nil {
 		t.Fatalf("follower read on a full disk: %v", err)
 	}
+	// The audited keyspace fails closed: no read without its record.
+	var ae *client.Error
+	if _, err := cl.Get(ctx, "audited", []byte("rec")); !errors.Is(err, client.ErrUnavailable) || !errors.As(err, &ae) || ae.Rule != "audit" {
+		t.Fatalf("read of an audited keyspace on a full disk: %v (want Unavailable, rule audit)", err)
+	} else if !strings.Contains(err.Error(), "audit") {
+		t.Fatalf("audit failure does not say so: %v", err)
+	}
+	cs, err := cl.ClusterStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alarms := 0
+	for _, n := range cs.Nodes {
+		if n.AuditDiskFull {
+			alarms++
+		}
+	}
+	if alarms == 0 {
+		t.Fatalf("no node reports the audit's full disk: %+v", cs.Nodes)
+	}
 
 	// Space freed: writes resume.
 	if err := os.Remove(filler); err != nil {
@@ -142,6 +173,9 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("a write refused for a full disk was applied: %v", err)
 	}
 	checkAllReadable(ctx, t, cl, acked)
+	if _, err := cl.Get(ctx, "audited", []byte("rec")); err != nil {
+		t.Fatalf("read of the audited keyspace once space was freed: %v", err)
+	}
 	rep, err := cl.CheckReplicas(ctx, "users", time.Minute)
 	if err != nil || !rep.OK {
 		t.Fatalf("replicas after the disk filled: %+v, %v", rep, err)
