@@ -2449,7 +2449,15 @@ type NodeStatus struct {
 	// The meta-group index this node's catalogue reflects.
 	MetaAppliedIndex uint64 `protobuf:"varint,7,opt,name=meta_applied_index,json=metaAppliedIndex,proto3" json:"meta_applied_index,omitempty"`
 	// Requests this node's gateway refused since it started, by rule.
-	Refusals      map[string]uint64 `protobuf:"bytes,8,rep,name=refusals,proto3" json:"refusals,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Refusals map[string]uint64 `protobuf:"bytes,8,rep,name=refusals,proto3" json:"refusals,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Requests of audited keyspaces this node failed because their audit
+	// entry could not be committed in time (fail closed).
+	AuditFailures uint64 `protobuf:"varint,9,opt,name=audit_failures,json=auditFailures,proto3" json:"audit_failures,omitempty"`
+	// Entries of refused requests this node could not record (its queue was
+	// full or the stream unreachable): an alarm, never a silent gap.
+	AuditDropped uint64 `protobuf:"varint,10,opt,name=audit_dropped,json=auditDropped,proto3" json:"audit_dropped,omitempty"`
+	// The node's disk is below its reserve, so audited requests fail.
+	AuditDiskFull bool `protobuf:"varint,11,opt,name=audit_disk_full,json=auditDiskFull,proto3" json:"audit_disk_full,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2538,6 +2546,27 @@ func (x *NodeStatus) GetRefusals() map[string]uint64 {
 		return x.Refusals
 	}
 	return nil
+}
+
+func (x *NodeStatus) GetAuditFailures() uint64 {
+	if x != nil {
+		return x.AuditFailures
+	}
+	return 0
+}
+
+func (x *NodeStatus) GetAuditDropped() uint64 {
+	if x != nil {
+		return x.AuditDropped
+	}
+	return 0
+}
+
+func (x *NodeStatus) GetAuditDiskFull() bool {
+	if x != nil {
+		return x.AuditDiskFull
+	}
+	return false
 }
 
 type CreateKeyspaceRequest struct {
@@ -4792,7 +4821,9 @@ type AuditEntry struct {
 	// For admin acts: what changed, with no key or value.
 	Detail string `protobuf:"bytes,17,opt,name=detail,proto3" json:"detail,omitempty"`
 	// A linearizable or follower read: "linearizable", "follower".
-	Consistency   string `protobuf:"bytes,18,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	Consistency string `protobuf:"bytes,18,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// A batch's other keys, each as key_hmac is the first's.
+	MoreKeyHmacs  [][]byte `protobuf:"bytes,19,rep,name=more_key_hmacs,json=moreKeyHmacs,proto3" json:"more_key_hmacs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4951,6 +4982,13 @@ func (x *AuditEntry) GetConsistency() string {
 		return x.Consistency
 	}
 	return ""
+}
+
+func (x *AuditEntry) GetMoreKeyHmacs() [][]byte {
+	if x != nil {
+		return x.MoreKeyHmacs
+	}
+	return nil
 }
 
 type AuditAppendRequest struct {
@@ -6365,7 +6403,7 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\n" +
 	"RaftMember\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
-	"\x05voter\x18\x02 \x01(\bR\x05voter\"\x8c\x03\n" +
+	"\x05voter\x18\x02 \x01(\bR\x05voter\"\x80\x04\n" +
 	"\n" +
 	"NodeStatus\x12'\n" +
 	"\x04node\x18\x01 \x01(\v2\x13.clover.v1.NodeInfoR\x04node\x12\x1c\n" +
@@ -6377,7 +6415,11 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"shards_led\x18\x05 \x01(\rR\tshardsLed\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12,\n" +
 	"\x12meta_applied_index\x18\a \x01(\x04R\x10metaAppliedIndex\x12?\n" +
-	"\brefusals\x18\b \x03(\v2#.clover.v1.NodeStatus.RefusalsEntryR\brefusals\x1a;\n" +
+	"\brefusals\x18\b \x03(\v2#.clover.v1.NodeStatus.RefusalsEntryR\brefusals\x12%\n" +
+	"\x0eaudit_failures\x18\t \x01(\x04R\rauditFailures\x12#\n" +
+	"\raudit_dropped\x18\n" +
+	" \x01(\x04R\fauditDropped\x12&\n" +
+	"\x0faudit_disk_full\x18\v \x01(\bR\rauditDiskFull\x1a;\n" +
 	"\rRefusalsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"n\n" +
@@ -6524,7 +6566,7 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\acountry\x18\x05 \x01(\tR\acountry\x12$\n" +
 	"\rjurisdictions\x18\x06 \x03(\tR\rjurisdictions\x12\x17\n" +
 	"\anode_id\x18\a \x01(\tR\x06nodeId\x12\x1a\n" +
-	"\binsecure\x18\b \x01(\bR\binsecure\"\xb7\x04\n" +
+	"\binsecure\x18\b \x01(\bR\binsecure\"\xdd\x04\n" +
 	"\n" +
 	"AuditEntry\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x16\n" +
@@ -6546,7 +6588,8 @@ const file_clover_v1_clover_proto_rawDesc = "" +
 	"\x06result\x18\x0f \x01(\tR\x06result\x12\x12\n" +
 	"\x04rule\x18\x10 \x01(\tR\x04rule\x12\x16\n" +
 	"\x06detail\x18\x11 \x01(\tR\x06detail\x12 \n" +
-	"\vconsistency\x18\x12 \x01(\tR\vconsistency\"t\n" +
+	"\vconsistency\x18\x12 \x01(\tR\vconsistency\x12$\n" +
+	"\x0emore_key_hmacs\x18\x13 \x03(\fR\fmoreKeyHmacs\"t\n" +
 	"\x12AuditAppendRequest\x12\x19\n" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12/\n" +
 	"\aentries\x18\x02 \x03(\v2\x15.clover.v1.AuditEntryR\aentries\x12\x12\n" +
