@@ -353,6 +353,16 @@ func (c *Client) do(ctx context.Context, req request) error {
 			}
 			avoid = addr
 			c.forgetLeader(req.keyspace, req.key)
+			// A call that names no key (an audit call about the keyspace)
+			// goes next to a node the refusal says is permitted.
+			if req.key == nil {
+				for _, p := range e.PermittedEndpoints {
+					if p != addr {
+						hint = p
+						break
+					}
+				}
+			}
 			if !refreshed {
 				refreshed = true
 				_ = c.refreshRoutes(ctx, 0)

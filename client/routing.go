@@ -176,3 +176,22 @@ func buildRoutes(resp *pb.RoutingTableResponse) *routingTable {
 	}
 	return rt
 }
+
+// keyspaceOfShard returns the keyspace of shard id in the routing table, or
+// "" when the table has no such shard (the admin stream, shard 0).
+func (c *Client) keyspaceOfShard(id uint64) string {
+	if id == 0 {
+		return ""
+	}
+	c.routeMu.RLock()
+	rt := c.routes
+	c.routeMu.RUnlock()
+	for name, ks := range rt.keyspaces {
+		for _, sh := range ks.shards {
+			if sh.id == id {
+				return name
+			}
+		}
+	}
+	return ""
+}

@@ -839,7 +839,7 @@ func TestHelp(t *testing.T) {
 	out := c.ok("--help")
 	for _, want := range []string{"Exit codes:", "  0   success", "  1   an error", "  2   usage", "  3   residency", "  4   not found",
 		"  5   placement violation", "  6   version mismatch", "  7   invalid argument", "  8   unknown keyspace",
-		"  9   keyspace exists", "  10  cannot place", "  11  permission denied", "  12  outcome unknown", "  13  unavailable"} {
+		"  9   keyspace exists", "  10  cannot place", "  11  permission denied", "  12  outcome unknown", "  13  unavailable", "  14  tampering detected"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("clover --help does not list %q:\n%s", want, out)
 		}

@@ -52,6 +52,8 @@ var exitClasses = []exitClass{
 		[]error{client.ErrOutcomeUnknown}},
 	{13, "unavailable", "no answer within --timeout, or no node could serve: nodes unreachable, a shard without a leader, a disk full; retry later",
 		[]error{client.ErrUnavailable, client.ErrResourceExhausted, client.ErrDiskFull, client.ErrConflict, context.DeadlineExceeded}},
+	{14, "tampering detected", "audit: a replica's log does not extend a checkpoint you kept (truncated, rewritten), or a record, inclusion or consistency proof or checkpoint signature fails its check, or a kept stream is gone",
+		[]error{errTampered}},
 }
 
 // exitCode returns the exit code for err: its class's, or exitOther.

@@ -41,6 +41,7 @@ func TestExitCode(t *testing.T) {
 		{client.ErrUnavailable, 13},
 		{client.ErrDiskFull, 13},
 		{fmt.Errorf("reach cluster: %w", context.DeadlineExceeded), 13},
+		{fmt.Errorf("%w: 2 problems found", errTampered), 14},
 		{client.ErrInternal, 1},
 		{errors.New("anything else"), 1},
 	}

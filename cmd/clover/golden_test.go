@@ -125,6 +125,12 @@ var goldenCases = []struct {
 	{"cert-show-ca", func(g *globals) error { return g.showCert(goldenCerts[0]) }},
 	{"cert-show-user", func(g *globals) error { return g.showCert(goldenCerts[2]) }},
 	{"cert-show-problem", func(g *globals) error { return g.showCert(goldenCerts[4]) }},
+	{"audit-tail", func(g *globals) error { return g.showRecords(goldenRecords) }},
+	{"audit-tail-empty", func(g *globals) error { return g.showRecords(nil) }},
+	{"audit-incidents", func(g *globals) error { return g.showIncidents(goldenIncidents) }},
+	{"audit-checkpoint", func(g *globals) error { return g.showCheckpoints(goldenCheckpoints) }},
+	{"audit-verify", func(g *globals) error { return g.showAuditReport(goldenReportOK) }},
+	{"audit-verify-tampered", func(g *globals) error { return g.showAuditReport(goldenReportBad) }},
 }
 
 // The output of every command, in table and JSON form, is pinned by a

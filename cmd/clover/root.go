@@ -26,7 +26,10 @@ type globals struct {
 	tlsCert, tlsKey, tlsCA string
 	// insecure: plaintext, to a cluster in insecure mode.
 	insecure bool
-	out      io.Writer
+	// auditCluster: clover audit --cluster, the cluster name checkpoints
+	// are checked against.
+	auditCluster string
+	out          io.Writer
 }
 
 func newRootCmd() *cobra.Command {
@@ -60,7 +63,7 @@ func newRootCmd() *cobra.Command {
 	insecureDef, _ := strconv.ParseBool(os.Getenv("CLOVER_INSECURE"))
 	pf.BoolVar(&g.insecure, "insecure", insecureDef, "connect without certificates, to a cluster in insecure mode (development only; env CLOVER_INSECURE)")
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
-	root.AddCommand(newKVCmd(g), newKeyspaceCmd(g), newClusterCmd(g), newPlacementCmd(g), newWhoAmICmd(g))
+	root.AddCommand(newKVCmd(g), newKeyspaceCmd(g), newClusterCmd(g), newPlacementCmd(g), newWhoAmICmd(g), newAuditCmd(g))
 	cert := newCertCmd(g)
 	root.AddCommand(cert)
 	hideFlagsInHelp(cert, clusterFlags)
