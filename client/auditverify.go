@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	pb "github.com/clover-kv/clover/api/cloverv1"
 	"github.com/clover-kv/clover/audit"
@@ -183,6 +184,13 @@ func (c *Client) verifyStream(ctx context.Context, sr *AuditStreamReport, k *pb.
 	return nil
 }
 
+// How long AuditVerify waits for a replica shorter than the kept
+// checkpoint to catch up, and how often it asks again meanwhile.
+const (
+	auditSettle     = 5 * time.Second
+	auditSettlePoll = 200 * time.Millisecond
+)
+
 // verifyReplica checks one replica's copy of a stream against old.
 func (c *Client) verifyReplica(ctx context.Context, stream, node, addr string, shard uint64, old audit.Checkpoint,
 	roots *x509.CertPool, cluster string) (AuditNodeReport, error) {
@@ -195,6 +203,17 @@ func (c *Client) verifyReplica(ctx context.Context, stream, node, addr string, s
 		return problem(AuditUnreachable, "the cluster lists no address for the node")
 	}
 	resp, err := c.AuditProve(ctx, addr, shard, old.Size)
+	// A follower may not have applied the newest entries of a checkpoint
+	// its leader signed: give it auditSettle to catch up before a copy
+	// shorter than the kept one counts as truncated.
+	for deadline := time.Now().Add(auditSettle); err == nil && resp.GetCheckpoint().GetSize() < old.Size && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return AuditNodeReport{}, ctx.Err()
+		case <-time.After(auditSettlePoll):
+		}
+		resp, err = c.AuditProve(ctx, addr, shard, old.Size)
+	}
 	if err != nil {
 		return c.replicaErr(ctx, err, problem, "prove")
 	}
