@@ -255,8 +255,8 @@ func TestRewrittenHistoryIsNotConsistent(t *testing.T) {
 				}
 				pa, _ := ProveConsistency(m, size, ta.HashReader())
 				for name, p := range map[string][][]byte{
-					"B's proof":               pb,
-					"A's proof":               pa,
+					"B's proof":                pb,
+					"A's proof":                pa,
 					"B's proof, old prepended": append([][]byte{bOld[:]}, pb...),
 				} {
 					if err := VerifyConsistency(m, kept[:], size, bRoot[:], p); !errors.Is(err, ErrBadProof) {
