@@ -105,7 +105,7 @@ func Incidents(recs []*cloverv1.AuditRecord, opts IncidentOptions) []*cloverv1.A
 		window           int64
 	}
 	countries := map[string]map[string]bool{} // keyspace -> countries seen
-	baseline := map[string]string{}            // keyspace -> first country
+	baseline := map[string]string{}           // keyspace -> first country
 	volume := map[volumeKey]int{}
 	var out []*cloverv1.AuditIncident
 	for _, it := range items {
