@@ -172,6 +172,7 @@ func settings() []setting {
 			}},
 		dur("dead-node-grace", "a node unreachable this long has its replicas rebuilt elsewhere", func(c *server.Config) *time.Duration { return &c.DeadNodeGrace }),
 		dur("handover-timeout", "on shutdown, how long the node waits for its leaderships to move to other voters before it stops (0 hands nothing over)", func(c *server.Config) *time.Duration { return &c.HandoverTimeout }),
+		dur("audit-timeout", "how long a request of an audited keyspace waits for its audit entry to commit before it fails with Unavailable (rule audit)", func(c *server.Config) *time.Duration { return &c.AuditTimeout }),
 		dur("reconcile-interval", "how often the placement controller runs", func(c *server.Config) *time.Duration { return &c.ReconcileInterval }),
 		dur("leader-balance-interval", "least time between two balance moves of one shard's leadership", func(c *server.Config) *time.Duration { return &c.LeaderBalanceInterval }),
 		dur("raft-heartbeat-timeout", "Raft heartbeat timeout", func(c *server.Config) *time.Duration { return &c.Raft.HeartbeatTimeout }),
