@@ -458,4 +458,3 @@ func (a *auditService) Incidents(ctx context.Context, req *pb.AuditIncidentsRequ
 	}
 	return out, nil
 }
-
