@@ -204,9 +204,17 @@ func (c *Client) verifyReplica(ctx context.Context, stream, node, addr string, s
 	}
 	resp, err := c.AuditProve(ctx, addr, shard, old.Size)
 	// A follower may not have applied the newest entries of a checkpoint
-	// its leader signed: give it auditSettle to catch up before a copy
-	// shorter than the kept one counts as truncated.
-	for deadline := time.Now().Add(auditSettle); err == nil && resp.GetCheckpoint().GetSize() < old.Size && time.Now().Before(deadline); {
+	// its leader signed, and a replica just added (or a node just
+	// restarted) may not serve its copy yet: give it auditSettle to catch
+	// up before a copy shorter than the kept one counts as truncated, or
+	// the node as unreachable.
+	settling := func() bool {
+		if err != nil {
+			return errors.Is(err, ErrUnavailable) && ctx.Err() == nil
+		}
+		return resp.GetCheckpoint().GetSize() < old.Size
+	}
+	for deadline := time.Now().Add(auditSettle); settling() && time.Now().Before(deadline); {
 		select {
 		case <-ctx.Done():
 			return AuditNodeReport{}, ctx.Err()

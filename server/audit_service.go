@@ -80,7 +80,9 @@ func (s *Server) streamReplica(shard uint64, local bool) (*replica, string, erro
 		return r, "", nil
 	}
 	if local {
-		return nil, "", notLeaderError(shard, s.streamHint(shard))
+		// Asked for this node's own copy, which it does not hold (yet: a
+		// replica being added, or a node restarting).
+		return nil, "", unavailablef("audit: shard %d: this node holds no replica of its stream", shard)
 	}
 	hint := ""
 	if r != nil {
